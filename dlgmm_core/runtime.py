@@ -1,0 +1,40 @@
+"""Device choice and seeding, shared by training and evaluation."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from .errors import DlgmmError
+
+
+def resolve_device(name: str, key: str = "device") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; ``cuda`` without a GPU is an error naming ``key``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DlgmmError(f"params.yaml: {key} is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    if name not in ("cpu", "cuda"):
+        raise DlgmmError(f"params.yaml: {key} must be auto, cpu or cuda (got {name!r})")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a CPU generator seeded the same way.
+
+    Also asks torch for deterministic kernels, so CPU runs with the same
+    seed are bitwise identical.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def as_float_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Binary uint8 images (N, 784) to a float32 tensor on ``device``, copied once."""
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=torch.float32)
