@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 OMNIGLOT_DIR ?=
 
 export DVC_NO_ANALYTICS := 1
+# Idle OpenMP threads sleep instead of spinning (spinning slows a busy 2-core machine many-fold).
+export OMP_WAIT_POLICY := PASSIVE
 # Stage commands call `python`: make it the project's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 

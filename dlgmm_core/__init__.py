@@ -1,0 +1,42 @@
+"""dlgmm_core: reproduction of "Approximate Inference for Deep Latent Gaussian Mixtures".
+
+Public API (imported lazily, so ``python -m dlgmm_core.config`` does not load torch):
+
+- :func:`build_model` (kind, **config) -> nn.Module, kinds gauss_vae, sb_vae, dlgmm, dldpmm
+- :func:`log_marginal_likelihood`, :func:`importance_bounds` (importance sampling)
+- :func:`save_checkpoint`, :func:`load_checkpoint`
+- :class:`DlgmmError`, the one user-facing error
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import DlgmmError
+
+_LAZY = {
+    "build_model": "models",
+    "check_model_config": "models",
+    "GaussVAE": "models",
+    "StickBreakingVAE": "models",
+    "DeepLatentMixture": "models",
+    "MODEL_ARGS": "models",
+    "log_marginal_likelihood": "estimators",
+    "importance_bounds": "estimators",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+}
+
+__all__ = ["DlgmmError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,96 @@
+"""Figure 3a: k-nearest-neighbour classification error on latent samples.
+
+Each example is embedded by one latent sample (``model.embed``); a
+Euclidean kNN classifier (scikit-learn, uniform votes) is fitted on the
+training embeddings and scored on the test embeddings.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+
+from ..errors import DlgmmError
+
+if TYPE_CHECKING:
+    import torch
+
+#: The label-carrying source to suggest when a dataset's source has none.
+LABELLED_SOURCE = {"mnist": "wheel", "omniglot": "lake"}
+
+
+def require_labels(meta_path: str | os.PathLike) -> dict:
+    """Read the prepared-data metadata ``meta_path``; DlgmmError unless it says the data carry labels.
+
+    Returns the metadata (its ``class_names`` label the t-SNE legend).
+    """
+    path = Path(meta_path)
+    if not path.is_file():
+        raise DlgmmError(f"{path}: prepared-data metadata not found; run `python stages/prepare.py "
+                         f"--dataset {path.stem}` (or `dvc repro`) first")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DlgmmError(f"{path}: not readable JSON ({err}); prepare the data again") from None
+    if not meta.get("labels"):
+        dataset = meta.get("dataset", path.stem)
+        alternative = LABELLED_SOURCE.get(dataset, "<a source with labels>")
+        raise DlgmmError(f"knn needs class labels: {path} says source {meta.get('source', 'unknown')} has none; "
+                         f"set data.{dataset}.source: {alternative}")
+    return meta
+
+
+def check_neighbors(neighbors: Iterable[int], n_train: int) -> list[int]:
+    """The neighbour counts as sorted ints; DlgmmError naming eval.knn.neighbors when one exceeds ``n_train``."""
+    ks = sorted({int(k) for k in neighbors})
+    if not ks or ks[0] < 1:
+        raise DlgmmError(f"params.yaml: eval.knn.neighbors must be positive integers (got {ks})")
+    if ks[-1] > n_train:
+        raise DlgmmError(f"params.yaml: eval.knn.neighbors asks for {ks[-1]} neighbours but only {n_train} "
+                         f"training points are embedded; lower eval.knn.neighbors or raise "
+                         f"eval.knn.max_train_examples")
+    return ks
+
+
+def embed(model: Any, x: np.ndarray | torch.Tensor, device: torch.device, batch_size: int = 1000,
+          desc: str = "embed", progress: bool | None = None) -> np.ndarray:
+    """One latent sample per example (``model.embed``), as a float64 (N, d) array."""
+    from . import batched
+
+    z = batched(lambda xb: model.embed(xb).reshape(xb.shape[0], -1), x, device, batch_size=batch_size,
+                desc=desc, progress=progress)
+    if not np.isfinite(z).all():
+        raise DlgmmError(f"{desc}: the model produced non-finite latent samples")
+    return z
+
+
+def knn_errors(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray,
+               neighbors: Iterable[int], n_jobs: int = 1) -> dict[int, float]:
+    """Test error in percent of a Euclidean kNN classifier for each ``k`` of ``neighbors``.
+
+    ``{k: 100 * mean(prediction != y_test)}``. DlgmmError on unlabelled
+    (-1) examples, mismatched shapes or ``k`` above the training size.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    z_train, z_test = np.asarray(z_train, dtype=np.float64), np.asarray(z_test, dtype=np.float64)
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if z_train.ndim != 2 or z_test.ndim != 2 or z_train.shape[1] != z_test.shape[1]:
+        raise DlgmmError(f"knn: embeddings must be (N, d) with equal d (got {z_train.shape} and {z_test.shape})")
+    if y_train.shape != (z_train.shape[0],) or y_test.shape != (z_test.shape[0],):
+        raise DlgmmError(f"knn: {y_train.shape} / {y_test.shape} labels for {z_train.shape[0]} / "
+                         f"{z_test.shape[0]} embeddings")
+    if z_test.shape[0] == 0:
+        raise DlgmmError("knn: no test examples")
+    if (y_train < 0).any() or (y_test < 0).any():
+        raise DlgmmError("knn needs class labels: the labels hold -1 (no label)")
+    ks = check_neighbors(neighbors, z_train.shape[0])
+    errors = {}
+    for k in ks:
+        classifier = KNeighborsClassifier(n_neighbors=k, metric="euclidean", algorithm="brute", n_jobs=n_jobs)
+        classifier.fit(z_train, y_train)
+        errors[k] = float(100.0 * np.mean(classifier.predict(z_test) != y_test))
+    return errors

@@ -1,0 +1,114 @@
+"""Sample grids from a model's prior (and, Figure 2a/2b, from each prior component alone).
+
+Each image shown is the Bernoulli mean ``sigmoid(decode(z))`` of a latent
+``z`` drawn from the prior, not a binary sample; titles say so. Grids are
+rendered pixel-exactly: every image pixel becomes a ``scale`` x ``scale``
+block of the PNG (no resampling), under a title band.
+"""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DlgmmError
+
+SIDE = 28
+#: Separator width between tiles, in image pixels.
+PAD = 2
+#: Grey level of the separators (digits are white on black).
+PAD_VALUE = 0.35
+#: PNG pixels per image pixel.
+SCALE = 2
+DPI = 100
+FONT_PT = 9
+LINE_PX = 16
+TITLE_MARGIN_PX = 8
+CHAR_PX = 6.5
+
+
+def prior_bernoulli_means(model: Any, n: int, component: int | None = None) -> np.ndarray:
+    """``sigmoid(model.decode(model.sample_prior(n, component)))``: (n, 784) float32 in [0, 1].
+
+    ``component`` (0-based) restricts the prior to that mixture component.
+    Uses the global torch RNG (seed it first).
+    """
+    import torch
+
+    with torch.no_grad():
+        z = model.sample_prior(n) if component is None else model.sample_prior(n, component=component)
+        means = torch.sigmoid(model.decode(z).float()).reshape(n, -1).cpu().numpy()
+    if means.shape != (n, SIDE * SIDE):
+        raise DlgmmError(f"decode returned shape {means.shape} for {n} latents; expected ({n}, {SIDE * SIDE})")
+    if not np.isfinite(means).all():
+        raise DlgmmError("decode returned non-finite logits for prior samples")
+    return means
+
+
+def tile(images: np.ndarray, grid: int, pad: int = PAD, pad_value: float = PAD_VALUE) -> np.ndarray:
+    """Arrange ``grid * grid`` images (N, 784) row by row into one square array with separators."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.shape != (grid * grid, SIDE * SIDE):
+        raise DlgmmError(f"sample grid: expected {grid * grid} images of {SIDE * SIDE} pixels, got {images.shape}")
+    side = grid * SIDE + (grid + 1) * pad
+    canvas = np.full((side, side), pad_value, dtype=np.float32)
+    for index, image in enumerate(images):
+        row, col = divmod(index, grid)
+        top, left = pad + row * (SIDE + pad), pad + col * (SIDE + pad)
+        canvas[top:top + SIDE, left:left + SIDE] = image.reshape(SIDE, SIDE)
+    return np.clip(canvas, 0.0, 1.0)
+
+
+def _title_lines(title: str, width_px: int) -> list[str]:
+    return textwrap.wrap(title, width=max(20, int(width_px / CHAR_PX))) or [""]
+
+
+def grid_png_size(grid: int, title: str, scale: int = SCALE) -> tuple[int, int]:
+    """``(width, height)`` in pixels of the PNG :func:`save_grid` writes for this grid and title."""
+    width = (grid * SIDE + (grid + 1) * PAD) * scale
+    band = LINE_PX * len(_title_lines(title, width)) + TITLE_MARGIN_PX
+    return width, width + band
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, grid: int, title: str, scale: int = SCALE) -> Path:
+    """Write the ``grid`` x ``grid`` images (N, 784 in [0, 1]) as a PNG under ``title``, atomically.
+
+    The PNG is exactly :func:`grid_png_size` pixels; each image pixel is a
+    ``scale`` x ``scale`` block (grey levels, white = 1).
+    """
+    from matplotlib.figure import Figure
+
+    from . import save_figure
+
+    canvas = np.kron(tile(images, grid), np.ones((scale, scale), dtype=np.float32))
+    width, height = grid_png_size(grid, title, scale)
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
+    fig.figimage(canvas, xo=0, yo=0, origin="upper", cmap="gray", vmin=0.0, vmax=1.0, resize=False)
+    lines = _title_lines(title, width)
+    band = height - canvas.shape[0]
+    fig.text(0.5, 1.0 - (band / 2) / height, "\n".join(lines), ha="center", va="center", fontsize=FONT_PT,
+             linespacing=1.2)
+    return save_figure(fig, path, dpi=DPI)
+
+
+def save_component_grids(folder: str | os.PathLike, model: Any, grid: int, label: str) -> list[Path]:
+    """Figure 2a/2b: one grid per prior component, ``component_1.png`` ... ``component_K.png`` in ``folder``.
+
+    The folder is replaced as a whole (atomically); ``K`` comes from the
+    model's config. Returns the written paths.
+    """
+    from . import atomic_dir, model_components, prior_mean
+
+    count = model_components(model)
+    written = []
+    with atomic_dir(folder) as tmp:
+        for k in range(count):
+            means = prior_bernoulli_means(model, grid * grid, component=k)
+            title = (f"{label}: component {k + 1} of {count}, prior mean {prior_mean(model, k):+.2f} "
+                     f"(Bernoulli means of {grid * grid} prior samples)")
+            save_grid(tmp / f"component_{k + 1}.png", means, grid, title)
+            written.append(Path(folder) / f"component_{k + 1}.png")
+    return written

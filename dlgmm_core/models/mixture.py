@@ -1,0 +1,190 @@
+"""DLGMM and DLDPMM: deep latent Gaussian mixtures (finite Dirichlet or truncated DP weights)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import kl_divergence
+
+from ..distributions import (Kumaraswamy, dirichlet_stick_prior, dp_stick_prior, log_stick_breaking,
+                             stick_breaking)
+from ..errors import DlgmmError
+from ..nets import (LOG_AB_RANGE, bernoulli_log_likelihood, beta_log_density_from_logs, float32_at_least,
+                    gaussian_log_density, kumaraswamy_log_density_from_logs, mlp)
+from .gauss_vae import LOG_SIGMA_RANGE
+
+
+class DeepLatentMixture(nn.Module):
+    """Deep latent Gaussian mixture; ``dlgmm`` (K = components) or ``dldpmm`` (K = truncation).
+
+    Generative model: sticks v_k ~ Beta_k (k < K), pi = stick_breaking(v);
+    z ~ sum_k pi_k N(m_k, s_k^2 I); x ~ Bernoulli(decoder(z)). The two kinds differ
+    only in the stick prior: ``dlgmm`` Beta(alpha, (K-1-k) alpha) (the marginals
+    of a symmetric Dirichlet(alpha)), ``dldpmm`` Beta(1, alpha0) (truncated DP).
+    m_k, s_k come from ``prior_means``/``prior_scales`` (one value for all
+    components, or one per component; each applies in every latent dimension).
+
+    Posterior q(v, z | x) = prod_k Kumar(v_k; a_k, b_k) * sum_k pi_k(v) N(z; mu_k, sigma_k^2 I).
+    Encoder: ``x -> hidden (ReLU)``, then ONE linear head for all K (mu_k, log sigma_k)
+    and one head each for the K-1 log a and log b (log sigma and log a/b are
+    clamped so that no extreme head gives 0 or inf). Decoder ``z -> hidden (ReLU)
+    -> input_dim`` logits. Weights start N(0, 0.01^2), biases zero (the authors').
+
+    :meth:`elbo` is Eq. (1) of the paper with S = 1, as the authors computed it::
+
+        sum_k E[pi_k] [log p(x | z_k) + E_{q_k} log N(z; m_k, s_k)] - sum_k KL(Kumar(a_k, b_k) || Beta_k)
+            - log sum_k pi_hat_k q_k(z_k)
+
+    with one reparameterized z_k ~ q_k per component (the K decoder passes are
+    one batched call), E[pi] = stick_breaking(E[v]) (exact: the sticks are
+    independent), the prior term in closed form, and pi_hat from sampled sticks.
+    q_k(z_k) is component k's density at its OWN sample (the authors' estimator).
+    By Jensen, -log sum_k pi_k q_k(z_k) <= sum_k pi_k (-log q_k(z_k)): this entropy
+    term never exceeds the component-wise entropy, so in expectation the objective
+    stays below the component-indicator ELBO and hence below log p(x).
+    """
+
+    def __init__(self, *, input_dim: int, hidden: int, latent: int, prior_means: list[float],
+                 prior_scales: list[float], kl_method: str = "quadrature", taylor_terms: int = 10,
+                 components: int | None = None, alpha: float | None = None,
+                 truncation: int | None = None, alpha0: float | None = None):
+        super().__init__()
+        if components is not None and alpha is not None and truncation is None and alpha0 is None:
+            self.kind, k = "dlgmm", components
+            weights = {"components": components, "alpha": alpha}
+        elif truncation is not None and alpha0 is not None and components is None and alpha is None:
+            self.kind, k = "dldpmm", truncation
+            weights = {"truncation": truncation, "alpha0": alpha0}
+        else:
+            raise DlgmmError("DeepLatentMixture needs either components and alpha (dlgmm) "
+                             "or truncation and alpha0 (dldpmm)")
+        self.config = {"input_dim": input_dim, "hidden": hidden, "latent": latent, **weights,
+                       "prior_means": list(prior_means), "prior_scales": list(prior_scales),
+                       "kl_method": kl_method, "taylor_terms": taylor_terms}
+        self.components, self.latent_dim = k, latent
+        self.encoder = mlp([input_dim, hidden], activate_last=True)
+        self.gauss_head = mlp([hidden, k * 2 * latent])  # all K (mu_k, log sigma_k) at once
+        if k > 1:  # K = 1 has no sticks: pi = (1,)
+            self.log_a_head = mlp([hidden, k - 1])
+            self.log_b_head = mlp([hidden, k - 1])
+        self.decoder = mlp([latent, hidden, input_dim])
+        # Prior component parameters follow from the config, so they are not saved in the state_dict.
+        self.register_buffer("prior_mean", torch.tensor(prior_means).expand(k).clone(), persistent=False)
+        self.register_buffer("prior_log_scale", torch.tensor(prior_scales).log().expand(k).clone(),
+                             persistent=False)
+
+    # --- pieces -------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Kumaraswamy | None]:
+        """``(mu, log_sigma, q_v)``: (B, K, latent) Gaussian parameters and the K-1 Kumaraswamy sticks."""
+        h = self.encoder(x)
+        gauss = float32_at_least(self.gauss_head(h)).view(x.shape[0], self.components, 2, self.latent_dim)
+        mu, log_sigma = gauss[:, :, 0], gauss[:, :, 1].clamp(*LOG_SIGMA_RANGE)
+        if self.components == 1:
+            return mu, log_sigma, None
+        log_a = float32_at_least(self.log_a_head(h)).clamp(*LOG_AB_RANGE)
+        log_b = float32_at_least(self.log_b_head(h)).clamp(*LOG_AB_RANGE)
+        q_v = Kumaraswamy(log_a.exp(), log_b.exp(), kl_method=self.config["kl_method"],
+                          taylor_terms=self.config["taylor_terms"], validate_args=False)
+        return mu, log_sigma, q_v
+
+    def stick_prior(self, like: torch.Tensor):
+        """The K-1 prior Betas of the sticks (the only difference between dlgmm and dldpmm)."""
+        if self.kind == "dlgmm":
+            return dirichlet_stick_prior(self.components, self.config["alpha"], device=like.device, dtype=like.dtype)
+        return dp_stick_prior(self.components, self.config["alpha0"], device=like.device, dtype=like.dtype)
+
+    def _prior_params(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, 1) prior means and log scales, broadcasting over the latent dimensions."""
+        return (self.prior_mean.to(like.dtype)[:, None], self.prior_log_scale.to(like.dtype)[:, None])
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Bernoulli logits of p(x | z) for ``latent`` of shape (N, latent)."""
+        return self.decoder(latent)
+
+    # --- objective ----------------------------------------------------------------------
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-example ELBO of Eq. (1) with S = 1 (see the class docstring), in nats, shape (B,)."""
+        mu, log_sigma, q_v = self.encode(x)
+        batch, k, dim = mu.shape
+        z = mu + log_sigma.exp() * torch.randn_like(mu)  # one reparameterized sample per component
+        logits = self.decode(z.reshape(batch * k, dim)).view(batch, k, -1)  # K decoder passes, one call
+        log_lik = bernoulli_log_likelihood(x.unsqueeze(1), logits)  # (B, K)
+        m, log_s = self._prior_params(mu)  # E_{q_k} log N(z; m_k, s_k^2 I) in closed form:
+        prior_term = (-0.5 * math.log(2 * math.pi) - log_s
+                      - 0.5 * (torch.exp(2 * (log_sigma - log_s)) + ((mu - m) * torch.exp(-log_s)).square())).sum(-1)
+        log_q = gaussian_log_density(z, mu, log_sigma)  # log q_k(z_k), each component at its own sample
+        if q_v is None:
+            mean_pi, log_pi_hat, kl = torch.ones_like(log_q), torch.zeros_like(log_q), 0.0
+        else:
+            mean_pi = stick_breaking(q_v.mean)  # E[pi], exact since the sticks are independent
+            log_pi_hat = log_stick_breaking(*q_v.log_rsample())  # sampled weights, in log space
+            kl = kl_divergence(q_v, self.stick_prior(mu)).sum(-1)
+        return (mean_pi * (log_lik + prior_term)).sum(-1) - kl - torch.logsumexp(log_pi_hat + log_q, dim=-1)
+
+    # --- evaluation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """One z per example, from the component with the largest mean weight E[pi_k] (as the authors)."""
+        mu, log_sigma, q_v = self.encode(x)
+        best = torch.zeros(x.shape[0], dtype=torch.long, device=mu.device) if q_v is None \
+            else stick_breaking(q_v.mean).argmax(-1)
+        rows = torch.arange(x.shape[0], device=mu.device)
+        return mu[rows, best] + log_sigma[rows, best].exp() * torch.randn_like(mu[:, 0])
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, component: int | None = None) -> torch.Tensor:
+        """``n`` draws z from the prior mixture, shape (n, latent): sticks -> pi -> component -> z.
+
+        With ``component=k``, z ~ N(m_k, s_k^2 I) of prior component k only.
+        """
+        like = self.decoder[0].weight
+        m, log_s = self._prior_params(like)
+        if component is None:
+            if self.components == 1:
+                index = torch.zeros(n, dtype=torch.long, device=like.device)
+            else:
+                pi = stick_breaking(self.stick_prior(like).sample((n,)))
+                index = torch.multinomial(pi, 1).squeeze(-1)
+        elif isinstance(component, int) and not isinstance(component, bool) and 0 <= component < self.components:
+            index = torch.full((n,), component, dtype=torch.long, device=like.device)
+        else:
+            raise DlgmmError(f"{self.kind}: component must be None or an integer in [0, {self.components}) "
+                             f"(got {component!r})")
+        eps = torch.randn(n, self.latent_dim, device=like.device, dtype=like.dtype)
+        return m[index] + log_s[index].exp() * eps
+
+    def log_importance_weights(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+        """``log p(x, v, z) - log q(v, z | x)`` for ``samples`` draws; shape (samples, B).
+
+        Latents (v, z), the component index marginalized out. Proposal (the
+        inference network): v ~ q(v|x) (Kumaraswamy), k ~ Categorical(pi(v))
+        (Gumbel-max), z ~ q_k(z|x); its density is q(v|x) sum_j pi_j(v) q_j(z|x).
+        Target: p(v) sum_j pi_j(v) N(z; m_j, s_j^2 I) p(x|z), the generative model.
+        w = target / proposal is unbiased for p(x): E_q[w] = int p(x, v, z) dv dz
+        = p(x), and q > 0 wherever p > 0 (Kumaraswamy on (0, 1), Gaussians
+        everywhere). Stick densities use log v, log(1 - v) from ``log_rsample``.
+        One decoder pass per importance sample (not K): samples*B rows.
+        """
+        mu, log_sigma, q_v = self.encode(x)
+        batch, k, dim = mu.shape
+        zero = torch.zeros(samples, batch, dtype=mu.dtype, device=mu.device)
+        if q_v is None:
+            log_pi, log_p_v, log_q_v = torch.zeros(samples, batch, 1, dtype=mu.dtype, device=mu.device), zero, zero
+        else:
+            log_v, log1m_v = q_v.log_rsample((samples,))  # (S, B, K-1)
+            log_pi = log_stick_breaking(log_v, log1m_v)  # (S, B, K)
+            prior = self.stick_prior(mu)
+            log_p_v = beta_log_density_from_logs(prior.concentration1, prior.concentration0, log_v, log1m_v).sum(-1)
+            log_q_v = kumaraswamy_log_density_from_logs(q_v.concentration1, q_v.concentration0,
+                                                        log_v, log1m_v).sum(-1)
+        gumbel = -torch.log(torch.empty_like(log_pi).exponential_())
+        index = (log_pi + gumbel).argmax(-1)  # (S, B): k ~ Categorical(pi(v))
+        rows = torch.arange(batch, device=mu.device)
+        z = mu[rows, index] + log_sigma[rows, index].exp() * torch.randn(samples, batch, dim, dtype=mu.dtype,
+                                                                           device=mu.device)
+        logits = self.decode(z.reshape(samples * batch, dim)).view(samples, batch, -1)
+        m, log_s = self._prior_params(mu)
+        log_q_z = torch.logsumexp(log_pi + gaussian_log_density(z.unsqueeze(2), mu, log_sigma), dim=-1)
+        log_p_z = torch.logsumexp(log_pi + gaussian_log_density(z.unsqueeze(2), m, log_s), dim=-1)
+        return bernoulli_log_likelihood(x, logits) + log_p_z + log_p_v - log_q_z - log_q_v

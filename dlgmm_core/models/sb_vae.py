@@ -1,0 +1,94 @@
+"""SB-VAE (500d-25t) of Nalisnick & Smyth: Kumaraswamy sticks, truncated GEM(alpha0) prior."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import kl_divergence
+
+from ..distributions import Kumaraswamy, dp_stick_prior, log_stick_breaking, stick_breaking
+from ..errors import DlgmmError
+from ..nets import (LOG_AB_RANGE, bernoulli_log_likelihood, beta_log_density_from_logs, float32_at_least,
+                    kumaraswamy_log_density_from_logs, mlp)
+
+
+class StickBreakingVAE(nn.Module):
+    """Stick-breaking VAE: the decoder reads the mixture-weight vector pi (T entries).
+
+    Encoder ``x -> hidden (ReLU)`` with linear heads for log a and log b
+    (T-1 each, clamped to ``LOG_AB_RANGE`` so that a = exp(log a) and b can be
+    neither 0 nor inf); v_k ~ Kumaraswamy(a_k, b_k) by its inverse CDF, pi =
+    stick_breaking(v); decoder ``pi -> hidden (ReLU) -> input_dim`` logits.
+    Prior: v_k ~ Beta(1, alpha0) (a GEM(alpha0) truncated at T). Weights start
+    N(0, 0.01^2), biases zero (the authors' initialisation).
+
+    ELBO = log p(x | pi(v)) (one reparameterized v) - sum_k KL(Kumar(a_k, b_k) || Beta(1, alpha0)).
+    """
+
+    kind = "sb_vae"
+
+    def __init__(self, *, input_dim: int, hidden: int, truncation: int, alpha0: float,
+                 kl_method: str = "quadrature", taylor_terms: int = 10):
+        super().__init__()
+        self.config = {"input_dim": input_dim, "hidden": hidden, "truncation": truncation, "alpha0": alpha0,
+                       "kl_method": kl_method, "taylor_terms": taylor_terms}
+        self.latent_dim = truncation
+        self.encoder = mlp([input_dim, hidden], activate_last=True)
+        self.log_a_head = mlp([hidden, truncation - 1])
+        self.log_b_head = mlp([hidden, truncation - 1])
+        self.decoder = mlp([truncation, hidden, input_dim])
+
+    def posterior(self, x: torch.Tensor) -> Kumaraswamy:
+        """q(v | x): independent Kumaraswamy sticks, batch shape (B, T-1)."""
+        h = self.encoder(x)
+        log_a = float32_at_least(self.log_a_head(h)).clamp(*LOG_AB_RANGE)
+        log_b = float32_at_least(self.log_b_head(h)).clamp(*LOG_AB_RANGE)
+        return Kumaraswamy(log_a.exp(), log_b.exp(), kl_method=self.config["kl_method"],
+                           taylor_terms=self.config["taylor_terms"], validate_args=False)
+
+    def prior(self, like: torch.Tensor):
+        """p(v): Beta(1, alpha0) for each of the T-1 sticks."""
+        return dp_stick_prior(self.latent_dim, self.config["alpha0"], device=like.device, dtype=like.dtype)
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Bernoulli logits of p(x | pi) for weight vectors ``latent`` of shape (N, T)."""
+        return self.decoder(latent)
+
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-example ELBO (nats): log p(x | pi(v)), v ~ q(v|x) reparameterized, minus the sticks' KL."""
+        q = self.posterior(x)
+        pi = log_stick_breaking(*q.log_rsample()).exp()
+        kl = kl_divergence(q, self.prior(q.concentration1)).sum(-1)
+        return bernoulli_log_likelihood(x, self.decode(pi)) - kl
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """One sampled weight vector pi ~ q(pi | x) per example, shape (B, T)."""
+        return log_stick_breaking(*self.posterior(x).log_rsample()).exp()
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, component: int | None = None) -> torch.Tensor:
+        """``n`` weight vectors pi from the truncated GEM(alpha0) prior, shape (n, T); ``component`` must be None."""
+        if component is not None:
+            raise DlgmmError(f"sb_vae has no mixture components (got component={component!r})")
+        weight = self.decoder[0].weight
+        v = self.prior(weight).sample((n,))
+        return stick_breaking(v)
+
+    def log_importance_weights(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+        """``log p(x, v) - log q(v | x)`` for ``samples`` draws of the T-1 sticks v ~ q(v|x); shape (samples, B).
+
+        Proposal: the inference network's Kumaraswamy sticks. With pi = pi(v),
+        w = p(x | pi) prod_k Beta(v_k; 1, alpha0) / prod_k Kumar(v_k; a_k, b_k)
+        is unbiased for p(x): E_q[w] = int p(x | pi(v)) p(v) dv = p(x), and
+        q > 0 on all of (0, 1)^(T-1). Both densities are evaluated from
+        log v and log(1 - v) (``log_rsample``), so no v rounds to 0 or 1.
+        One decoder pass over samples*B rows.
+        """
+        q = self.posterior(x)
+        log_v, log1m_v = q.log_rsample((samples,))  # (S, B, T-1)
+        pi = log_stick_breaking(log_v, log1m_v).exp()
+        logits = self.decode(pi.reshape(-1, self.latent_dim)).view(samples, x.shape[0], -1)
+        prior = self.prior(log_v)
+        log_p_v = beta_log_density_from_logs(prior.concentration1, prior.concentration0, log_v, log1m_v).sum(-1)
+        log_q_v = kumaraswamy_log_density_from_logs(q.concentration1, q.concentration0, log_v, log1m_v).sum(-1)
+        return bernoulli_log_likelihood(x, logits) + log_p_v - log_q_v

@@ -1,0 +1,53 @@
+"""Stage `knn` (Figure 3a): kNN test error (%) on one latent sample per example.
+
+    python stages/knn.py --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm} [--params params.yaml]
+
+Reads params.yaml (seed, eval.device, eval.knn), models/<dataset>/<model>.pt and
+data/prepared/<dataset>.{npz,json} (which must carry labels). Writes reports/knn/<dataset>/<model>.json:
+{"error@<k>" for k in eval.knn.neighbors, "train_examples", "test_examples"}.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dlgmm_core.config import DATASETS, MODEL_KINDS, load_params  # noqa: E402
+from dlgmm_core.data import load_prepared  # noqa: E402
+from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.evaluation import (check_neighbors, checkpoint_path, embed, knn_errors,  # noqa: E402
+                                   load_eval_model, require_labels)
+from dlgmm_core.io import write_json  # noqa: E402
+from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--model", required=True, choices=MODEL_KINDS)
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    section = params.eval["knn"]
+    require_labels(Path("data/prepared") / f"{args.dataset}.json")
+    data = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")
+    x_train, y_train = data["x_train"][:section["max_train_examples"]], data["y_train"][:section["max_train_examples"]]
+    x_test, y_test = data["x_test"][:section["max_test_examples"]], data["y_test"][:section["max_test_examples"]]
+    check_neighbors(section["neighbors"], x_train.shape[0])
+    device = resolve_device(params.eval["device"], key="eval.device")
+    model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)
+    seed_everything(params.seed)
+    z_train = embed(model, x_train, device, desc="embed train")
+    z_test = embed(model, x_test, device, desc="embed test")
+    errors = knn_errors(z_train, y_train, z_test, y_test, section["neighbors"])
+    out = Path("reports/knn") / args.dataset / f"{args.model}.json"
+    write_json(out, {**{f"error@{k}": e for k, e in errors.items()},
+                     "train_examples": int(x_train.shape[0]), "test_examples": int(x_test.shape[0])})
+    print(f"{args.dataset}/{args.model}: kNN test error "
+          + ", ".join(f"k={k} {e:.2f}%" for k, e in errors.items()) + f" -> {out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

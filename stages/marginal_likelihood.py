@@ -1,0 +1,48 @@
+"""Stage `marginal_likelihood` (Figure 3b): importance-sampled -log p(x) on the test set, with the ELBO and IWAE bounds.
+
+    python stages/marginal_likelihood.py --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm}
+                                         [--params params.yaml]
+
+Reads params.yaml (seed, eval.device, eval.marginal_likelihood), models/<dataset>/<model>.pt and
+data/prepared/<dataset>.npz. Writes reports/nll/<dataset>/<model>.json once, at the end, atomically:
+{"nll", "nll_se", "elbo", "bounds": {"<s>": -mean IWAE bound}, "samples", "examples", "kl_method", "seconds"}.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dlgmm_core.config import DATASETS, MODEL_KINDS, load_params  # noqa: E402
+from dlgmm_core.data import load_prepared  # noqa: E402
+from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.evaluation import Timer, checkpoint_path, load_eval_model, marginal_likelihood  # noqa: E402
+from dlgmm_core.io import write_json  # noqa: E402
+from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--model", required=True, choices=MODEL_KINDS)
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    section = params.eval["marginal_likelihood"]
+    device = resolve_device(params.eval["device"], key="eval.device")
+    model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)
+    x = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")["x_test"][:section["max_examples"]]
+    seed_everything(params.seed)
+    with Timer() as timer:
+        result = marginal_likelihood(model, x, section["samples"], section["bounds_at"], section["batch_size"], device)
+    out = Path("reports/nll") / args.dataset / f"{args.model}.json"
+    write_json(out, {**result, "seconds": round(timer.seconds, 3)})
+    print(f"{args.dataset}/{args.model}: -log p(x) = {result['nll']:.4f} ± {result['nll_se']:.4f} "
+          f"(S={result['samples']}, {result['examples']} test examples), ELBO {result['elbo']:.4f}, "
+          f"{timer.seconds:.1f} s -> {out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,31 @@
+"""Stage `report`: reports/README.md (our numbers beside the paper's), reports/metrics.json, training curves.
+
+    python stages/report.py [--params params.yaml]
+
+Reads reports/nll/*/*.json, reports/knn/*/*.json, the figures under reports/figures/, logs/*/*/ and
+params.yaml (budget, k, model). Writes reports/README.md, reports/metrics.json (flat keys such as
+mnist.dlgmm.nll) and reports/figures/training/<dataset>.png.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dlgmm_core.config import load_params  # noqa: E402
+from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.report import write_report  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    args = parser.parse_args()
+    written = write_report(Path("."), load_params(args.params))
+    print("report: " + ", ".join(str(p) for p in written))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,48 @@
+"""Stage `samples`: a grid of images from a model's prior; for `qualitative`, one grid per prior component (Figure 2a/2b).
+
+    python stages/samples.py --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
+                             [--params params.yaml]
+
+Reads params.yaml (seed, eval.device, eval.samples) and models/<dataset>/<model>.pt. Writes
+reports/figures/samples/<dataset>_<model>.png, or for `qualitative` the folder
+reports/figures/qualitative/ (component_1.png ... component_K.png). Images are Bernoulli means.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dlgmm_core.config import DATASETS, MODEL_KEYS, load_params  # noqa: E402
+from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.evaluation import (MODEL_NAMES, checkpoint_path, load_eval_model, prior_bernoulli_means,  # noqa: E402
+                                   save_component_grids, save_grid)
+from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--model", required=True, choices=list(MODEL_KEYS))
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    grid = params.eval["samples"]["grid"]
+    device = resolve_device(params.eval["device"], key="eval.device")
+    model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)
+    seed_everything(params.seed)
+    label = f"{MODEL_NAMES[args.model]} ({args.dataset})"
+    if args.model == "qualitative":
+        written = save_component_grids(Path("reports/figures/qualitative"), model, grid, label)
+        print(f"{args.dataset}/{args.model}: {len(written)} component grids -> reports/figures/qualitative/")
+        return
+    out = Path("reports/figures/samples") / f"{args.dataset}_{args.model}.png"
+    title = f"{label}: Bernoulli means of {grid * grid} samples from the prior"
+    save_grid(out, prior_bernoulli_means(model, grid * grid), grid, title)
+    print(f"{args.dataset}/{args.model}: -> {out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,50 @@
+"""Stage `train`: fit one model on one dataset (Adam, early stopping on the validation ELBO); resumable.
+
+    python stages/train.py --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
+                           [--params params.yaml]
+
+Reads params.yaml (seed, train, model.<model>; k for dlgmm) and data/prepared/<dataset>.npz.
+Writes models/<dataset>/<model>.pt (best-validation weights), the resumable state
+models/<dataset>/<model>.state.pt (every epoch) and the dvclive logs logs/<dataset>/<model>/.
+Killed and started again, it continues from the last completed epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Idle OpenMP threads sleep instead of spinning: with anything else running on the
+# machine, spinning made torch's 2-thread CPU training up to 100x slower. Before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from dlgmm_core import build_model  # noqa: E402
+from dlgmm_core.config import DATASETS, MODEL_KEYS, load_params  # noqa: E402
+from dlgmm_core.data import load_prepared  # noqa: E402
+from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.runtime import seed_everything  # noqa: E402
+from dlgmm_core.training import train_model  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--model", required=True, choices=list(MODEL_KEYS))
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    kind, config = params.model_config(args.model)
+    data = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")
+    seed_everything(params.seed)  # weight initialisation
+    model = build_model(kind, **config)
+    train_model(model, data["x_train"], data["x_valid"], params.train, seed=params.seed,
+                state_path=Path("models") / args.dataset / f"{args.model}.state.pt",
+                checkpoint_path=Path("models") / args.dataset / f"{args.model}.pt",
+                log_dir=Path("logs") / args.dataset / args.model,
+                metadata={"dataset": args.dataset, "model": args.model, "kind": kind, "budget": params.budget})
+
+
+if __name__ == "__main__":
+    run_stage(main)

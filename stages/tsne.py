@@ -1,0 +1,51 @@
+"""Stage `tsne` (Figure 2c/2d): t-SNE of test-set latent samples, coloured by class.
+
+    python stages/tsne.py --dataset mnist --model {gauss_vae,sb_vae,dlgmm,dldpmm} [--params params.yaml]
+
+Reads params.yaml (seed, eval.device, eval.tsne), models/<dataset>/<model>.pt and
+data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<dataset>_<model>.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dlgmm_core.config import DATASETS, MODEL_KINDS, load_params  # noqa: E402
+from dlgmm_core.data import load_prepared  # noqa: E402
+from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.evaluation import (MODEL_NAMES, checkpoint_path, embed, load_eval_model, plot_tsne,  # noqa: E402
+                                   tsne_embedding)
+from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist", choices=DATASETS)
+    parser.add_argument("--model", required=True, choices=MODEL_KINDS)
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    section = params.eval["tsne"]
+    data = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")
+    meta_path = Path("data/prepared") / f"{args.dataset}.json"
+    class_names = json.loads(meta_path.read_text()).get("class_names") if meta_path.is_file() else None
+    x, y = data["x_test"][:section["points"]], data["y_test"][:section["points"]]
+    device = resolve_device(params.eval["device"], key="eval.device")
+    model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)
+    seed_everything(params.seed)
+    z = embed(model, x, device, desc="embed test")
+    print(f"t-SNE of {z.shape[0]} latent samples ({z.shape[1]}-d), perplexity {section['perplexity']} ...", flush=True)
+    coords = tsne_embedding(z, section["perplexity"], params.seed)
+    out = Path("reports/figures/tsne") / f"{args.dataset}_{args.model}.png"
+    title = (f"{MODEL_NAMES[args.model]}: t-SNE of one latent sample per {args.dataset} test image "
+             f"({z.shape[0]} points)")
+    plot_tsne(coords, y, out, title, class_names=class_names)
+    print(f"{args.dataset}/{args.model}: -> {out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

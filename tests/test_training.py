@@ -1,0 +1,298 @@
+"""The training loop: early stopping, determinism, SIGKILL-and-resume, NaN handling, logs, the stage CLI.
+
+Tiny models (hidden 16, latent 2) on random binary data, CPU, one thread.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dlgmm_core import build_model, load_checkpoint
+from dlgmm_core.config import set_params
+from dlgmm_core.errors import DlgmmError
+from dlgmm_core.io import save_npz
+from dlgmm_core.runtime import seed_everything
+from dlgmm_core.training import STATE_FORMAT, train_model, validation_elbo
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 5
+MODEL = {"input_dim": 784, "hidden": 16, "latent": 2}
+STICKS = {"kl_method": "quadrature", "taylor_terms": 10}
+MIXTURE = {**MODEL, "prior_means": [0.0], "prior_scales": [1.0], **STICKS}
+TINY = {
+    "gauss_vae": MODEL,
+    "sb_vae": {"input_dim": 784, "hidden": 16, "truncation": 3, "alpha0": 5.0, **STICKS},
+    "dlgmm": {**MIXTURE, "components": 3, "alpha": 1.0},
+    "dldpmm": {**MIXTURE, "truncation": 3, "alpha0": 1.0},
+}
+TRAIN = {"lr": 1e-3, "batch_size": 100, "patience": 100, "max_epochs": 3, "max_train_examples": None,
+         "max_valid_examples": None, "device": "cpu", "precision": "float32"}
+# Subprocesses: one thread (bitwise reproducible and fast on a busy 2-core machine), no tty.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def binary(n: int, seed: int, p: float = 0.3) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, 784)) < p).astype(np.uint8)
+
+
+def tiny_model(kind: str = "gauss_vae"):
+    seed_everything(SEED)
+    return build_model(kind, **TINY[kind])
+
+
+def run(tmp: Path, config: dict | None = None, model=None, x_train=None, x_valid=None, seed: int = SEED):
+    model = tiny_model() if model is None else model
+    summary = train_model(model, binary(300, 1) if x_train is None else x_train,
+                          binary(100, 2) if x_valid is None else x_valid, {**TRAIN, **(config or {})},
+                          seed=seed, state_path=tmp / "m.state.pt", checkpoint_path=tmp / "m.pt",
+                          log_dir=tmp / "logs", metadata={"dataset": "mnist", "model": "gauss_vae"}, progress=False)
+    return model, summary
+
+
+def weights(path: Path) -> dict:
+    return load_checkpoint(path).state_dict()
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def elbos(history: list[dict]) -> list[tuple]:
+    return [(row["epoch"], row["train_elbo"], row["valid_elbo"]) for row in history]
+
+
+def read_tsv(path: Path) -> list[list[str]]:
+    return [line.split("\t") for line in path.read_text().splitlines()]
+
+
+# --------------------------------------------------------------------------
+def test_early_stopping_keeps_the_best_epoch(tmp_path):
+    # A large step size on 300 random images: validation soon stops improving.
+    model, summary = run(tmp_path, {"lr": 0.03, "patience": 2, "max_epochs": 60})
+    history = summary["history"]
+    assert summary["stop_reason"] == "early_stopping"
+    assert summary["epochs"] == summary["best_epoch"] + 2 < 60
+    valid = [row["valid_elbo"] for row in history]
+    assert summary["best_valid_elbo"] == max(valid) == valid[summary["best_epoch"] - 1]
+    assert all(v <= summary["best_valid_elbo"] for v in valid[summary["best_epoch"]:])
+    # The checkpoint holds the best epoch's weights: the seeded validation pass reproduces its value.
+    best = load_checkpoint(tmp_path / "m.pt")
+    xv = torch.from_numpy(binary(100, 2)).float()
+    assert validation_elbo(best, xv, seed=SEED, epoch=summary["best_epoch"]) == summary["best_valid_elbo"]
+    assert_same_weights(best.state_dict(), model.state_dict())
+    _, extra = load_checkpoint(tmp_path / "m.state.pt", with_extra=True)
+    assert extra["format"] == STATE_FORMAT and extra["finished"] and extra["epoch"] == summary["epochs"]
+
+
+def test_same_seed_same_weights_and_history(tmp_path):
+    _, first = run(tmp_path / "a")
+    _, second = run(tmp_path / "b")
+    assert_same_weights(weights(tmp_path / "a" / "m.pt"), weights(tmp_path / "b" / "m.pt"))
+    assert elbos(first["history"]) == elbos(second["history"])
+    _, other = run(tmp_path / "c", seed=SEED + 1)
+    assert elbos(other["history"]) != elbos(first["history"])
+
+
+def test_logs_one_row_per_epoch_and_nothing_else(tmp_path):
+    _, summary = run(tmp_path, {"max_epochs": 3})
+    plots = tmp_path / "logs" / "plots" / "metrics"
+    for name in ("train/elbo", "valid/elbo", "epoch_seconds", "examples_per_second"):
+        rows = read_tsv(plots / f"{name}.tsv")
+        assert rows[0] == ["step", name.split("/")[-1]] and [r[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert [float(r[1]) for r in read_tsv(plots / "valid/elbo.tsv")[1:]] == [r["valid_elbo"] for r in summary["history"]]
+    metrics = json.loads((tmp_path / "logs" / "metrics.json").read_text())
+    assert metrics["best_valid_elbo"] == summary["best_valid_elbo"]
+    assert (metrics["best_epoch"], metrics["epochs"], metrics["step"]) == (summary["best_epoch"], 3, 3)
+    assert set(metrics["timing"]) == {"mean_epoch_seconds", "examples_per_second"}
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert files == ["logs/metrics.json", "logs/plots/metrics/epoch_seconds.tsv",
+                     "logs/plots/metrics/examples_per_second.tsv", "logs/plots/metrics/train/elbo.tsv",
+                     "logs/plots/metrics/valid/elbo.tsv", "m.pt", "m.state.pt"]
+
+
+def test_bf16_autocast_trains(tmp_path):
+    _, summary = run(tmp_path, {"precision": "bf16", "max_epochs": 1})
+    assert np.isfinite(summary["best_valid_elbo"]) and summary["epochs"] == 1
+
+
+def _poison(model, at_call: int, gradient_only: bool = False):
+    """Make the ``at_call``-th training call of ``model.elbo`` non-finite (in value or in gradient)."""
+    original, calls = model.elbo, [0]
+
+    def elbo(x):
+        out = original(x)
+        if torch.is_grad_enabled():
+            calls[0] += 1
+            if calls[0] == at_call:
+                if not gradient_only:
+                    return out * float("nan")
+                # finite value, NaN gradient: 0 * d sqrt(u)/du at u = 0
+                first = next(model.parameters())
+                return out + 0.0 * torch.sqrt(first.sum() * 0.0)
+        return out
+
+    model.elbo = elbo
+    return model
+
+
+@pytest.mark.parametrize("gradient_only", [False, True])
+def test_non_finite_stops_with_epoch_and_step_and_keeps_last_state(tmp_path, gradient_only):
+    # 3 steps per epoch: the 5th training call is epoch 2, step 2.
+    model = _poison(tiny_model(), at_call=5, gradient_only=gradient_only)
+    with pytest.raises(DlgmmError) as err:
+        run(tmp_path, {"max_epochs": 4}, model=model)
+    what = "gradient" if gradient_only else "ELBO"
+    assert f"non-finite {what} at epoch 2, step 2 (batch of 100 examples" in str(err.value)
+    _, extra = load_checkpoint(tmp_path / "m.state.pt", with_extra=True)
+    assert extra["epoch"] == 1 and not extra["finished"] and len(extra["history"]) == 1
+    assert all(torch.isfinite(v).all() for v in weights(tmp_path / "m.pt").values())
+    assert len(read_tsv(tmp_path / "logs" / "plots" / "metrics" / "valid" / "elbo.tsv")) == 2
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", list(TINY))
+def test_interrupted_and_resumed_equals_uninterrupted_for_every_kind(tmp_path, kind):
+    config = {"max_epochs": 3, "max_train_examples": 200}
+    model, reference = run(tmp_path / "ref", config, model=tiny_model(kind))
+    # Interrupted in epoch 2, step 1 (2 steps per epoch: the 3rd training call).
+    broken = tiny_model(kind)
+    original, calls = broken.elbo, [0]
+
+    def elbo(x):
+        if torch.is_grad_enabled():
+            calls[0] += 1
+            if calls[0] == 3:
+                raise Interrupt
+        return original(x)
+
+    broken.elbo = elbo
+    with pytest.raises(Interrupt):
+        run(tmp_path / "work", config, model=broken)
+    (tmp_path / "work" / "m.pt").unlink()
+    resumed, summary = run(tmp_path / "work", config, model=tiny_model(kind))
+    assert summary["resumed_from"] == 1 and summary["epochs_trained"] == 2
+    assert elbos(summary["history"]) == elbos(reference["history"])
+    assert_same_weights(weights(tmp_path / "work" / "m.pt"), weights(tmp_path / "ref" / "m.pt"))
+    assert_same_weights(resumed.state_dict(), model.state_dict())
+
+
+# --------------------------------------------------------------------------
+# the stage, as DVC runs it
+# --------------------------------------------------------------------------
+def make_workspace(path: Path, **train) -> Path:
+    """params.yaml (tiny gauss_vae, CPU) and data/prepared/mnist.npz in ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    settings = {"budget": "paper", "seed": SEED, "model.gauss_vae.hidden": 16, "model.gauss_vae.latent": 2,
+                "train.device": "cpu", "train.precision": "float32", "train.lr": 1e-3, "train.patience": 100, **train}
+    set_params(path / "params.yaml", [f"{k}={json.dumps(v)}" for k, v in settings.items()])
+    labels = {f"y_{s}": np.arange(n) % 10 for s, n in (("train", 3000), ("valid", 300), ("test", 10))}
+    save_npz(path / "data" / "prepared" / "mnist.npz", x_train=binary(3000, 1), x_valid=binary(300, 2),
+             x_test=binary(10, 3), **labels)
+    return path
+
+
+def stage(cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "stages" / "train.py"), "--dataset", "mnist",
+                             "--model", "gauss_vae"], cwd=cwd, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def stage_here(cwd: Path, monkeypatch, capsys) -> str:
+    """The stage's main in this process (as a subprocess would run it, minus the start-up cost)."""
+    import runpy
+
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(sys, "argv", ["train.py", "--dataset", "mnist", "--model", "gauss_vae"])
+        runpy.run_path(str(ROOT / "stages" / "train.py"), run_name="__main__")
+    return capsys.readouterr().out
+
+
+def outputs(cwd: Path) -> tuple[dict, list, dict]:
+    _, extra = load_checkpoint(cwd / "models/mnist/gauss_vae.state.pt", with_extra=True)
+    return weights(cwd / "models/mnist/gauss_vae.pt"), elbos(extra["history"]), extra
+
+
+def test_stage_sigkill_and_resume_is_bitwise_identical(tmp_path, monkeypatch, capsys):
+    epochs = 8
+    ref = make_workspace(tmp_path / "ref", **{"train.max_epochs": epochs})
+    out = stage_here(ref, monkeypatch, capsys)
+    ref_weights, ref_history, _ = outputs(ref)
+    assert len(ref_history) == epochs and "from scratch" in out
+
+    # The stage in a subprocess, SIGKILLed in the epoch after the second one completed.
+    work = make_workspace(tmp_path / "work", **{"train.max_epochs": epochs})
+    proc = stage(work)
+    if not any(f"epoch   2/{epochs}" in line for line in proc.stdout):
+        pytest.fail(f"the stage ended before epoch 2: {proc.communicate()[1]}")
+    time.sleep(0.02)  # an epoch takes about 0.1 s: the kill lands in epoch 3
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    _, extra = load_checkpoint(work / "models/mnist/gauss_vae.state.pt", with_extra=True)
+    assert 2 <= extra["epoch"] < epochs and not extra["finished"]
+    # DVC deletes the non-persistent outputs before running the stage again.
+    (work / "models/mnist/gauss_vae.pt").unlink(missing_ok=True)
+    shutil.rmtree(work / "logs")
+    out = stage_here(work, monkeypatch, capsys)
+    assert f"resuming after epoch {extra['epoch']}" in out
+    got_weights, got_history, _ = outputs(work)
+    assert_same_weights(got_weights, ref_weights)
+    assert got_history == ref_history
+    logs, ref_logs = work / "logs/mnist/gauss_vae", ref / "logs/mnist/gauss_vae"
+    for name in ("train/elbo", "valid/elbo"):
+        assert read_tsv(logs / f"plots/metrics/{name}.tsv") == read_tsv(ref_logs / f"plots/metrics/{name}.tsv")
+    metrics, ref_metrics = (json.loads((d / "metrics.json").read_text()) for d in (logs, ref_logs))
+    assert {k: v for k, v in metrics.items() if k != "timing"} == {k: v for k, v in ref_metrics.items() if k != "timing"}
+
+    # Finished: a rerun rewrites the deleted outputs without training.
+    (work / "models/mnist/gauss_vae.pt").unlink()
+    shutil.rmtree(work / "logs")
+    out = stage_here(work, monkeypatch, capsys)
+    assert "already trained" in out and "epoch   1/" not in out
+    assert_same_weights(outputs(work)[0], ref_weights)
+    assert read_tsv(logs / "plots/metrics/valid/elbo.tsv") == read_tsv(ref_logs / "plots/metrics/valid/elbo.tsv")
+
+    # Another configuration (lr): the state is discarded, not resumed.
+    set_params(work / "params.yaml", ["train.lr=0.002", "train.max_epochs=1"])
+    out = stage_here(work, monkeypatch, capsys)
+    assert "written by another configuration (train differ); discarded" in out and "from scratch" in out
+    assert len(outputs(work)[1]) == 1
+
+
+def test_stage_invalid_params_exit_2_one_line(tmp_path):
+    work = make_workspace(tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["train"]["lr"] = 0
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = stage(work)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "train.lr" in lines[0] and "Traceback" not in err
+    assert not (work / "models").exists()
