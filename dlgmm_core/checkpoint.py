@@ -70,8 +70,11 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, extra: dict | 
     _check_safe(payload["config"], "config")
     _check_safe(payload["metadata"], "metadata")
     _check_safe(extra, "extra")
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a file handle: torch.save names the archive after a path, and the
+    # temporary name is random, so the same content would give different bytes
+    # (and a new DVC hash) on every save.
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def _state_dict_problem(expected: dict[str, torch.Tensor], found: dict[str, Any]) -> str | None:
