@@ -1,0 +1,143 @@
+"""The whole DVC pipeline on tiny offline data: repeatable, cached, and `-S k=...` touches only the DLGMM.
+
+A copy of the project (dvc.yaml, params.yaml with tiny sizes, stages/,
+dlgmm_core/) is made in a temporary git + DVC repository, with a tiny fake
+MNIST wheel placed in the download cache and a tiny ``chardata.mat`` as the
+local Omniglot folder. Two such copies run ``dvc repro`` from scratch side by
+side; their ``reports/metrics.json`` must be identical, a second ``dvc repro``
+must do nothing, and ``dvc exp run -S k=3`` must change the DLGMM's metrics
+and no other model's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlgmm_core.config import set_params
+from fixtures_data import WHEEL, mnist_pickle_bytes, sha256, write_chardata, write_wheel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "seed=7", "k=2", "budget=paper",
+    "data.omniglot.dir=raw_omniglot", "data.omniglot.valid_size=10",
+    "model.gauss_vae.hidden=16", "model.gauss_vae.latent=2",
+    "model.sb_vae.hidden=16", "model.sb_vae.truncation=3",
+    "model.dlgmm.hidden=16", "model.dlgmm.latent=2",
+    "model.dldpmm.hidden=16", "model.dldpmm.latent=2", "model.dldpmm.truncation=3",
+    "model.qualitative.hidden=16", "model.qualitative.latent=2",
+    "train.max_epochs=2", "train.patience=1", "train.batch_size=50", "train.device=cpu",
+    "eval.device=cpu", "eval.marginal_likelihood.samples=20", "eval.marginal_likelihood.bounds_at=[1, 10]",
+    "eval.knn.neighbors=[1, 3]", "eval.tsne.points=40", "eval.tsne.perplexity=5", "eval.samples.grid=2",
+]
+
+
+def _env(work: Path) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(work / ".site_cache"),
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+        "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
+    })
+    return env
+
+
+def _run(args: list[str], work: Path) -> str:
+    result = subprocess.run(args, cwd=work, env=_env(work), capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+def _project(work: Path) -> Path:
+    """A tiny, self-contained copy of the project with offline data, committed to git."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    for name in ("stages", "dlgmm_core"):
+        shutil.copytree(ROOT / name, work / name, ignore=ignore)
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, work / name)
+    rng = np.random.default_rng(0)
+    grey = {split: rng.random((n, 784), dtype=np.float32) for split, n in
+            (("train", 120), ("valid", 40), ("test", 60))}
+    wheel = write_wheel(work / "data" / "raw" / WHEEL, mnist_pickle_bytes(grey))
+    write_chardata(work / "raw_omniglot" / "chardata.mat", n_train=60, n_test=30, classes=3)
+    set_params(work / "params.yaml", TINY + [f"data.mnist.wheel.sha256={sha256(wheel)}"])
+    (work / ".gitignore").write_text("/data/raw/\n/raw_omniglot/\n/.site_cache/\n*.state.pt\n")
+    _run(["git", "init", "-q"], work)
+    _run([sys.executable, "-m", "dvc", "init", "-q"], work)
+    _run(["git", "add", "-A"], work)
+    _run(["git", "commit", "-qm", "tiny project"], work)
+    return work
+
+
+def _repro(work: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=work, env=_env(work),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    first = _project(tmp_path_factory.mktemp("run_a"))
+    second = _project(tmp_path_factory.mktemp("run_b"))
+    runs = [(first, _repro(first)), (second, _repro(second))]
+    for work, process in runs:
+        output, _ = process.communicate()
+        assert process.returncode == 0, f"dvc repro failed in {work}:\n{output[-5000:]}"
+    return first, second
+
+
+def test_every_declared_output_is_produced(two_runs):
+    work, _ = two_runs
+    report = (work / "reports" / "README.md").read_text()
+    assert "Figure 3a" in report and "Figure 3b" in report and "(paper 96.50" in report
+    metrics = json.loads((work / "reports" / "metrics.json").read_text())
+    for dataset in ("mnist", "omniglot"):
+        for model in ("gauss_vae", "sb_vae", "dlgmm", "dldpmm"):
+            assert np.isfinite(metrics[f"{dataset}.{model}.nll"])
+            assert (work / "reports" / "figures" / "samples" / f"{dataset}_{model}.png").stat().st_size > 0
+    for model in ("gauss_vae", "sb_vae", "dlgmm", "dldpmm"):
+        assert (work / "reports" / "figures" / "tsne" / f"mnist_{model}.png").exists()
+    assert sorted(p.name for p in (work / "reports" / "figures" / "qualitative").glob("*.png")) == [
+        f"component_{i}.png" for i in range(1, 6)]
+    assert list((work / "reports" / "figures" / "training").glob("*.png"))
+
+
+def test_two_runs_from_scratch_give_identical_metrics(two_runs):
+    first, second = two_runs
+    assert (first / "reports" / "metrics.json").read_bytes() == (second / "reports" / "metrics.json").read_bytes()
+    assert (first / "models" / "mnist" / "dlgmm.pt").read_bytes() == (second / "models" / "mnist" / "dlgmm.pt").read_bytes()
+
+
+def test_second_repro_does_nothing(two_runs):
+    work, _ = two_runs
+    output = _run([sys.executable, "-m", "dvc", "repro"], work)
+    assert "Running stage" not in output
+    assert "up to date" in output
+
+
+def test_sweeping_k_reruns_only_the_dlgmm(two_runs):
+    work, _ = two_runs
+    before = json.loads((work / "reports" / "metrics.json").read_text())
+    _run(["git", "add", "-A"], work)
+    _run(["git", "commit", "-qm", "baseline results"], work)
+    output = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "k=3"], work)
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert {"train_dlgmm@mnist", "train_dlgmm@omniglot", "report"} <= ran
+    assert all("dlgmm" in stage or stage == "report" for stage in ran), ran
+    diff = json.loads(_run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], work))
+    changed = {(path, key) for path, entries in diff.items() for key, change in entries.items()
+               if change.get("diff")}
+    report = {key for path, key in changed if path == "reports/metrics.json"}
+    assert {"mnist.dlgmm.nll", "omniglot.dlgmm.nll"} <= report
+    assert all(".dlgmm." in key for key in report), report
+    assert all(path == "reports/metrics.json" or "/dlgmm/" in path for path, _ in changed), changed
+    after = json.loads((work / "reports" / "metrics.json").read_text())
+    assert {k for k in before if before[k] != after.get(k)} == report
