@@ -17,15 +17,6 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP spinning makes them 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model(kind="dlgmm", **overrides):
     torch.manual_seed(0)
     model = build_model(kind, **{**CONFIGS[kind], **overrides})

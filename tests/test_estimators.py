@@ -17,15 +17,6 @@ D = 6  # tiny input: all 2^6 binary vectors can be enumerated
 ALL_X = torch.tensor(list(itertools.product([0.0, 1.0], repeat=D)), dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP spinning makes them 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 _TINY: dict[str, nn.Module] = {}
 
 

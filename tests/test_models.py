@@ -12,15 +12,6 @@ KINDS = ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
 KL = ("quadrature", "taylor")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP spinning makes them 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def config(kind: str, *, input_dim=12, hidden=16, latent=3, k=4, kl="quadrature", **overrides) -> dict:
     base = {
         "gauss_vae": dict(input_dim=input_dim, hidden=hidden, latent=latent),

@@ -42,14 +42,6 @@ TRAIN = {"lr": 1e-3, "batch_size": 100, "patience": 100, "max_epochs": 3, "max_t
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def binary(n: int, seed: int, p: float = 0.3) -> np.ndarray:
     return (np.random.default_rng(seed).random((n, 784)) < p).astype(np.uint8)
 
