@@ -338,3 +338,15 @@ def test_stage_missing_checkpoint(stage_runs):
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "models/mnist/sb_vae.pt" in lines[0] and "not found" in lines[0], err
+
+
+def test_knn_matches_scikit_learn_with_chunks():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(3)
+    z_train, z_test = rng.normal(size=(300, 3)), rng.normal(size=(101, 3))
+    y_train, y_test = rng.integers(0, 5, 300), rng.integers(0, 5, 101)
+    ours = knn_errors(z_train, y_train, z_test, y_test, [1, 3, 4, 10], chunk=17)
+    for k, error in ours.items():
+        reference = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(z_train, y_train)
+        assert error == pytest.approx(100.0 * np.mean(reference.predict(z_test) != y_test), abs=1e-12), k
