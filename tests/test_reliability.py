@@ -1,0 +1,92 @@
+"""Interrupted or misfed stages: no partial output, one clear message, the same result on restart."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from test_evaluation import make_workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+NLL = ["marginal_likelihood.py", "--dataset", "mnist", "--model", "dlgmm"]
+
+
+def _stage(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "stages" / args[0]), *args[1:]], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_marginal_likelihood_killed_midway_leaves_nothing_and_restarts_cleanly(tmp_path):
+    work, reference = tmp_path / "work", tmp_path / "reference"
+    work.mkdir()
+    make_workspace(work)
+    tree = yaml.safe_load((work / "params.yaml").read_text())
+    tree["eval"]["marginal_likelihood"].update(samples=12000, batch_size=12000, max_examples=30)
+    (work / "params.yaml").write_text(yaml.safe_dump(tree))
+    shutil.copytree(work, reference)
+    out = work / "reports/nll/mnist/dlgmm.json"
+
+    process = subprocess.Popen([sys.executable, str(ROOT / "stages" / NLL[0]), *NLL[1:]], cwd=work, env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Past the imports and the model load (about 2 s of CPU), inside the estimator.
+    while process.poll() is None and _cpu_seconds(process.pid) < 2.5:
+        time.sleep(0.05)
+    assert process.poll() is None, "the stage finished before it could be interrupted; raise the sample count"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+
+    restarted = _stage(NLL, work)
+    assert restarted.returncode == 0, restarted.stderr
+    uninterrupted = _stage(NLL, reference)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    first, second = json.loads(out.read_text()), json.loads((reference / out.relative_to(work)).read_text())
+    first.pop("seconds"), second.pop("seconds")
+    assert first == second
+    assert [p.name for p in out.parent.iterdir()] == ["dlgmm.json"]
+
+
+def test_checkpoint_of_another_model_is_named(tmp_path):
+    make_workspace(tmp_path)
+    shutil.copy(tmp_path / "models/mnist/gauss_vae.pt", tmp_path / "models/mnist/dlgmm.pt")
+    result = _stage(NLL, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "models/mnist/dlgmm.pt" in lines[0] and "gauss_vae" in lines[0], result.stderr
+    assert not (tmp_path / "reports/nll/mnist/dlgmm.json").exists()
+
+
+def test_non_binary_prepared_data_is_named(tmp_path):
+    make_workspace(tmp_path)
+    path = tmp_path / "data/prepared/mnist.npz"
+    arrays = dict(np.load(path))
+    arrays["x_test"][0, 0] = 7
+    np.savez_compressed(path, **arrays)
+    result = _stage(["knn.py", "--dataset", "mnist", "--model", "dlgmm"], tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "data/prepared/mnist.npz" in lines[0] and "x_test" in lines[0], result.stderr
+    assert not (tmp_path / "reports/knn").exists()
+
+
+def test_stale_temporary_files_are_cleared_and_ignored_by_dvc(tmp_path):
+    from dlgmm_core.io import write_json
+
+    stale = tmp_path / ".metrics.json.abc123.tmp"
+    stale.write_text("{half")
+    write_json(tmp_path / "metrics.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+    assert ".*.tmp" in (ROOT / ".dvcignore").read_text().splitlines()
