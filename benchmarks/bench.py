@@ -306,7 +306,7 @@ def paper_config(params, key: str) -> tuple[str, dict]:
 def make_step(model, x, precision: str, device: torch.device):
     """One training step as ``dlgmm_core.training._run_epoch`` runs it (Adam with train.lr defaults)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=3e-4)
+    optimizer = training.make_optimizer(params, 3e-4, device)
 
     def step():
         with training._autocast(device, precision):

@@ -333,6 +333,20 @@ def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
     return torch.nn.utils.get_total_norm(grads, norm_type=2.0, error_if_nonfinite=False)
 
 
+def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with the fused kernel on CPU and CUDA (one kernel for all parameters).
+
+    The default (foreach) Adam runs about ten elementwise passes per parameter
+    tensor; the fused one a single pass: at the paper's sizes on one CPU core
+    ``Adam.step`` takes ~1 ms instead of ~2.7 ms (gauss_vae step ~11.5 -> ~9.5 ms).
+    Its arithmetic differs from foreach Adam in the last bits, but it is
+    deterministic, so a seed still gives the same weights on the same machine,
+    and a resumed run keeps the setting it was saved with (``fused`` is part of
+    the optimizer state's param_groups).
+    """
+    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda") or None)
+
+
 def _run_epoch(model, optimizer, params, x, perm, *, batch_size, precision, epoch, progress_bar,
                check_grads=True) -> float:
     """One pass over ``x`` in the order ``perm``; the mean train ELBO. Raises on a non-finite value."""
@@ -440,7 +454,7 @@ def train_model(model: torch.nn.Module, x_train, x_valid, config: dict, *, seed:
     seed_everything(derive_seed(seed, "train"))
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config["lr"])
+    optimizer = make_optimizer(params, config["lr"], device)
     shuffle = torch.Generator(device=device)
     shuffle.manual_seed(derive_seed(seed, "shuffle"))
 

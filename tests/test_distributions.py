@@ -17,8 +17,9 @@ import torch
 from scipy import integrate, special
 from torch.distributions import Beta, kl_divergence
 
-from dlgmm_core.distributions import (Kumaraswamy, _gauss_legendre, dirichlet_stick_prior, dp_stick_prior,
-                                      kl_kumaraswamy_beta, log1mexp, log_stick_breaking, stick_breaking)
+from dlgmm_core.distributions import (Kumaraswamy, _expected_log1m_v, _gauss_legendre, _quadrature_rule,
+                                      dirichlet_stick_prior, dp_stick_prior, kl_kumaraswamy_beta, log1mexp,
+                                      log_stick_breaking, stick_breaking)
 
 GRID = (0.05, 0.3, 1.0, 3.0, 10.0, 50.0)
 # Beta(1, beta): finite-mixture sticks with alpha = 1 and DP sticks; Beta(0.5, 0.5) and
@@ -118,6 +119,35 @@ def test_quadrature_kl_gradients_match_finite_differences():
         b = torch.tensor([b0], dtype=F64, requires_grad=True)
         assert torch.autograd.gradcheck(lambda a, b: kl_kumaraswamy_beta(a, b, alpha, beta), (a, b),
                                         eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_quadrature_hand_written_gradients_match_autograd():
+    """_ExpectedLog1mV's derivatives equal autograd through the same quadrature written plainly.
+
+    Compared on a log grid of a, b over [1e-3, 1e3] in float64, relative to the
+    size of the terms (the derivative in b is a difference of terms of size 1/b^2).
+    """
+    grid = torch.logspace(-3, 3, 25, dtype=F64)
+    a, b = (t.flatten() for t in torch.meshgrid(grid, grid, indexing="ij"))
+    exp_rho, weights = _quadrature_rule(a.device)
+
+    def plain(a, b):  # h = log1mexp(log1mexp(-t) / a) + t through autograd
+        t = (exp_rho / b.unsqueeze(-1)).clamp(max=600.0)
+        return (log1mexp(log1mexp(-t) / a.unsqueeze(-1)) + t) @ weights - 1 / b
+
+    values, grads = [], []
+    for fn in (plain, _expected_log1m_v):
+        a_, b_ = a.clone().requires_grad_(), b.clone().requires_grad_()
+        value = fn(a_, b_)
+        grads.append(torch.autograd.grad(value.sum(), (a_, b_)))
+        values.append(value.detach())
+    (plain_a, plain_b), (ours_a, ours_b) = grads
+    assert ours_a.isfinite().all() and ours_b.isfinite().all() and values[1].isfinite().all()
+    assert ((values[1] - values[0]).abs() <= 1e-12 * torch.maximum(values[0].abs(), 1 / b)).all()
+    assert ((ours_a - plain_a).abs() <= 1e-10 * torch.maximum(plain_a.abs(), 1 / a)).all()
+    assert ((ours_b - plain_b).abs() <= 1e-10 * torch.maximum(plain_b.abs(), 1 / b ** 2)).all()
+    assert torch.autograd.gradcheck(_expected_log1m_v, (a[::37].clone().requires_grad_(),
+                                                        b[::37].clone().requires_grad_()), eps=1e-7, atol=1e-7)
 
 
 @pytest.mark.parametrize("method", ["quadrature", "taylor"])

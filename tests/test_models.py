@@ -7,6 +7,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from dlgmm_core import DlgmmError, build_model
 from dlgmm_core.distributions import stick_breaking
+from dlgmm_core.nets import gaussian_log_density, gaussian_mixture_log_densities
 
 KINDS = ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
 KL = ("quadrature", "taylor")
@@ -310,3 +311,26 @@ def test_kumaraswamy_density_from_logs():
         if 0.1 <= a <= 10 and 0.1 <= b <= 10:
             reference = Kumaraswamy(a64, b64).log_prob(log_v.exp())
             assert torch.allclose(exact, reference, atol=1e-9), (a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mixture_log_densities_by_matrix_product_equal_the_direct_form(dtype):
+    """The expanded-square (bmm) densities of log_importance_weights against the direct form in float64."""
+    gen = torch.Generator().manual_seed(0)
+    samples, batch, k, dim = 200, 6, 17, 25
+    mu = 3 * torch.randn(batch, k, dim, generator=gen, dtype=dtype)
+    log_sigma = torch.empty(batch, k, dim, dtype=dtype).uniform_(-4.0, 1.0, generator=gen)
+    index = torch.randint(k, (samples, batch), generator=gen)
+    rows = torch.arange(batch)
+    z = mu[rows, index] + log_sigma[rows, index].exp() * torch.randn(samples, batch, dim, generator=gen, dtype=dtype)
+    prior = (torch.linspace(-2, 2, k, dtype=dtype)[:, None], torch.linspace(-1, 0.5, k, dtype=dtype)[:, None])
+    for mean, log_scale in ((mu, log_sigma), prior):
+        direct = gaussian_log_density(z.double().unsqueeze(2), mean.double(), log_scale.double())
+        ours = gaussian_mixture_log_densities(z, mean, log_scale)
+        assert ours.dtype == dtype and ours.shape == (samples, batch, k)
+        # float32: the result's own rounding (values reach -1e6 for far components)
+        tolerance = (1e-4 + 2e-7 * direct.abs()) if dtype == torch.float32 else 1e-9 * (1 + direct.abs())
+        assert ((ours.double() - direct).abs() <= tolerance).all()
+        # where a component matters in the log-sum-exp (within 30 nats of the best), within 1e-4 nats
+        near = direct > direct.max(-1, keepdim=True).values - 30
+        assert (ours.double() - direct)[near].abs().max() < 1e-4

@@ -11,7 +11,8 @@ from ..distributions import (Kumaraswamy, dirichlet_stick_prior, dp_stick_prior,
                              stick_breaking)
 from ..errors import DlgmmError
 from ..nets import (LOG_AB_RANGE, bernoulli_log_likelihood, beta_log_density_from_logs, float32_at_least,
-                    gaussian_log_density, kumaraswamy_log_density_from_logs, mlp)
+                    gaussian_log_density, gaussian_mixture_log_densities, kumaraswamy_log_density_from_logs,
+                    mlp)
 from .gauss_vae import LOG_SIGMA_RANGE
 
 
@@ -185,6 +186,7 @@ class DeepLatentMixture(nn.Module):
                                                                            device=mu.device)
         logits = self.decode(z.reshape(samples * batch, dim)).view(samples, batch, -1)
         m, log_s = self._prior_params(mu)
-        log_q_z = torch.logsumexp(log_pi + gaussian_log_density(z.unsqueeze(2), mu, log_sigma), dim=-1)
-        log_p_z = torch.logsumexp(log_pi + gaussian_log_density(z.unsqueeze(2), m, log_s), dim=-1)
+        # q_j(z) and N(z; m_j, s_j) for all K components at every sample: (S, B, K), one bmm each
+        log_q_z = torch.logsumexp(log_pi + gaussian_mixture_log_densities(z, mu, log_sigma), dim=-1)
+        log_p_z = torch.logsumexp(log_pi + gaussian_mixture_log_densities(z, m, log_s), dim=-1)
         return bernoulli_log_likelihood(x, logits) + log_p_z + log_p_v - log_q_z - log_q_v
