@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -341,3 +341,19 @@ if __name__ == "__main__":
     from .errors import run_stage
 
     run_stage(_main)
+
+
+def stage_arguments(doc: str, models: Iterable[str] = MODEL_KINDS,
+                    default_dataset: str | None = None) -> tuple[Any, Params]:
+    """Parse a per-(dataset, model) stage's ``--dataset --model [--params]``; load and validate the params.
+
+    ``doc`` is the stage's module docstring (its first line is the description).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--dataset", required=default_dataset is None, default=default_dataset, choices=DATASETS)
+    parser.add_argument("--model", required=True, choices=list(models))
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    args = parser.parse_args()
+    return args, load_params(args.params)

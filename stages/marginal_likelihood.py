@@ -9,13 +9,12 @@ data/prepared/<dataset>.npz. Writes reports/nll/<dataset>/<model>.json once, at 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import DATASETS, MODEL_KINDS, load_params  # noqa: E402
+from dlgmm_core.config import MODEL_KINDS, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import Timer, checkpoint_path, load_eval_model, marginal_likelihood  # noqa: E402
@@ -24,12 +23,7 @@ from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--model", required=True, choices=MODEL_KINDS)
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = stage_arguments(__doc__, MODEL_KINDS)
     section = params.eval["marginal_likelihood"]
     device = resolve_device(params.eval["device"], key="eval.device")
     model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)

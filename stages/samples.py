@@ -9,13 +9,12 @@ reports/figures/qualitative/ (component_1.png ... component_K.png). Images are B
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import DATASETS, MODEL_KEYS, load_params  # noqa: E402
+from dlgmm_core.config import MODEL_KEYS, stage_arguments  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import (MODEL_NAMES, checkpoint_path, load_eval_model, prior_bernoulli_means,  # noqa: E402
                                    save_component_grids, save_grid)
@@ -23,12 +22,7 @@ from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--model", required=True, choices=list(MODEL_KEYS))
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = stage_arguments(__doc__, MODEL_KEYS)
     grid = params.eval["samples"]["grid"]
     device = resolve_device(params.eval["device"], key="eval.device")
     model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)

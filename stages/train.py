@@ -10,7 +10,6 @@ Killed and started again, it continues from the last completed epoch.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dlgmm_core import build_model  # noqa: E402
-from dlgmm_core.config import DATASETS, MODEL_KEYS, load_params  # noqa: E402
+from dlgmm_core.config import MODEL_KEYS, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.runtime import seed_everything  # noqa: E402
@@ -29,12 +28,7 @@ from dlgmm_core.training import train_model  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--model", required=True, choices=list(MODEL_KEYS))
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = stage_arguments(__doc__, MODEL_KEYS)
     kind, config = params.model_config(args.model)
     data = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")
     seed_everything(params.seed)  # weight initialisation

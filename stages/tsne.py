@@ -7,14 +7,13 @@ data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<dataset>_<model
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import DATASETS, MODEL_KINDS, load_params  # noqa: E402
+from dlgmm_core.config import MODEL_KINDS, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import (MODEL_NAMES, checkpoint_path, embed, load_eval_model, plot_tsne,  # noqa: E402
@@ -23,12 +22,7 @@ from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="mnist", choices=DATASETS)
-    parser.add_argument("--model", required=True, choices=MODEL_KINDS)
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = stage_arguments(__doc__, MODEL_KINDS, default_dataset="mnist")
     section = params.eval["tsne"]
     data = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")
     meta_path = Path("data/prepared") / f"{args.dataset}.json"
