@@ -42,6 +42,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from .config import PRECISIONS
 from .errors import DlgmmError
 from .runtime import as_float_tensor, resolve_device, seed_everything
 
@@ -58,7 +59,6 @@ CODE_GLOBS = ("training.py", "checkpoint.py", "distributions.py", "nets.py", "ru
 TRAIN_DEFAULTS = {"max_train_examples": None, "max_valid_examples": None, "device": "auto",
                   "precision": "float32"}
 TRAIN_REQUIRED = ("lr", "batch_size", "patience", "max_epochs")
-PRECISIONS = ("float32", "bf16")
 
 
 # --------------------------------------------------------------------------

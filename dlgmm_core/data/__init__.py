@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import DATASETS
 from ..errors import DlgmmError
 from ..io import save_npz, sha256_file, write_json
 from .contract import NO_LABEL, PIXELS, SIDE, SPLITS, X_KEYS, Y_KEYS, has_labels, load_prepared, summarize, validate
-
-DATASETS = ("mnist", "omniglot")
 
 __all__ = ["DATASETS", "NO_LABEL", "PIXELS", "SIDE", "SPLITS", "X_KEYS", "Y_KEYS",
            "prepare_dataset", "load_prepared", "has_labels", "prepared_paths"]
