@@ -181,6 +181,31 @@ def check_model_key(name: str, source: str = _SOURCE) -> str:
     return name
 
 
+#: Optional keys of a ``train`` section, with their defaults (library callers may omit them).
+TRAIN_DEFAULTS = {"max_train_examples": None, "max_valid_examples": None, "device": "auto", "precision": "float32"}
+
+
+def _validate_train(c: _Checker) -> None:
+    c.number("train.lr", positive=True)
+    c.integer("train.batch_size", minimum=1)
+    c.integer("train.patience", minimum=1)
+    c.integer("train.max_epochs", minimum=1)
+    c.integer("train.max_train_examples", minimum=1, optional=True)
+    c.integer("train.max_valid_examples", minimum=1, optional=True)
+    c.choice("train.device", DEVICES)
+    c.choice("train.precision", PRECISIONS)
+
+
+def validate_train(section: dict, source: str = "train config") -> dict:
+    """A ``train`` section checked on its own (for callers of the training loop without a params file).
+
+    Returns a copy with :data:`TRAIN_DEFAULTS` filled in.
+    """
+    tree = {"train": {**TRAIN_DEFAULTS, **copy.deepcopy(section)}}
+    _validate_train(_Checker(tree, source))
+    return tree["train"]
+
+
 def _validate(c: _Checker) -> None:
     c.integer("seed", minimum=0)
     c.integer("k", minimum=1)
@@ -221,14 +246,7 @@ def _validate(c: _Checker) -> None:
                 if len(values) not in (1, components):
                     raise c.fail(f"{base}.{name}", f"must hold 1 or {components} values (one per component)", values)
 
-    c.number("train.lr", positive=True)
-    c.integer("train.batch_size", minimum=1)
-    c.integer("train.patience", minimum=1)
-    c.integer("train.max_epochs", minimum=1)
-    c.integer("train.max_train_examples", minimum=1, optional=True)
-    c.integer("train.max_valid_examples", minimum=1, optional=True)
-    c.choice("train.device", DEVICES)
-    c.choice("train.precision", PRECISIONS)
+    _validate_train(c)
 
     c.choice("eval.device", DEVICES)
     c.integer("eval.marginal_likelihood.samples", minimum=1)

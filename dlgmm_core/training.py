@@ -42,7 +42,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from .config import PRECISIONS
+from .config import validate_train
 from .errors import DlgmmError
 from .runtime import as_float_tensor, resolve_device, seed_everything
 
@@ -55,10 +55,6 @@ VALID_BATCH = 1000
 #: Sources whose change invalidates a saved training state (the training
 #: stages' code dependencies in dvc.yaml), relative to the package folder.
 CODE_GLOBS = ("training.py", "checkpoint.py", "distributions.py", "nets.py", "runtime.py", "models/**/*.py")
-#: Keys of the ``train`` section this module reads, with defaults for optional ones.
-TRAIN_DEFAULTS = {"max_train_examples": None, "max_valid_examples": None, "device": "auto",
-                  "precision": "float32"}
-TRAIN_REQUIRED = ("lr", "batch_size", "patience", "max_epochs")
 
 
 # --------------------------------------------------------------------------
@@ -113,27 +109,8 @@ def _jsonable(obj: Any) -> Any:
 
 
 # --------------------------------------------------------------------------
-# configuration
+# data
 # --------------------------------------------------------------------------
-def _train_config(config: dict) -> dict:
-    missing = [k for k in TRAIN_REQUIRED if k not in config]
-    if missing:
-        raise DlgmmError(f"train config: missing key(s) {', '.join('train.' + k for k in missing)}")
-    out = {**TRAIN_DEFAULTS, **{k: config[k] for k in config}}
-    if not (isinstance(out["lr"], (int, float)) and math.isfinite(out["lr"]) and out["lr"] > 0):
-        raise DlgmmError(f"train.lr must be a finite number > 0 (got {out['lr']!r})")
-    for key in ("batch_size", "patience", "max_epochs"):
-        if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 1:
-            raise DlgmmError(f"train.{key} must be an integer >= 1 (got {out[key]!r})")
-    for key in ("max_train_examples", "max_valid_examples"):
-        value = out[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise DlgmmError(f"train.{key} must be null or an integer >= 1 (got {value!r})")
-    if out["precision"] not in PRECISIONS:
-        raise DlgmmError(f"train.precision must be one of {', '.join(PRECISIONS)} (got {out['precision']!r})")
-    return out
-
-
 def _on_device(x: Any, device: torch.device) -> torch.Tensor:
     """The examples as one float32 tensor on ``device`` (copied once)."""
     if isinstance(x, torch.Tensor):
@@ -431,7 +408,7 @@ def train_model(model: torch.nn.Module, x_train, x_valid, config: dict, *, seed:
 
     from .checkpoint import save_checkpoint
 
-    config = _train_config(config)
+    config = validate_train(config)
     metadata = dict(metadata or {})
     state_path, checkpoint_path, log_dir = Path(state_path), Path(checkpoint_path), Path(log_dir)
     input_dim = getattr(model, "config", {}).get("input_dim")

@@ -148,3 +148,14 @@ def test_cli_reports_one_line_without_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {path}: train.lr must be > 0 (got 0)"]
+
+
+def test_train_section_checked_on_its_own_with_defaults():
+    from dlgmm_core.config import validate_train
+
+    section = validate_train({"lr": 0.001, "batch_size": 10, "patience": 2, "max_epochs": 3})
+    assert section["device"] == "auto" and section["precision"] == "float32" and section["max_train_examples"] is None
+    with pytest.raises(DlgmmError, match="train config: train.batch_size must be >= 1"):
+        validate_train({"lr": 0.001, "batch_size": 0, "patience": 2, "max_epochs": 3})
+    with pytest.raises(DlgmmError, match="train config: missing key train.max_epochs"):
+        validate_train({"lr": 0.001, "batch_size": 10, "patience": 2})
