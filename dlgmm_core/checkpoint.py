@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -52,18 +52,30 @@ def _check_safe(obj: Any, where: str) -> None:
                     f"torch.load(weights_only=True) cannot read; store tensors, lists or plain numbers instead")
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, extra: dict | None = None,
-                    metadata: dict | None = None) -> None:
-    """Write ``model`` (kind, config, weights) plus ``metadata`` and ``extra`` to ``path``, atomically."""
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, state_dict: Mapping[str, torch.Tensor] | None = None,
+                    extra: dict | None = None, metadata: dict | None = None) -> None:
+    """Write ``model`` (kind, config, weights) plus ``metadata`` and ``extra`` to ``path``, atomically.
+
+    ``state_dict``: weights to store instead of the model's current ones (e.g.
+    the best epoch's, kept aside during training); they must fit the model
+    (same names and shapes, else ``ValueError``). The file then holds what
+    ``model`` would store with those weights loaded, which stays untouched.
+    """
     for name in ("kind", "config"):
         if not hasattr(model, name):
             raise TypeError(f"save_checkpoint: the model has no {name!r}; build it with dlgmm_core.build_model")
+    if state_dict is None:
+        state_dict = model.state_dict()
+    else:
+        problem = _state_dict_problem(model.state_dict(), state_dict)
+        if problem:
+            raise ValueError(f"save_checkpoint: state_dict does not fit the {model.kind} model ({problem})")
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "kind": model.kind,
         "config": dict(model.config),
-        "state_dict": {name: value.detach().cpu().clone() for name, value in model.state_dict().items()},
+        "state_dict": {name: value.detach().cpu().clone() for name, value in state_dict.items()},
         "metadata": dict(metadata or {}),
         "extra": extra,
     }

@@ -4,8 +4,9 @@ look-ahead window of ``patience`` epochs.
 
 :func:`train_model` is resumable: after every epoch the full training state
 (weights, Adam state, every RNG state, the best weights, the patience counter,
-the per-epoch history) is written atomically to ``state_path`` through the one
-checkpoint format of :mod:`dlgmm_core.checkpoint` (its ``extra``). Started
+the per-epoch history: a :class:`TrainState`) is written atomically to
+``state_path`` through the one checkpoint format of :mod:`dlgmm_core.checkpoint`
+(its ``extra``). Started
 again with the same configuration, training continues from the last completed
 epoch and ends, on CPU, with bitwise the same weights and ELBO history as an
 uninterrupted run. A state written by another configuration (model config,
@@ -36,6 +37,7 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -46,7 +48,7 @@ from .config import validate_train
 from .errors import DlgmmError
 from .runtime import as_float_tensor, resolve_device, seed_everything
 
-#: Format tag of the ``extra`` dict in the state file.
+#: Format tag of the ``extra`` dict in the state file (:meth:`TrainState.to_dict`).
 STATE_FORMAT = "dlgmm-train-state/1"
 #: Steps between device syncs (progress bar, NaN check).
 SYNC_EVERY = 20
@@ -111,13 +113,6 @@ def _jsonable(obj: Any) -> Any:
 # --------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------
-def _on_device(x: Any, device: torch.device) -> torch.Tensor:
-    """The examples as one float32 tensor on ``device`` (copied once)."""
-    if isinstance(x, torch.Tensor):
-        return x.detach().to(device=device, dtype=torch.float32)
-    return as_float_tensor(np.asarray(x), device)
-
-
 def _check_examples(x: Any, name: str, input_dim: int | None) -> None:
     shape = tuple(getattr(x, "shape", ()))
     if len(shape) != 2 or shape[0] == 0:
@@ -248,10 +243,74 @@ class TrainingLog:
 
 
 # --------------------------------------------------------------------------
-# the state file
+# the training state and its file
 # --------------------------------------------------------------------------
+@dataclass
+class TrainState:
+    """A training run after its last completed epoch: everything a resumed run continues from.
+
+    Stored as the ``extra`` of the state file (:meth:`to_dict`), whose weights
+    are the model's at the end of that epoch.
+    """
+
+    #: sha256 of ``fingerprint_parts``, the configuration that wrote the state.
+    fingerprint: str
+    #: What the fingerprint covers: kind, model config, train params, seed, device type, data, code.
+    fingerprint_parts: dict
+    #: The last completed epoch (0: none).
+    epoch: int = 0
+    #: Whether training has stopped, and why (``early_stopping`` or ``max_epochs``).
+    finished: bool = False
+    stop_reason: str | None = None
+    #: The best validation ELBO so far and its epoch.
+    best_valid_elbo: float | None = None
+    best_epoch: int = 0
+    #: Epochs since the best one: the patience counter.
+    bad_epochs: int = 0
+    #: One row per completed epoch: epoch, train_elbo, valid_elbo, seconds, examples_per_second.
+    history: list[dict] = field(default_factory=list)
+    #: Adam's ``state_dict``.
+    optimizer: dict | None = None
+    #: Every RNG state (:func:`_get_rng`).
+    rng: dict | None = None
+    #: The best epoch's weights, on CPU.
+    best_state_dict: dict | None = None
+
+    def to_dict(self) -> dict:
+        """The plain dict stored in the state file: the :data:`STATE_FORMAT` tag, then the fields in
+        declaration order (the order is part of the file's bytes)."""
+        return {"format": STATE_FORMAT, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> TrainState:
+        """The state :meth:`to_dict` stored (the caller checks the format tag); the history list is copied."""
+        values = {f.name: stored[f.name] for f in fields(cls)}
+        values["history"] = list(values["history"])
+        return cls(**values)
+
+    def record_validation(self, epoch: int, valid_elbo: float, model: torch.nn.Module) -> bool:
+        """A new best keeps ``model``'s weights (copied to CPU) and resets the patience counter, anything
+        else counts a bad epoch; whether ``valid_elbo`` was a new best."""
+        improved = self.best_valid_elbo is None or valid_elbo > self.best_valid_elbo
+        if improved:
+            self.best_state_dict = _cpu_state_dict(model)
+            self.best_valid_elbo, self.best_epoch, self.bad_epochs = valid_elbo, epoch, 0
+        else:
+            self.bad_epochs += 1
+        return improved
+
+    def complete_epoch(self, row: dict, *, patience: int, max_epochs: int, optimizer: dict, rng: dict) -> None:
+        """Append the epoch's ``row``, decide whether training stops, keep the optimizer and RNG states."""
+        self.history.append(row)
+        self.epoch = row["epoch"]
+        self.stop_reason = ("early_stopping" if self.bad_epochs >= patience
+                            else "max_epochs" if self.epoch >= max_epochs else None)
+        self.finished = self.stop_reason is not None
+        self.optimizer, self.rng = optimizer, rng
+
+
 def _load_state(state_path: Path, model: torch.nn.Module, parts: dict, fingerprint: str):
-    """``(weights, extra)`` of a resumable state of this configuration, else ``None`` (with a notice)."""
+    """``(weights, state)`` of a resumable state of this configuration, else ``None`` (with a notice)."""
     if not state_path.exists():
         return None
     from .checkpoint import load_checkpoint
@@ -273,21 +332,21 @@ def _load_state(state_path: Path, model: torch.nn.Module, parts: dict, fingerpri
         print(f"notice: {state_path}: written by another configuration ({', '.join(changed) or 'unknown'} "
               f"differ); discarded, training from scratch", flush=True)
         return None
-    return loaded.state_dict(), extra
+    return loaded.state_dict(), TrainState.from_dict(extra)
 
 
 def _cpu_state_dict(module: torch.nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
-def _checkpoint_metadata(metadata: dict, config: dict, seed: int, model, extra: dict) -> dict:
+def _checkpoint_metadata(metadata: dict, config: dict, seed: int, model, state: TrainState) -> dict:
     return {
         **metadata,
-        "epochs": extra["epoch"],
-        "best_epoch": extra["best_epoch"],
-        "best_valid_elbo": extra["best_valid_elbo"],
-        "finished": extra["finished"],
-        "stop_reason": extra["stop_reason"],
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_valid_elbo": state.best_valid_elbo,
+        "finished": state.finished,
+        "stop_reason": state.stop_reason,
         "train": _jsonable(config),
         "seed": int(seed),
         "kl_method": getattr(model, "config", {}).get("kl_method"),
@@ -295,21 +354,8 @@ def _checkpoint_metadata(metadata: dict, config: dict, seed: int, model, extra: 
 
 
 # --------------------------------------------------------------------------
-# the loop
+# the training step
 # --------------------------------------------------------------------------
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.nn.utils.get_total_norm(grads, norm_type=2.0, error_if_nonfinite=False)
-
-
 def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Adam:
     """Adam with the fused kernel on CPU and CUDA (one kernel for all parameters).
 
@@ -324,39 +370,75 @@ def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda") or None)
 
 
-def _run_epoch(model, optimizer, params, x, perm, *, batch_size, precision, epoch, progress_bar,
-               check_grads=True) -> float:
-    """One pass over ``x`` in the order ``perm``; the mean train ELBO. Raises on a non-finite value."""
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+               x_batch: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on the minibatch's mean negative ELBO; ``(ELBO sum, gradient norm)``.
+
+    ``precision``: ``float32``, or ``bf16`` to autocast the forward pass (on
+    ``x_batch``'s device) while the loss is reduced in float32. The gradient
+    norm (L2 over ``params``, taken before the step) is what the epoch loop
+    checks for non-finite gradients. Both results are 0-dim tensors on the
+    device, so a step never waits for the device.
+    """
+    with _autocast(x_batch.device, precision):
+        elbo = model.elbo(x_batch)
+    elbo = elbo.float()
+    loss = -elbo.mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = _grad_norm(params)
+    optimizer.step()
+    return elbo.detach().sum(), grad_norm
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.nn.utils.get_total_norm(grads, norm_type=2.0, error_if_nonfinite=False)
+
+
+# --------------------------------------------------------------------------
+# the epoch
+# --------------------------------------------------------------------------
+def _run_epoch(model, optimizer, params, x, shuffle, *, batch_size, precision, epoch, progress) -> float:
+    """One pass over ``x`` in a permutation drawn from ``shuffle``; the mean train ELBO.
+
+    Waits for the device every :data:`SYNC_EVERY` steps only (progress bar, NaN
+    check); raises on a non-finite ELBO or gradient, naming the step.
+    """
+    from tqdm import tqdm
+
     device = x.device
     n = x.shape[0]
     steps = math.ceil(n / batch_size)
+    perm = torch.randperm(n, generator=shuffle, device=device)
+    bar = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
+               disable=(None if progress is None else not progress))
     sums = torch.zeros(steps, dtype=torch.float64, device=device)
     norms = torch.zeros(steps, dtype=torch.float32, device=device)
     checked = 0
     model.train()
-    for step in range(steps):
-        idx = perm[step * batch_size:(step + 1) * batch_size]
-        xb = x.index_select(0, idx)
-        with _autocast(device, precision):
-            elbo = model.elbo(xb)
-        elbo = elbo.float()
-        loss = -elbo.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if check_grads:
-            norms[step] = _grad_norm(params)
-        optimizer.step()
-        sums[step] = elbo.detach().sum()
-        if (step + 1) % SYNC_EVERY == 0 or step + 1 == steps:
-            total, grads_ok = torch.stack([sums[:step + 1].sum(),
-                                           torch.isfinite(norms[checked:step + 1]).all().double()]).tolist()
-            if not math.isfinite(total) or grads_ok != 1.0:
-                _raise_non_finite(sums, norms, checked, step, epoch, batch_size, n)
-            checked = step + 1
-            done = min(n, (step + 1) * batch_size)
-            if progress_bar is not None:
-                progress_bar.update(step + 1 - progress_bar.n)
-                progress_bar.set_postfix(elbo=f"{total / done:.2f}", refresh=False)
+    try:
+        for step in range(steps):
+            x_batch = x.index_select(0, perm[step * batch_size:(step + 1) * batch_size])
+            sums[step], norms[step] = train_step(model, optimizer, params, x_batch, precision)
+            if (step + 1) % SYNC_EVERY == 0 or step + 1 == steps:
+                total, grads_ok = torch.stack([sums[:step + 1].sum(),
+                                               torch.isfinite(norms[checked:step + 1]).all().double()]).tolist()
+                if not math.isfinite(total) or grads_ok != 1.0:
+                    _raise_non_finite(sums, norms, checked, step, epoch, batch_size, n)
+                checked = step + 1
+                bar.update(step + 1 - bar.n)
+                bar.set_postfix(elbo=f"{total / min(n, (step + 1) * batch_size):.2f}", refresh=False)
+    finally:
+        bar.close()
     return float(sums.sum()) / n
 
 
@@ -377,6 +459,9 @@ def _raise_non_finite(sums, norms, first, last, epoch, batch_size, n):
     raise DlgmmError(f"non-finite ELBO at epoch {epoch}, steps {first + 1}-{last + 1}")
 
 
+# --------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------
 def train_model(model: torch.nn.Module, x_train, x_valid, config: dict, *, seed: int,
                 state_path: str | os.PathLike, checkpoint_path: str | os.PathLike,
                 log_dir: str | os.PathLike, metadata: dict | None = None,
@@ -404,26 +489,16 @@ def train_model(model: torch.nn.Module, x_train, x_valid, config: dict, *, seed:
     Raises :class:`DlgmmError` on a non-finite ELBO or gradient, naming epoch
     and step; the files of the last completed epoch stay as they were.
     """
-    from tqdm import tqdm
-
     from .checkpoint import save_checkpoint
 
+    # setup: inputs, device, fingerprint, then the stored state of this configuration or a fresh one
     config = validate_train(config)
     metadata = dict(metadata or {})
     state_path, checkpoint_path, log_dir = Path(state_path), Path(checkpoint_path), Path(log_dir)
-    input_dim = getattr(model, "config", {}).get("input_dim")
-    _check_examples(x_train, "x_train", input_dim)
-    _check_examples(x_valid, "x_valid", input_dim)
-    x_train = x_train[:config["max_train_examples"]]
-    x_valid = x_valid[:config["max_valid_examples"]]
+    x_train, x_valid = _truncated_examples(model, x_train, x_valid, config)
     label = "/".join(str(metadata[k]) for k in ("dataset", "model") if k in metadata) or getattr(model, "kind", "model")
-
-    device = resolve_device(config["device"], key="train.device")
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    for path in (state_path, checkpoint_path):  # temporaries of writes cut short by a SIGKILL
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    device = _training_device(config)
+    _remove_interrupted_writes(state_path, checkpoint_path)
     parts = _fingerprint_parts(model, config, seed, x_train, x_valid, device)
     fingerprint = _fingerprint(parts)
     loaded = _load_state(state_path, model, parts, fingerprint)
@@ -434,108 +509,106 @@ def train_model(model: torch.nn.Module, x_train, x_valid, config: dict, *, seed:
     optimizer = make_optimizer(params, config["lr"], device)
     shuffle = torch.Generator(device=device)
     shuffle.manual_seed(derive_seed(seed, "shuffle"))
-
     if loaded is None:
-        extra = {"format": STATE_FORMAT, "fingerprint": fingerprint, "fingerprint_parts": parts,
-                 "epoch": 0, "finished": False, "stop_reason": None, "best_valid_elbo": None,
-                 "best_epoch": 0, "bad_epochs": 0, "history": []}
-        best_weights = None
+        state = TrainState(fingerprint=fingerprint, fingerprint_parts=parts)
     else:
-        weights, extra = loaded
+        weights, state = loaded
         model.load_state_dict(weights)
-        optimizer.load_state_dict(extra["optimizer"])
-        _set_rng(extra["rng"], device, shuffle)
-        best_weights = extra["best_state_dict"]
-    resumed_from = extra["epoch"]
-    history = list(extra["history"])
+        optimizer.load_state_dict(state.optimizer)
+        _set_rng(state.rng, device, shuffle)
+    resumed_from = state.epoch
 
-    def ckpt_meta() -> dict:
-        return _checkpoint_metadata(metadata, config, seed, model, extra)
+    def save_best() -> None:
+        """The best epoch's weights to ``checkpoint_path``; the model keeps its own."""
+        save_checkpoint(checkpoint_path, model, state_dict=state.best_state_dict,
+                        metadata=_checkpoint_metadata(metadata, config, seed, model, state))
 
-    def save_best(current_is_best: bool = False) -> None:
-        """Write the best weights to the checkpoint, leaving the model's current weights as they are."""
-        if current_is_best:
-            save_checkpoint(checkpoint_path, model, metadata=ckpt_meta())
-            return
-        current = _cpu_state_dict(model)
-        model.load_state_dict(best_weights)
-        try:
-            save_checkpoint(checkpoint_path, model, metadata=ckpt_meta())
-        finally:
-            model.load_state_dict(current)
-
-    log = TrainingLog(log_dir, history)
-    if extra["finished"]:
-        model.load_state_dict(best_weights)
-        save_checkpoint(checkpoint_path, model, metadata=ckpt_meta())
-        log.finish(history)
-        print(f"{label}: already trained ({extra['epoch']} epochs, {extra['stop_reason']}; best valid ELBO "
-              f"{extra['best_valid_elbo']:.4f} at epoch {extra['best_epoch']}); outputs rewritten from "
+    log = TrainingLog(log_dir, state.history)
+    if state.finished:
+        model.load_state_dict(state.best_state_dict)
+        save_best()
+        log.finish(state.history)
+        print(f"{label}: already trained ({state.epoch} epochs, {state.stop_reason}; best valid ELBO "
+              f"{state.best_valid_elbo:.4f} at epoch {state.best_epoch}); outputs rewritten from "
               f"{state_path}", flush=True)
-        return _summary(extra, resumed_from, 0)
+        return _summary(state, resumed_from, 0)
 
-    xt, xv = _on_device(x_train, device), _on_device(x_valid, device)
+    xt, xv = as_float_tensor(x_train, device), as_float_tensor(x_valid, device)
     n = xt.shape[0]
-    start_note = f"resuming after epoch {resumed_from}" if resumed_from else "from scratch"
-    print(f"{label}: {n} train / {xv.shape[0]} valid examples, {device.type} {config['precision']}, "
-          f"lr {config['lr']}, batch {config['batch_size']}, patience {config['patience']}, "
-          f"max {config['max_epochs']} epochs; {start_note}", flush=True)
-    if config["precision"] == "bf16" and device.type == "cpu":
-        print("notice: train.precision bf16 on CPU: autocast is emulated on CPUs without native bf16 "
-              "(measured 3-9x slower than float32 on an AVX2 CPU); float32 is the faster choice there", flush=True)
-    if best_weights is not None:
+    _print_start(label, n, xv.shape[0], device, config, resumed_from)
+    if state.best_state_dict is not None:
         save_best()  # DVC deletes the checkpoint before rerunning the stage
 
-    steps = math.ceil(n / config["batch_size"])
-    epoch = extra["epoch"]
-    while not extra["finished"]:
-        epoch += 1
+    while not state.finished:
+        epoch = state.epoch + 1
         start = time.perf_counter()
-        perm = torch.randperm(n, generator=shuffle, device=device)
-        bar = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
-                   disable=(None if progress is None else not progress))
-        try:
-            train_elbo = _run_epoch(model, optimizer, params, xt, perm, batch_size=config["batch_size"],
-                                    precision=config["precision"], epoch=epoch, progress_bar=bar)
-        finally:
-            bar.close()
+        train_elbo = _run_epoch(model, optimizer, params, xt, shuffle, batch_size=config["batch_size"],
+                                precision=config["precision"], epoch=epoch, progress=progress)
         train_seconds = time.perf_counter() - start
         valid_elbo = validation_elbo(model, xv, seed=seed, epoch=epoch)
         if not math.isfinite(valid_elbo):
             raise DlgmmError(f"non-finite validation ELBO at epoch {epoch}; the state and checkpoint of the last "
                              f"completed epoch are kept; consider a lower train.lr")
-        improved = extra["best_valid_elbo"] is None or valid_elbo > extra["best_valid_elbo"]
-        if improved:
-            best_weights = _cpu_state_dict(model)
-            extra.update(best_valid_elbo=valid_elbo, best_epoch=epoch, bad_epochs=0)
-        else:
-            extra["bad_epochs"] += 1
-        seconds = time.perf_counter() - start
-        row = {"epoch": epoch, "train_elbo": train_elbo, "valid_elbo": valid_elbo, "seconds": seconds,
-               "examples_per_second": n / train_seconds}
-        history.append(row)
-        stop = ("early_stopping" if extra["bad_epochs"] >= config["patience"]
-                else "max_epochs" if epoch >= config["max_epochs"] else None)
-        extra.update(epoch=epoch, history=history, finished=stop is not None, stop_reason=stop,
-                     optimizer=optimizer.state_dict(), rng=_get_rng(device, shuffle), best_state_dict=best_weights)
-        if improved or stop:
-            save_best(current_is_best=improved)
-        save_checkpoint(state_path, model, extra=extra, metadata={**metadata, "training_state": True})
+        improved = state.record_validation(epoch, valid_elbo, model)
+        row = {"epoch": epoch, "train_elbo": train_elbo, "valid_elbo": valid_elbo,
+               "seconds": time.perf_counter() - start, "examples_per_second": n / train_seconds}
+        state.complete_epoch(row, patience=config["patience"], max_epochs=config["max_epochs"],
+                             optimizer=optimizer.state_dict(), rng=_get_rng(device, shuffle))
+        if improved or state.finished:
+            save_best()
+        save_checkpoint(state_path, model, extra=state.to_dict(), metadata={**metadata, "training_state": True})
         log.append(row)
-        print(f"{label} epoch {epoch:>3}/{config['max_epochs']}: train ELBO {train_elbo:9.4f}  valid ELBO "
-              f"{valid_elbo:9.4f}  best {extra['best_valid_elbo']:9.4f} @ {extra['best_epoch']}"
-              f"{' *' if improved else '  '}  {seconds:6.1f} s  {n / train_seconds:8.0f} ex/s", flush=True)
+        _print_epoch(label, row, state, config["max_epochs"], improved)
 
-    model.load_state_dict(best_weights)
-    log.finish(history)
-    print(f"{label}: stopped after epoch {epoch} ({extra['stop_reason']}); best valid ELBO "
-          f"{extra['best_valid_elbo']:.4f} at epoch {extra['best_epoch']} -> {checkpoint_path}", flush=True)
-    return _summary(extra, resumed_from, epoch - resumed_from)
+    model.load_state_dict(state.best_state_dict)
+    log.finish(state.history)
+    print(f"{label}: stopped after epoch {state.epoch} ({state.stop_reason}); best valid ELBO "
+          f"{state.best_valid_elbo:.4f} at epoch {state.best_epoch} -> {checkpoint_path}", flush=True)
+    return _summary(state, resumed_from, state.epoch - resumed_from)
 
 
-def _summary(extra: dict, resumed_from: int, trained: int) -> dict:
-    history = extra["history"]
-    timing = summarize_history(history).get("timing", {})
-    return {"best_valid_elbo": extra["best_valid_elbo"], "best_epoch": extra["best_epoch"],
-            "epochs": extra["epoch"], "stop_reason": extra["stop_reason"], "resumed_from": resumed_from,
-            "epochs_trained": trained, "history": [dict(row) for row in history], "timing": timing}
+def _truncated_examples(model, x_train, x_valid, config: dict) -> tuple[Any, Any]:
+    """The examples checked against the model's input size, truncated to ``max_*_examples``."""
+    input_dim = getattr(model, "config", {}).get("input_dim")
+    _check_examples(x_train, "x_train", input_dim)
+    _check_examples(x_valid, "x_valid", input_dim)
+    return x_train[:config["max_train_examples"]], x_valid[:config["max_valid_examples"]]
+
+
+def _training_device(config: dict) -> torch.device:
+    device = resolve_device(config["device"], key="train.device")
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return device
+
+
+def _remove_interrupted_writes(*paths: Path) -> None:
+    """Delete the temporaries of writes to ``paths`` cut short by a SIGKILL."""
+    for path in paths:
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def _print_start(label: str, n_train: int, n_valid: int, device: torch.device, config: dict,
+                 resumed_from: int) -> None:
+    start_note = f"resuming after epoch {resumed_from}" if resumed_from else "from scratch"
+    print(f"{label}: {n_train} train / {n_valid} valid examples, {device.type} {config['precision']}, "
+          f"lr {config['lr']}, batch {config['batch_size']}, patience {config['patience']}, "
+          f"max {config['max_epochs']} epochs; {start_note}", flush=True)
+    if config["precision"] == "bf16" and device.type == "cpu":
+        print("notice: train.precision bf16 on CPU: autocast is emulated on CPUs without native bf16 "
+              "(measured 3-9x slower than float32 on an AVX2 CPU); float32 is the faster choice there", flush=True)
+
+
+def _print_epoch(label: str, row: dict, state: TrainState, max_epochs: int, improved: bool) -> None:
+    print(f"{label} epoch {row['epoch']:>3}/{max_epochs}: train ELBO {row['train_elbo']:9.4f}  valid ELBO "
+          f"{row['valid_elbo']:9.4f}  best {state.best_valid_elbo:9.4f} @ {state.best_epoch}"
+          f"{' *' if improved else '  '}  {row['seconds']:6.1f} s  {row['examples_per_second']:8.0f} ex/s",
+          flush=True)
+
+
+def _summary(state: TrainState, resumed_from: int, trained: int) -> dict:
+    timing = summarize_history(state.history).get("timing", {})
+    return {"best_valid_elbo": state.best_valid_elbo, "best_epoch": state.best_epoch,
+            "epochs": state.epoch, "stop_reason": state.stop_reason, "resumed_from": resumed_from,
+            "epochs_trained": trained, "history": [dict(row) for row in state.history], "timing": timing}
