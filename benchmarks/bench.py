@@ -304,22 +304,10 @@ def paper_config(params, key: str) -> tuple[str, dict]:
 
 
 def make_step(model, x, precision: str, device: torch.device):
-    """One training step as ``dlgmm_core.training._run_epoch`` runs it (Adam with train.lr defaults)."""
+    """A call running ``dlgmm_core.training.train_step``, the training loop's step, on ``x`` (Adam, lr 3e-4)."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = training.make_optimizer(params, 3e-4, device)
-
-    def step():
-        with training._autocast(device, precision):
-            elbo = model.elbo(x)
-        elbo = elbo.float()
-        loss = -elbo.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = training._grad_norm(params)
-        optimizer.step()
-        return elbo.detach().sum(), norm
-
-    return step
+    return lambda: training.train_step(model, optimizer, params, x, precision)
 
 
 def count_step(step) -> tuple[list, int]:

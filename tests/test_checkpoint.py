@@ -1,4 +1,4 @@
-"""Checkpoints: round trip, the optional extra, weights_only loading, and one clear error per problem."""
+"""Checkpoints: round trip, the optional extra, given weights, weights_only loading, and one clear error per problem."""
 from __future__ import annotations
 
 import numpy as np
@@ -63,6 +63,31 @@ def test_extra_round_trip_with_optimizer_and_rng(tmp_path):
     assert load_checkpoint(tmp_path / "s.pt", with_extra=False).kind == "gauss_vae"
     save_checkpoint(tmp_path / "n.pt", model)
     assert load_checkpoint(tmp_path / "n.pt", with_extra=True)[1] is None
+
+
+def test_given_state_dict_is_stored_and_the_model_left_as_it_is(tmp_path):
+    model, other = _model("dlgmm"), _model("dlgmm")
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(1.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    save_checkpoint(tmp_path / "given.pt", model, state_dict=other.state_dict(), metadata={"epochs": 2})
+    save_checkpoint(tmp_path / "own.pt", other, metadata={"epochs": 2})
+    assert (tmp_path / "given.pt").read_bytes() == (tmp_path / "own.pt").read_bytes()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    for key, value in load_checkpoint(tmp_path / "given.pt").state_dict().items():
+        assert torch.equal(value, other.state_dict()[key]), key
+
+
+def test_state_dict_that_does_not_fit_the_model_is_refused_at_save(tmp_path):
+    model = _model("dlgmm")
+    with pytest.raises(ValueError, match="shape mismatch"):
+        save_checkpoint(tmp_path / "bad.pt", model, state_dict=_model("dlgmm", hidden=16).state_dict())
+    with pytest.raises(ValueError, match="missing log_a_head"):
+        save_checkpoint(tmp_path / "bad.pt", model,
+                        state_dict=_model("dlgmm", components=1, prior_means=[0.0]).state_dict())
+    assert not (tmp_path / "bad.pt").exists()
 
 
 def test_extra_that_weights_only_cannot_read_is_refused_at_save(tmp_path):

@@ -1,10 +1,14 @@
-"""The training loop: early stopping, determinism, SIGKILL-and-resume, NaN handling, logs, the stage CLI.
+"""The training loop: early stopping, determinism, SIGKILL-and-resume, NaN handling, logs, the training
+step (shared with the benchmark), the training state, the stage CLI.
 
 Tiny models (hidden 16, latent 2) on random binary data, CPU, one thread.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
+import math
 import os
 import shutil
 import signal
@@ -18,12 +22,12 @@ import pytest
 import torch
 import yaml
 
-from dlgmm_core import build_model, load_checkpoint
+from dlgmm_core import build_model, load_checkpoint, training
 from dlgmm_core.config import set_params
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.io import save_npz
 from dlgmm_core.runtime import seed_everything
-from dlgmm_core.training import STATE_FORMAT, train_model, validation_elbo
+from dlgmm_core.training import STATE_FORMAT, TrainState, train_model, validation_elbo
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 5
@@ -190,6 +194,140 @@ def test_interrupted_and_resumed_equals_uninterrupted_for_every_kind(tmp_path, k
     assert elbos(summary["history"]) == elbos(reference["history"])
     assert_same_weights(weights(tmp_path / "work" / "m.pt"), weights(tmp_path / "ref" / "m.pt"))
     assert_same_weights(resumed.state_dict(), model.state_dict())
+
+
+# --------------------------------------------------------------------------
+# the training step and the training state
+# --------------------------------------------------------------------------
+def _reference_step(model, optimizer, params, x, precision):
+    """The training step written out op by op: the arithmetic train_step must keep."""
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    with autocast:
+        elbo = model.elbo(x)
+    elbo = elbo.float()
+    loss = -elbo.mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    optimizer.step()
+    return elbo.detach().sum(), norm
+
+
+def _trainable(model, lr=1e-3):
+    params = [p for p in model.parameters() if p.requires_grad]
+    return params, training.make_optimizer(params, lr, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("precision", ["float32", "bf16"])
+def test_train_step_is_the_reference_step(precision):
+    x = torch.from_numpy(binary(100, 3)).float()
+    results, models = [], []
+    for step in (_reference_step, training.train_step):
+        model = tiny_model("dlgmm")
+        params, optimizer = _trainable(model)
+        torch.manual_seed(11)
+        results.append([tuple(step(model, optimizer, params, x, precision)) for _ in range(3)])
+        models.append(model)
+    for (ref_sum, ref_norm), (got_sum, got_norm) in zip(*results):
+        assert got_sum.dtype == torch.float32 and torch.equal(got_sum, ref_sum) and torch.equal(got_norm, ref_norm)
+    assert_same_weights(models[1].state_dict(), models[0].state_dict())
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_benchmark_step_is_the_training_loops_step():
+    # One epoch of the loop (3 steps in a permutation) against the benchmark's step fed the same batches.
+    x = torch.from_numpy(binary(300, 3)).float()
+    loop_model = tiny_model()
+    params, optimizer = _trainable(loop_model, lr=3e-4)
+    torch.manual_seed(11)
+    loop_elbo = training._run_epoch(loop_model, optimizer, params, x, torch.Generator().manual_seed(4),
+                                    batch_size=100, precision="float32", epoch=1, progress=False)
+    bench_model = tiny_model()
+    batch = torch.empty(100, 784)
+    step = _load_bench().make_step(bench_model, batch, "float32", torch.device("cpu"))
+    perm = torch.randperm(300, generator=torch.Generator().manual_seed(4))
+    torch.manual_seed(11)
+    sums = []
+    for start in range(0, 300, 100):
+        batch.copy_(x.index_select(0, perm[start:start + 100]))
+        elbo_sum, grad_norm = step()
+        sums.append(float(elbo_sum))
+        assert math.isfinite(float(grad_norm))
+    assert_same_weights(bench_model.state_dict(), loop_model.state_dict())
+    assert loop_elbo == float(torch.tensor(sums, dtype=torch.float64).sum()) / 300
+
+
+def test_the_loop_trains_with_train_step(tmp_path, monkeypatch):
+    calls, step = [], training.train_step
+
+    def counted(model, optimizer, params, x_batch, precision):
+        calls.append(tuple(x_batch.shape))
+        return step(model, optimizer, params, x_batch, precision)
+
+    monkeypatch.setattr(training, "train_step", counted)
+    run(tmp_path, {"max_epochs": 2})
+    assert calls == [(100, 784)] * 6  # 300 examples, batches of 100, 2 epochs
+
+
+def _assert_same_tree(a, b, where="extra"):
+    assert type(a) is type(b), where
+    if isinstance(a, dict):
+        assert list(a) == list(b), where
+        for key in a:
+            _assert_same_tree(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for index, (x, y) in enumerate(zip(a, b)):
+            _assert_same_tree(x, y, f"{where}[{index}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def test_train_state_round_trip_keeps_the_stored_layout(tmp_path):
+    _, summary = run(tmp_path, {"max_epochs": 2})
+    _, extra = load_checkpoint(tmp_path / "m.state.pt", with_extra=True)
+    assert list(extra) == ["format", "fingerprint", "fingerprint_parts", "epoch", "finished", "stop_reason",
+                           "best_valid_elbo", "best_epoch", "bad_epochs", "history", "optimizer", "rng",
+                           "best_state_dict"]
+    state = TrainState.from_dict(extra)
+    assert (state.epoch, state.finished, state.stop_reason, state.best_epoch) == (2, True, "max_epochs", 2)
+    assert state.best_valid_elbo == summary["best_valid_elbo"] and state.history == summary["history"]
+    assert state.history is not extra["history"]
+    _assert_same_tree(state.to_dict(), extra)
+    _assert_same_tree(TrainState.from_dict(state.to_dict()).to_dict(), extra)
+    fresh = TrainState(fingerprint="f", fingerprint_parts={"seed": 1})
+    assert fresh.to_dict() == {"format": STATE_FORMAT, "fingerprint": "f", "fingerprint_parts": {"seed": 1},
+                               "epoch": 0, "finished": False, "stop_reason": None, "best_valid_elbo": None,
+                               "best_epoch": 0, "bad_epochs": 0, "history": [], "optimizer": None, "rng": None,
+                               "best_state_dict": None}
+
+
+def test_train_state_keeps_a_copy_of_the_best_weights_and_counts_patience():
+    model = tiny_model()
+    state = TrainState(fingerprint="f", fingerprint_parts={})
+    for epoch, valid in enumerate([-5.0, -4.0, -4.0, -4.5], start=1):
+        improved = state.record_validation(epoch, valid, model)
+        state.complete_epoch({"epoch": epoch}, patience=2, max_epochs=10, optimizer={}, rng={})
+        assert improved == (epoch <= 2) and state.finished == (epoch == 4)
+        if epoch == 2:
+            best = {k: v.clone() for k, v in model.state_dict().items()}
+        with torch.no_grad():  # the live weights move on after every epoch
+            for p in model.parameters():
+                p.add_(1.0)
+    assert (state.best_epoch, state.best_valid_elbo, state.bad_epochs, state.stop_reason, state.epoch) == (
+        2, -4.0, 2, "early_stopping", 4)
+    assert_same_weights(state.best_state_dict, best)
+    state = TrainState(fingerprint="f", fingerprint_parts={})
+    state.complete_epoch({"epoch": 3}, patience=5, max_epochs=3, optimizer={}, rng={})
+    assert state.finished and state.stop_reason == "max_epochs"
 
 
 # --------------------------------------------------------------------------
