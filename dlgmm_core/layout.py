@@ -41,6 +41,12 @@ def prepare_stage(dataset: str) -> str:
     return f"prepare@{dataset}"
 
 
+def prepare_hint(dataset: str) -> str:
+    """What to run to (re)make :func:`prepared`, for the end of an error message."""
+    return (f"prepare the data with `python {script('prepare')} --dataset {dataset}` "
+            f"(or `dvc repro {prepare_stage(dataset)}`)")
+
+
 def train_stage(dataset: str, model: str) -> str:
     """The DVC stage that writes :func:`checkpoint` (the DLGMM and the qualitative model have their own)."""
     if model == "dlgmm":

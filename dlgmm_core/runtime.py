@@ -35,6 +35,8 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
-def as_float_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Binary uint8 images (N, 784) to a float32 tensor on ``device``, copied once."""
+def as_float_tensor(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Examples (N, D) -- a NumPy array (e.g. binary uint8 images) or a tensor -- as float32 on ``device``, copied once."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device=device, dtype=torch.float32)
     return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=torch.float32)
