@@ -64,6 +64,7 @@ def prior_mean(model: Any, component: int) -> float:
 
 
 def progress_bar(total: int, desc: str, unit: str, enabled: bool | None):
+    """A tqdm bar over ``total`` items; ``enabled`` None shows it only on a terminal."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True,
