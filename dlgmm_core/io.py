@@ -1,8 +1,10 @@
-"""Atomic file writes: every output appears complete or not at all.
+"""Atomic file writes: every output appears complete or not at all; and the one JSON reader.
 
-Each writer goes to a temporary file in the destination's folder, flushes it
-to disk, then renames it over the destination (``os.replace`` is atomic on
-POSIX), so an interrupted stage never leaves a half-written output behind.
+Each writer goes to a temporary file (or folder) in the destination's folder,
+flushes it to disk, then renames it over the destination (``os.replace`` is
+atomic on POSIX), so an interrupted stage never leaves a half-written output
+behind. :func:`read_json` reads a stage's JSON input, or stops with one
+DlgmmError line naming the file.
 """
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from .errors import DlgmmError
 
 
 @contextlib.contextmanager
@@ -46,6 +51,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it replaces ``path`` as a whole.
+
+    An interrupted writer leaves ``path`` as it was (never a mix of old and
+    new files); stale files of an earlier run do not survive.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists() or path.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON, atomically."""
     with atomic_path(path) as tmp:
@@ -58,11 +87,34 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` (a matplotlib Figure) as PNG to ``path`` atomically, at ``dpi``, no bbox cropping."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """``np.savez_compressed`` to ``path``, atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
+
+
+def read_json(path: str | os.PathLike, hint: str) -> dict:
+    """The JSON object in ``path``; a DlgmmError naming the file and ending in ``hint`` when it is
+    missing, unreadable or not an object."""
+    path = Path(path)
+    if not path.is_file():
+        raise DlgmmError(f"{path}: not found; {hint}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DlgmmError(f"{path}: not readable JSON ({err}); {hint}") from None
+    if not isinstance(data, dict):
+        raise DlgmmError(f"{path}: expected a JSON object; {hint}")
+    return data
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -19,7 +19,6 @@ Every input is required: a missing one is a DlgmmError naming the file.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -28,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from . import layout
 from .config import DATASETS, MODEL_KINDS, Params
 from .errors import DlgmmError
+from .io import read_json
 
 # --------------------------------------------------------------------------
 # the paper's published values (Figure 3), in one place
@@ -108,18 +109,6 @@ class Inputs:
     figures: dict[str, list[Path]] = field(default_factory=dict)
 
 
-def _read_json(path: Path, hint: str) -> dict:
-    if not path.is_file():
-        raise DlgmmError(f"{path}: not found; {hint}")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise DlgmmError(f"{path}: not readable JSON ({err}); {hint}") from None
-    if not isinstance(data, dict):
-        raise DlgmmError(f"{path}: expected a JSON object; {hint}")
-    return data
-
-
 def _read_tsv(path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
     """``(step, value)`` of a dvclive metric file (header ``step<TAB><name>``, maybe ``timestamp``)."""
     import pandas as pd
@@ -150,8 +139,8 @@ def read_inputs(root: str | os.PathLike, params: Params) -> Inputs:
     for dataset in DATASETS:
         inputs.nll[dataset], inputs.knn[dataset], inputs.logs[dataset] = {}, {}, {}
         for model in MODEL_KINDS:
-            path = root / "reports/nll" / dataset / f"{model}.json"
-            data = _read_json(path, f"run `dvc repro marginal_likelihood@{dataset}-{model}`")
+            path = layout.nll_result(dataset, model, root)
+            data = read_json(path, f"run `dvc repro {layout.nll_stage(dataset, model)}`")
             for key in NLL_KEYS:
                 if key not in data:
                     raise DlgmmError(f"{path}: missing key '{key}'; run its marginal_likelihood stage again")
@@ -159,8 +148,8 @@ def read_inputs(root: str | os.PathLike, params: Params) -> Inputs:
                 _number(data, key, path)
             inputs.nll[dataset][model] = data
 
-            path = root / "reports/knn" / dataset / f"{model}.json"
-            data = _read_json(path, f"run `dvc repro knn@{dataset}-{model}`")
+            path = layout.knn_result(dataset, model, root)
+            data = read_json(path, f"run `dvc repro {layout.knn_stage(dataset, model)}`")
             if not any(key.startswith("error@") for key in data):
                 raise DlgmmError(f"{path}: no 'error@<k>' entries; run its knn stage again")
             for key in data:
@@ -168,12 +157,11 @@ def read_inputs(root: str | os.PathLike, params: Params) -> Inputs:
                     _number(data, key, path)
             inputs.knn[dataset][model] = data
         for model in LOGGED_MODELS[dataset]:
-            folder = root / "logs" / dataset / model
-            hint = f"train it (`python stages/train.py --dataset {dataset} --model {model}`)"
+            hint = f"train it (`python {layout.script('train')} --dataset {dataset} --model {model}`)"
             inputs.logs[dataset][model] = TrainingLog(
-                summary=_read_json(folder / "metrics.json", hint),
-                train=_read_tsv(folder / "plots/metrics/train/elbo.tsv", hint),
-                valid=_read_tsv(folder / "plots/metrics/valid/elbo.tsv", hint))
+                summary=read_json(layout.train_metrics(dataset, model, root), hint),
+                train=_read_tsv(layout.train_curve(dataset, model, "train", root), hint),
+                valid=_read_tsv(layout.train_curve(dataset, model, "valid", root), hint))
     inputs.figures = _figures(root, params)
     return inputs
 
@@ -186,20 +174,20 @@ def _require(path: Path, hint: str) -> Path:
 
 def _figures(root: Path, params: Params) -> dict[str, list[Path]]:
     """The figures of the evaluation stages, relative to ``root/reports``; each must exist."""
-    reports = root / "reports"
+    reports = layout.reports_dir(root)
     out: dict[str, list[Path]] = {"tsne": [], "samples": [], "qualitative": []}
     for model in MODEL_KINDS:
-        path = _require(reports / "figures/tsne" / f"mnist_{model}.png", f"run `dvc repro tsne@{model}`")
+        path = _require(layout.tsne_figure("mnist", model, root), f"run `dvc repro {layout.tsne_stage(model)}`")
         out["tsne"].append(path.relative_to(reports))
     for dataset in DATASETS:
         for model in MODEL_KINDS:
-            path = _require(reports / "figures/samples" / f"{dataset}_{model}.png",
-                            f"run `dvc repro samples@{dataset}-{model}`")
+            path = _require(layout.samples_figure(dataset, model, root),
+                            f"run `dvc repro {layout.samples_stage(dataset, model)}`")
             out["samples"].append(path.relative_to(reports))
     components = int(params.tree["model"]["qualitative"]["components"])
     for k in range(1, components + 1):
-        path = _require(reports / "figures/qualitative" / f"component_{k}.png",
-                        "run `dvc repro samples_qualitative`")
+        path = _require(layout.qualitative_figure(k, root),
+                        f"run `dvc repro {layout.samples_stage('mnist', 'qualitative')}`")
         out["qualitative"].append(path.relative_to(reports))
     return out
 
@@ -485,19 +473,18 @@ def write_report(root: str | os.PathLike, params: Params) -> list[Path]:
 
     Returns the written paths. Nothing is written when an input is missing.
     """
-    from .evaluation import atomic_dir
-    from .io import write_json, write_text
+    from .io import atomic_dir, write_json, write_text
 
     root = Path(root)
-    reports = root / "reports"
+    reports = layout.reports_dir(root)
     inputs = read_inputs(root, params)
     metrics = flat_metrics(inputs)
-    figures = [Path("figures/training") / f"{dataset}.png" for dataset in DATASETS]
-    with atomic_dir(reports / "figures/training") as tmp:
+    figures = [layout.training_figure(dataset, root).relative_to(reports) for dataset in DATASETS]
+    with atomic_dir(layout.training_figures_dir(root)) as tmp:
         for dataset, rel in zip(DATASETS, figures):
             plot_training_curves(inputs.logs[dataset], f"{DATASET_NAMES[dataset]}: ELBO per epoch "
                                  f"(budget {params.budget})", tmp / rel.name)
     readme = render_readme(inputs, params, figures)
-    write_json(reports / "metrics.json", metrics)
-    write_text(reports / "README.md", readme)
-    return [reports / "README.md", reports / "metrics.json", reports / "figures/training"]
+    write_json(layout.report_metrics(root), metrics)
+    write_text(layout.report_readme(root), readme)
+    return [layout.report_readme(root), layout.report_metrics(root), layout.training_figures_dir(root)]

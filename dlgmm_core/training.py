@@ -54,9 +54,8 @@ STATE_FORMAT = "dlgmm-train-state/1"
 SYNC_EVERY = 20
 #: Examples per model call in the validation pass.
 VALID_BATCH = 1000
-#: Sources whose change invalidates a saved training state (the training
-#: stages' code dependencies in dvc.yaml), relative to the package folder.
-CODE_GLOBS = ("training.py", "checkpoint.py", "distributions.py", "nets.py", "runtime.py", "models/**/*.py")
+#: The repository holding the training stage's script and the package.
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------------------
@@ -77,14 +76,24 @@ def array_sha256(x: np.ndarray | torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+def code_files() -> list[Path]:
+    """The sources whose change invalidates a saved training state, relative to :data:`SOURCE_ROOT`.
+
+    The training stage's script and every package module it imports
+    (:func:`dlgmm_core.layout.stage_sources`): the training stages' code deps
+    in dvc.yaml, which ``tests/test_layout.py`` holds to this list.
+    """
+    from .layout import script, stage_sources
+
+    return stage_sources(script("train"), SOURCE_ROOT)
+
+
 def code_sha256() -> str:
-    """sha256 over the sources listed in :data:`CODE_GLOBS` (names and bytes)."""
-    root = Path(__file__).resolve().parent
-    files = sorted({p for pattern in CODE_GLOBS for p in root.glob(pattern) if p.is_file()})
+    """sha256 over :func:`code_files` (names relative to the repository, and bytes)."""
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
-        digest.update(path.read_bytes())
+    for path in code_files():
+        digest.update(f"{path.as_posix()}\0".encode())
+        digest.update((SOURCE_ROOT / path).read_bytes())
         digest.update(b"\0")
     return digest.hexdigest()
 

@@ -16,27 +16,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dlgmm_core.config import MODEL_KINDS, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import (check_neighbors, checkpoint_path, embed, knn_errors,  # noqa: E402
-                                   load_eval_model, require_labels)
+from dlgmm_core.evaluation import check_neighbors, embed, knn_errors, load_eval_model, require_labels  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
+from dlgmm_core.layout import checkpoint, knn_result, prepared  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
     args, params = stage_arguments(__doc__, MODEL_KINDS)
     section = params.eval["knn"]
-    require_labels(Path("data/prepared") / f"{args.dataset}.json")
-    data = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")
+    npz_path, json_path = prepared(args.dataset)
+    require_labels(json_path)
+    data = load_prepared(npz_path)
     x_train, y_train = data["x_train"][:section["max_train_examples"]], data["y_train"][:section["max_train_examples"]]
     x_test, y_test = data["x_test"][:section["max_test_examples"]], data["y_test"][:section["max_test_examples"]]
     check_neighbors(section["neighbors"], x_train.shape[0])
     device = resolve_device(params.eval["device"], key="eval.device")
-    model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)
+    model = load_eval_model(checkpoint(args.dataset, args.model), args.model, device)
     seed_everything(params.seed)
     z_train = embed(model, x_train, device, desc="embed train")
     z_test = embed(model, x_test, device, desc="embed test")
     errors = knn_errors(z_train, y_train, z_test, y_test, section["neighbors"])
-    out = Path("reports/knn") / args.dataset / f"{args.model}.json"
+    out = knn_result(args.dataset, args.model)
     write_json(out, {**{f"error@{k}": e for k, e in errors.items()},
                      "train_examples": int(x_train.shape[0]), "test_examples": int(x_test.shape[0])})
     print(f"{args.dataset}/{args.model}: kNN test error "

@@ -17,8 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dlgmm_core.config import MODEL_KINDS, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import Timer, checkpoint_path, load_eval_model, marginal_likelihood  # noqa: E402
+from dlgmm_core.evaluation import Timer, load_eval_model, marginal_likelihood  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
+from dlgmm_core.layout import checkpoint, nll_result, prepared  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
@@ -26,12 +27,12 @@ def main() -> None:
     args, params = stage_arguments(__doc__, MODEL_KINDS)
     section = params.eval["marginal_likelihood"]
     device = resolve_device(params.eval["device"], key="eval.device")
-    model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)
-    x = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")["x_test"][:section["max_examples"]]
+    model = load_eval_model(checkpoint(args.dataset, args.model), args.model, device)
+    x = load_prepared(prepared(args.dataset)[0])["x_test"][:section["max_examples"]]
     seed_everything(params.seed)
     with Timer() as timer:
         result = marginal_likelihood(model, x, section["samples"], section["bounds_at"], section["batch_size"], device)
-    out = Path("reports/nll") / args.dataset / f"{args.model}.json"
+    out = nll_result(args.dataset, args.model)
     write_json(out, {**result, "seconds": round(timer.seconds, 3)})
     print(f"{args.dataset}/{args.model}: -log p(x) = {result['nll']:.4f} ± {result['nll_se']:.4f} "
           f"(S={result['samples']}, {result['examples']} test examples), ELBO {result['elbo']:.4f}, "

@@ -16,21 +16,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dlgmm_core.config import load_params  # noqa: E402
 from dlgmm_core.data import DATASETS, prepare_dataset  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.layout import prepared_dir, prepared_in, raw_dir  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    parser.add_argument("--out", default="data/prepared", help="output folder (default: data/prepared)")
-    parser.add_argument("--raw", default="data/raw", help="download cache (default: data/raw)")
+    parser.add_argument("--out", default=str(prepared_dir()), help=f"output folder (default: {prepared_dir()})")
+    parser.add_argument("--raw", default=str(raw_dir()), help=f"download cache (default: {raw_dir()})")
     args = parser.parse_args()
     section = load_params(args.params).data(args.dataset)
     start = time.perf_counter()
     meta = prepare_dataset(args.dataset, section, Path(args.out), Path(args.raw))
     sizes = ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
     print(f"{args.dataset}: {meta['source']}, {sizes}, labels {meta['labels']}, "
-          f"{time.perf_counter() - start:.1f} s -> {args.out}/{args.dataset}.npz")
+          f"{time.perf_counter() - start:.1f} s -> {prepared_in(args.out, args.dataset)[0]}")
 
 
 if __name__ == "__main__":

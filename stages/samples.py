@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlgmm_core.config import MODEL_KEYS, stage_arguments  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import (MODEL_NAMES, checkpoint_path, load_eval_model, prior_bernoulli_means,  # noqa: E402
+from dlgmm_core.evaluation import (MODEL_NAMES, load_eval_model, prior_bernoulli_means,  # noqa: E402
                                    save_component_grids, save_grid)
+from dlgmm_core.layout import checkpoint, qualitative_dir, samples_figure  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
@@ -25,14 +26,14 @@ def main() -> None:
     args, params = stage_arguments(__doc__, MODEL_KEYS)
     grid = params.eval["samples"]["grid"]
     device = resolve_device(params.eval["device"], key="eval.device")
-    model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)
+    model = load_eval_model(checkpoint(args.dataset, args.model), args.model, device)
     seed_everything(params.seed)
     label = f"{MODEL_NAMES[args.model]} ({args.dataset})"
     if args.model == "qualitative":
-        written = save_component_grids(Path("reports/figures/qualitative"), model, grid, label)
-        print(f"{args.dataset}/{args.model}: {len(written)} component grids -> reports/figures/qualitative/")
+        written = save_component_grids(qualitative_dir(), model, grid, label)
+        print(f"{args.dataset}/{args.model}: {len(written)} component grids -> {qualitative_dir()}/")
         return
-    out = Path("reports/figures/samples") / f"{args.dataset}_{args.model}.png"
+    out = samples_figure(args.dataset, args.model)
     title = f"{label}: Bernoulli means of {grid * grid} samples from the prior"
     save_grid(out, prior_bernoulli_means(model, grid * grid), grid, title)
     print(f"{args.dataset}/{args.model}: -> {out}")

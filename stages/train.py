@@ -23,6 +23,7 @@ from dlgmm_core import build_model  # noqa: E402
 from dlgmm_core.config import MODEL_KEYS, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.layout import checkpoint, prepared, train_logs, train_state  # noqa: E402
 from dlgmm_core.runtime import seed_everything  # noqa: E402
 from dlgmm_core.training import train_model  # noqa: E402
 
@@ -30,13 +31,13 @@ from dlgmm_core.training import train_model  # noqa: E402
 def main() -> None:
     args, params = stage_arguments(__doc__, MODEL_KEYS)
     kind, config = params.model_config(args.model)
-    data = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")
+    data = load_prepared(prepared(args.dataset)[0])
     seed_everything(params.seed)  # weight initialisation
     model = build_model(kind, **config)
     train_model(model, data["x_train"], data["x_valid"], params.train, seed=params.seed,
-                state_path=Path("models") / args.dataset / f"{args.model}.state.pt",
-                checkpoint_path=Path("models") / args.dataset / f"{args.model}.pt",
-                log_dir=Path("logs") / args.dataset / args.model,
+                state_path=train_state(args.dataset, args.model),
+                checkpoint_path=checkpoint(args.dataset, args.model),
+                log_dir=train_logs(args.dataset, args.model),
                 metadata={"dataset": args.dataset, "model": args.model, "kind": kind, "budget": params.budget})
 
 

@@ -7,7 +7,6 @@ data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<dataset>_<model
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -16,25 +15,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dlgmm_core.config import MODEL_KINDS, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import (MODEL_NAMES, checkpoint_path, embed, load_eval_model, plot_tsne,  # noqa: E402
-                                   tsne_embedding)
+from dlgmm_core.evaluation import MODEL_NAMES, embed, load_eval_model, plot_tsne, tsne_embedding  # noqa: E402
+from dlgmm_core.io import read_json  # noqa: E402
+from dlgmm_core.layout import checkpoint, prepare_hint, prepared, tsne_figure  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
     args, params = stage_arguments(__doc__, MODEL_KINDS, default_dataset="mnist")
     section = params.eval["tsne"]
-    data = load_prepared(Path("data/prepared") / f"{args.dataset}.npz")
-    meta_path = Path("data/prepared") / f"{args.dataset}.json"
-    class_names = json.loads(meta_path.read_text()).get("class_names") if meta_path.is_file() else None
+    npz_path, meta_path = prepared(args.dataset)
+    data = load_prepared(npz_path)
+    class_names = read_json(meta_path, prepare_hint(args.dataset)).get("class_names") if meta_path.is_file() else None
     x, y = data["x_test"][:section["points"]], data["y_test"][:section["points"]]
     device = resolve_device(params.eval["device"], key="eval.device")
-    model = load_eval_model(checkpoint_path(args.dataset, args.model), args.model, device)
+    model = load_eval_model(checkpoint(args.dataset, args.model), args.model, device)
     seed_everything(params.seed)
     z = embed(model, x, device, desc="embed test")
     print(f"t-SNE of {z.shape[0]} latent samples ({z.shape[1]}-d), perplexity {section['perplexity']} ...", flush=True)
     coords = tsne_embedding(z, section["perplexity"], params.seed)
-    out = Path("reports/figures/tsne") / f"{args.dataset}_{args.model}.png"
+    out = tsne_figure(args.dataset, args.model)
     title = (f"{MODEL_NAMES[args.model]}: t-SNE of one latent sample per {args.dataset} test image "
              f"({z.shape[0]} points)")
     plot_tsne(coords, y, out, title, class_names=class_names)

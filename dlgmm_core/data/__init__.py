@@ -17,15 +17,11 @@ import numpy as np
 from ..config import DATASETS
 from ..errors import DlgmmError
 from ..io import save_npz, sha256_file, write_json
+from ..layout import prepared_in
 from .contract import NO_LABEL, PIXELS, SIDE, SPLITS, X_KEYS, Y_KEYS, has_labels, load_prepared, summarize, validate
 
 __all__ = ["DATASETS", "NO_LABEL", "PIXELS", "SIDE", "SPLITS", "X_KEYS", "Y_KEYS",
-           "prepare_dataset", "load_prepared", "has_labels", "prepared_paths"]
-
-
-def prepared_paths(dataset: str, out_dir: str | Path = "data/prepared") -> tuple[Path, Path]:
-    """``(npz, json)`` paths of a prepared dataset."""
-    return Path(out_dir) / f"{dataset}.npz", Path(out_dir) / f"{dataset}.json"
+           "prepare_dataset", "load_prepared", "has_labels"]
 
 
 def prepare_dataset(dataset: str, section: dict, out_dir: Path, raw_dir: Path) -> dict:
@@ -44,7 +40,7 @@ def prepare_dataset(dataset: str, section: dict, out_dir: Path, raw_dir: Path) -
     else:
         from .omniglot import prepare
     arrays, meta = prepare(section, Path(raw_dir))
-    npz_path, json_path = prepared_paths(dataset, out_dir)
+    npz_path, json_path = prepared_in(out_dir, dataset)
     validate(arrays, f"prepared {dataset} (before writing {npz_path})")
     meta = {"dataset": dataset, **meta, **summarize(arrays),
             "format": {"x": f"uint8 0/1, (N, {PIXELS}), row-major {SIDE}x{SIDE}",

@@ -9,7 +9,6 @@ data came from (see :func:`dlgmm_core.data.prepare_dataset`).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -19,6 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DlgmmError
+from ..io import read_json
+from ..layout import prepare_hint
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -134,10 +135,7 @@ def has_labels(meta_or_npz: Any) -> bool:
         path = Path(obj)
         meta = path.with_suffix(".json")
         if meta.is_file():
-            try:
-                obj = json.loads(meta.read_text())
-            except (OSError, ValueError) as err:
-                raise DlgmmError(f"{meta}: not readable JSON ({err}); prepare the data again") from None
+            obj = read_json(meta, prepare_hint(meta.stem))
         elif path.suffix == ".npz":
             obj = load_prepared(path)
         else:

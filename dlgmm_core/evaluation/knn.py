@@ -9,7 +9,6 @@ classification; a vote tie goes to the smallest label, as in scikit-learn.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -17,6 +16,9 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from ..errors import DlgmmError
+from ..io import read_json
+from ..layout import prepare_hint
+from .common import batched
 
 if TYPE_CHECKING:
     import torch
@@ -31,13 +33,7 @@ def require_labels(meta_path: str | os.PathLike) -> dict:
     Returns the metadata (its ``class_names`` label the t-SNE legend).
     """
     path = Path(meta_path)
-    if not path.is_file():
-        raise DlgmmError(f"{path}: prepared-data metadata not found; run `python stages/prepare.py "
-                         f"--dataset {path.stem}` (or `dvc repro`) first")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise DlgmmError(f"{path}: not readable JSON ({err}); prepare the data again") from None
+    meta = read_json(path, prepare_hint(path.stem))
     if not meta.get("labels"):
         dataset = meta.get("dataset", path.stem)
         alternative = LABELLED_SOURCE.get(dataset, "<a source with labels>")
@@ -61,8 +57,6 @@ def check_neighbors(neighbors: Iterable[int], n_train: int) -> list[int]:
 def embed(model: Any, x: np.ndarray | torch.Tensor, device: torch.device, batch_size: int = 1000,
           desc: str = "embed", progress: bool | None = None) -> np.ndarray:
     """One latent sample per example (``model.embed``), as a float64 (N, d) array."""
-    from . import batched
-
     z = batched(lambda xb: model.embed(xb).reshape(xb.shape[0], -1), x, device, batch_size=batch_size,
                 desc=desc, progress=progress)
     if not np.isfinite(z).all():

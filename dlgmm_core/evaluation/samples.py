@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import DlgmmError
+from ..io import atomic_dir, save_figure
+from ..layout import component_figure_in
+from .common import model_components, prior_mean
 
 SIDE = 28
 #: Separator width between tiles, in image pixels.
@@ -81,8 +84,6 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, grid: int, title: str
     """
     from matplotlib.figure import Figure
 
-    from . import save_figure
-
     canvas = np.kron(tile(images, grid), np.ones((scale, scale), dtype=np.float32))
     width, height = grid_png_size(grid, title, scale)
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
@@ -100,8 +101,6 @@ def save_component_grids(folder: str | os.PathLike, model: Any, grid: int, label
     The folder is replaced as a whole (atomically); ``K`` comes from the
     model's config. Returns the written paths.
     """
-    from . import atomic_dir, model_components, prior_mean
-
     count = model_components(model)
     written = []
     with atomic_dir(folder) as tmp:
@@ -109,6 +108,6 @@ def save_component_grids(folder: str | os.PathLike, model: Any, grid: int, label
             means = prior_bernoulli_means(model, grid * grid, component=k)
             title = (f"{label}: component {k + 1} of {count}, prior mean {prior_mean(model, k):+.2f} "
                      f"(Bernoulli means of {grid * grid} prior samples)")
-            save_grid(tmp / f"component_{k + 1}.png", means, grid, title)
-            written.append(Path(folder) / f"component_{k + 1}.png")
+            save_grid(component_figure_in(tmp, k + 1), means, grid, title)
+            written.append(component_figure_in(folder, k + 1))
     return written

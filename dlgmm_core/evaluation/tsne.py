@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DlgmmError
+from ..io import save_figure
 
 
 def tsne_embedding(z: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
@@ -40,8 +41,6 @@ def plot_tsne(coords: np.ndarray, labels: np.ndarray | None, path: str | os.Path
     ``labels`` None (or all -1) draws one colour and says so in the title.
     """
     from matplotlib.figure import Figure
-
-    from . import save_figure
 
     coords = np.asarray(coords)
     fig = Figure(figsize=(7.0, 6.0))

@@ -1,0 +1,105 @@
+"""What the evaluation modules share: loading a checkpoint for evaluation, the paper's model names,
+batched model calls with a progress bar, mixture-component facts, a wall-clock timer.
+
+torch (and tqdm) are imported where they are used, so the report stage, which
+only reads :data:`MODEL_NAMES`, never loads them.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from ..errors import DlgmmError
+from ..layout import script, train_stage
+
+if TYPE_CHECKING:
+    import torch
+
+#: Examples per model call when embedding or computing ELBOs.
+EMBED_BATCH = 1000
+#: Display names of the params.yaml model keys (the paper's names).
+MODEL_NAMES = {"gauss_vae": "Gauss-VAE", "sb_vae": "SB-VAE", "dlgmm": "DLGMM", "dldpmm": "DLDPMM",
+               "qualitative": "Qualitative DLGMM"}
+
+
+def load_eval_model(path: str | os.PathLike, model_key: str, device: torch.device) -> torch.nn.Module:
+    """Load the checkpoint ``path`` of the params.yaml model ``model_key`` onto ``device``, in eval mode.
+
+    DlgmmError naming the file when it is missing or is not a checkpoint of
+    that model kind (784 inputs).
+    """
+    from .. import load_checkpoint
+    from ..config import INPUT_DIM, MODEL_KEYS
+
+    path = Path(path)
+    if not path.is_file():
+        dataset = path.parent.name
+        raise DlgmmError(f"{path}: checkpoint not found; train it first (`python {script('train')} --dataset "
+                         f"{dataset} --model {model_key}` or `dvc repro {train_stage(dataset, model_key)}`)")
+    model = load_checkpoint(path, map_location="cpu", expect_kind=MODEL_KEYS.get(model_key),
+                            expect_input_dim=INPUT_DIM)
+    model.to(device)
+    model.eval()
+    return model
+
+
+def model_components(model: Any) -> int:
+    """Number of prior mixture components of a mixture model (``components`` or ``truncation``)."""
+    config = getattr(model, "config", {}) or {}
+    for key in ("components", "truncation"):
+        if config.get(key):
+            return int(config[key])
+    raise DlgmmError(f"a {getattr(model, 'kind', type(model).__name__)} model has no mixture components "
+                     f"(its config has neither 'components' nor 'truncation')")
+
+
+def prior_mean(model: Any, component: int) -> float:
+    """The prior mean (per dimension) of mixture component ``component`` (0-based)."""
+    means = list((getattr(model, "config", {}) or {}).get("prior_means") or [0.0])
+    return float(means[component] if len(means) > 1 else means[0])
+
+
+def progress_bar(total: int, desc: str, unit: str, enabled: bool | None):
+    """A tqdm bar over ``total`` items; ``enabled`` None shows it only on a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True,
+                disable=(None if enabled is None else not enabled))
+
+
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray | torch.Tensor, device: torch.device,
+            batch_size: int = EMBED_BATCH, desc: str = "batches", progress: bool | None = None) -> np.ndarray:
+    """``fn`` applied to ``x`` in batches of ``batch_size`` examples on ``device`` (no grad); rows concatenated.
+
+    ``x``: (N, 784) uint8/float array. Returns a float64 NumPy array.
+    """
+    import torch
+
+    from ..runtime import as_float_tensor
+
+    n = int(x.shape[0])
+    out = []
+    with torch.no_grad(), progress_bar(n, desc, "ex", progress) as bar:
+        for start in range(0, n, batch_size):
+            xb = as_float_tensor(x[start:start + batch_size], device)
+            out.append(fn(xb).detach().to("cpu", torch.float64))
+            bar.update(xb.shape[0])
+    if not out:
+        raise DlgmmError(f"{desc}: no examples to evaluate")
+    return torch.cat(out).numpy()
+
+
+class Timer:
+    """``with Timer() as t: ...``; ``t.seconds`` afterwards (wall time)."""
+
+    def __enter__(self) -> "Timer":
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,223 @@
+"""dvc.yaml against the code: every stage's outputs and inputs are the paths of dlgmm_core.layout, every
+module a stage's script imports is among its deps, and the training fingerprint hashes exactly the
+training stages' code deps."""
+from __future__ import annotations
+
+import ast
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dlgmm_core import layout
+from dlgmm_core.errors import DlgmmError
+from dlgmm_core.io import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Where the code a stage runs lives; every other dep is data.
+CODE_ROOTS = ("stages", layout.PACKAGE)
+TRAIN_SCRIPT = layout.script("train")
+
+
+def dvc_stages() -> list[dict]:
+    """Every stage of dvc.yaml as DVC itself expands it (matrix, ``${item.*}``)."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        return [{"name": stage.name, "cmd": stage.cmd,
+                 "deps": [d.def_path for d in stage.deps if not isinstance(d, ParamsDependency)],
+                 "outs": {o.def_path for o in stage.outs if not o.metric and not o.plot},
+                 "metrics": {o.def_path for o in stage.outs if o.metric},
+                 "plots": {o.def_path for o in stage.outs if o.plot}}
+                for stage in repo.index.stages]
+
+
+STAGES = dvc_stages()
+
+
+def command(stage: dict) -> tuple[str, dict[str, str]]:
+    """``(script, {"dataset": ..., "model": ...})`` of a stage's ``python stages/<x>.py --key value ...``."""
+    words = shlex.split(stage["cmd"])
+    assert words[0] == "python" and len(words) % 2 == 0, stage["cmd"]
+    options = dict(zip(words[2::2], words[3::2]))
+    return words[1], {key.removeprefix("--"): value for key, value in options.items()}
+
+
+def is_code(dep: str) -> bool:
+    return Path(dep).parts[0] in CODE_ROOTS
+
+
+def expected(script: str, args: dict[str, str]) -> dict:
+    """What the layout says the stage running ``script`` with ``args`` is named, writes and reads."""
+    d, m = args.get("dataset"), args.get("model")
+    npz, meta = layout.prepared(d) if d else (None, None)
+    stage = Path(script).stem
+    if stage == "prepare":
+        return {"name": layout.prepare_stage(d), "outs": {npz, meta}, "metrics": set(), "plots": set(), "data": set()}
+    if stage == "train":
+        return {"name": layout.train_stage(d, m), "outs": {layout.checkpoint(d, m), layout.train_state(d, m)},
+                "metrics": {layout.train_metrics(d, m)}, "plots": {layout.train_plots(d, m)}, "data": {npz}}
+    if stage == "marginal_likelihood":
+        return {"name": layout.nll_stage(d, m), "outs": {layout.nll_result(d, m)}, "metrics": set(),
+                "plots": set(), "data": {layout.checkpoint(d, m), npz}}
+    if stage == "knn":
+        return {"name": layout.knn_stage(d, m), "outs": {layout.knn_result(d, m)}, "metrics": set(),
+                "plots": set(), "data": {layout.checkpoint(d, m), npz, meta}}
+    if stage == "tsne":
+        return {"name": layout.tsne_stage(m), "outs": {layout.tsne_figure(d, m)}, "metrics": set(),
+                "plots": set(), "data": {layout.checkpoint(d, m), npz, meta}}
+    if stage == "samples":
+        out = layout.qualitative_dir() if m == "qualitative" else layout.samples_figure(d, m)
+        return {"name": layout.samples_stage(d, m), "outs": {out}, "metrics": set(), "plots": set(),
+                "data": {layout.checkpoint(d, m)}}
+    if stage == "report":
+        return {"name": "report", "outs": {layout.report_readme(), layout.training_figures_dir()},
+                "metrics": {layout.report_metrics()}, "plots": set(),
+                "data": {layout.nll_dir(), layout.knn_dir(), layout.tsne_dir(), layout.samples_dir(),
+                         layout.qualitative_dir(), layout.logs_dir()}}
+    raise AssertionError(f"a stage script the layout does not know: {script}")
+
+
+def covered(path: Path, deps: list[str]) -> bool:
+    """Whether ``path`` is a file dep or lies in a folder dep."""
+    return any(path == Path(dep) or Path(dep) in path.parents for dep in deps)
+
+
+def code_dep_sources(deps: list[str]) -> set[Path]:
+    """The Python sources a stage's code deps name: its file deps and every .py file in its folder deps."""
+    out = set()
+    for dep in filter(is_code, deps):
+        if (ROOT / dep).is_dir():
+            out |= {p.relative_to(ROOT) for p in (ROOT / dep).rglob("*.py")}
+        else:
+            out.add(Path(dep))
+    return out
+
+
+def test_every_stage_script_has_a_stage():
+    scripts = {command(stage)[0] for stage in STAGES}
+    assert scripts == {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py")}
+    assert len(STAGES) == 41
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=[s["name"] for s in STAGES])
+def test_stage_paths_are_the_layout(stage):
+    script, args = command(stage)
+    want = expected(script, args)
+    assert stage["name"] == want["name"]
+    for kind in ("outs", "metrics", "plots"):
+        assert {Path(p) for p in stage[kind]} == want[kind], kind
+    assert {Path(d) for d in stage["deps"] if not is_code(d)} == want["data"]
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=[s["name"] for s in STAGES])
+def test_stage_imports_are_declared_deps(stage):
+    script = command(stage)[0]
+    for dep in filter(is_code, stage["deps"]):
+        assert (ROOT / dep).exists(), f"{stage['name']}: dep {dep} does not exist"
+    undeclared = [str(p) for p in layout.stage_sources(script, ROOT) if not covered(p, stage["deps"])]
+    assert not undeclared, f"{stage['name']} runs {undeclared}, which dvc.yaml does not declare as deps"
+
+
+def test_training_fingerprint_covers_exactly_the_training_code_deps():
+    from dlgmm_core.training import code_files
+
+    train = [s for s in STAGES if command(s)[0] == TRAIN_SCRIPT.as_posix()]
+    assert {s["name"] for s in train} >= {"train@mnist-gauss_vae", "train_dlgmm@mnist", "train_qualitative"}
+    for stage in train:
+        assert code_dep_sources(stage["deps"]) == set(code_files()), stage["name"]
+
+
+def test_training_fingerprint_follows_the_sources(tmp_path, monkeypatch):
+    import dlgmm_core.training as training
+
+    for folder in CODE_ROOTS:
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(training, "SOURCE_ROOT", tmp_path)
+    before = training.code_sha256()
+    assert training.code_sha256() == before
+    lazily_imported = tmp_path / "dlgmm_core/data/omniglot.py"  # imported inside prepare_dataset only
+    lazily_imported.write_text(lazily_imported.read_text() + "\n")
+    assert training.code_sha256() != before
+    changed = training.code_sha256()
+    (tmp_path / "dlgmm_core/report.py").write_text("")  # not run by the training stage
+    assert training.code_sha256() == changed
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_stage_sources_follows_every_kind_of_import(tmp_path):
+    write_files(tmp_path, {
+        "dlgmm_core/__init__.py": "from .errors import E\n_LAZY = {'thing': 'lazy_mod', 'other': 'other_mod'}\n",
+        "dlgmm_core/errors.py": "E = 1\n",
+        "dlgmm_core/lazy_mod.py": "thing = 1\n",
+        "dlgmm_core/other_mod.py": "other = 1\n",
+        "dlgmm_core/unused.py": "",
+        "dlgmm_core/a.py": "def f():\n    from . import b\n    return b\n",
+        "dlgmm_core/b.py": "import os\n",
+        "dlgmm_core/sub/__init__.py": "",
+        "dlgmm_core/sub/c.py": "from .. import thing\nfrom ..errors import E\n",
+        "stages/one.py": "import sys\nfrom dlgmm_core.a import f\nfrom dlgmm_core.sub import c\n",
+        "stages/bare.py": "import dlgmm_core\n",
+    })
+    assert layout.stage_sources("stages/one.py", tmp_path) == sorted(Path(p) for p in [
+        "stages/one.py", "dlgmm_core/__init__.py", "dlgmm_core/errors.py", "dlgmm_core/a.py", "dlgmm_core/b.py",
+        "dlgmm_core/sub/__init__.py", "dlgmm_core/sub/c.py", "dlgmm_core/lazy_mod.py"])
+    assert layout.stage_sources("stages/bare.py", tmp_path) == sorted(Path(p) for p in [
+        "stages/bare.py", "dlgmm_core/__init__.py", "dlgmm_core/errors.py", "dlgmm_core/lazy_mod.py",
+        "dlgmm_core/other_mod.py"])
+    with pytest.raises(DlgmmError, match=r"stages/missing\.py: stage script not found"):
+        layout.stage_sources("stages/missing.py", tmp_path)
+
+
+def test_stage_sources_of_the_training_stage():
+    sources = {p.as_posix() for p in layout.stage_sources(TRAIN_SCRIPT, ROOT)}
+    # build_model through dlgmm_core's _LAZY table; the data sources through imports inside functions
+    assert {"stages/train.py", "dlgmm_core/models/mixture.py", "dlgmm_core/data/omniglot.py",
+            "dlgmm_core/training.py", "dlgmm_core/checkpoint.py"} <= sources
+    assert not any(p.startswith("dlgmm_core/evaluation/") for p in sources)
+
+
+def test_paths_are_below_the_root(tmp_path):
+    assert layout.checkpoint("mnist", "dlgmm") == Path("models/mnist/dlgmm.pt")
+    assert str(layout.nll_result("omniglot", "sb_vae")) == "reports/nll/omniglot/sb_vae.json"
+    assert layout.prepared("mnist", tmp_path) == (tmp_path / "data/prepared/mnist.npz",
+                                                 tmp_path / "data/prepared/mnist.json")
+    assert layout.train_curve("mnist", "dlgmm", "valid", tmp_path) == \
+        tmp_path / "logs/mnist/dlgmm/plots/metrics/valid/elbo.tsv"
+    assert layout.qualitative_figure(5) == Path("reports/figures/qualitative/component_5.png")
+
+
+def test_evaluation_modules_do_not_import_their_package():
+    """The package's __init__ re-exports its modules; none of them imports back from it (no cycle)."""
+    for path in sorted((ROOT / "dlgmm_core/evaluation").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                assert node.module, f"{path.name}:{node.lineno} imports from its own package's __init__"
+
+
+# --------------------------------------------------------------------------
+# the JSON inputs of the stages
+# --------------------------------------------------------------------------
+def test_read_json_names_the_file_and_the_remedy(tmp_path):
+    path = tmp_path / "result.json"
+    with pytest.raises(DlgmmError) as err:
+        read_json(path, "run its stage")
+    assert str(err.value) == f"{path}: not found; run its stage"
+    path.write_text("{broken")
+    with pytest.raises(DlgmmError, match=r"result\.json: not readable JSON \(.*\); run its stage$"):
+        read_json(path, "run its stage")
+    path.write_text("[1, 2]")
+    with pytest.raises(DlgmmError) as err:
+        read_json(path, "run its stage")
+    assert str(err.value) == f"{path}: expected a JSON object; run its stage"
+    path.write_text('{"nll": 1.5}')
+    assert read_json(path, "run its stage") == {"nll": 1.5}
