@@ -50,15 +50,13 @@ class DeepLatentMixture(nn.Module):
                  components: int | None = None, alpha: float | None = None,
                  truncation: int | None = None, alpha0: float | None = None):
         super().__init__()
-        if components is not None and alpha is not None and truncation is None and alpha0 is None:
+        # build_model has checked the arguments of the kind (dlgmm_core.registry): a truncation makes a DLDPMM.
+        if truncation is None:
             self.kind, k = "dlgmm", components
             weights = {"components": components, "alpha": alpha}
-        elif truncation is not None and alpha0 is not None and components is None and alpha is None:
+        else:
             self.kind, k = "dldpmm", truncation
             weights = {"truncation": truncation, "alpha0": alpha0}
-        else:
-            raise DlgmmError("DeepLatentMixture needs either components and alpha (dlgmm) "
-                             "or truncation and alpha0 (dldpmm)")
         self.config = {"input_dim": input_dim, "hidden": hidden, "latent": latent, **weights,
                        "prior_means": list(prior_means), "prior_scales": list(prior_scales),
                        "kl_method": kl_method, "taylor_terms": taylor_terms}
