@@ -28,9 +28,8 @@ if TYPE_CHECKING:  # torch is imported where it is used, so the report stage nev
 
 #: Examples per model call when embedding or computing ELBOs.
 EMBED_BATCH = 1000
-#: Display names of the params.yaml model keys (the paper's names).
-MODEL_NAMES = {"gauss_vae": "Gauss-VAE", "sb_vae": "SB-VAE", "dlgmm": "DLGMM", "dldpmm": "DLDPMM",
-               "qualitative": "Qualitative DLGMM"}
+#: Display names of the params.yaml model keys (the paper's names), as the model registry declares them.
+from ..registry import MODEL_NAMES  # noqa: E402
 
 
 # --------------------------------------------------------------------------
