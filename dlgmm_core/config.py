@@ -57,8 +57,10 @@ class ParamReader:
         return node
 
     def typed(self, key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
-        """The value at ``key``, which must be an instance of ``kind`` (a bool is no number); null reads as ""
-        for ``kind=str``."""
+        """The value at ``key``, which must be an instance of ``kind`` (a bool is no number).
+
+        A null reads as ``""`` when ``kind`` is ``str``.
+        """
         value = self.raw(key, default)
         if value is None and kind is str:
             return ""
