@@ -53,20 +53,16 @@ from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from dlgmm_core import build_model, log_marginal_likelihood  # noqa: E402
-from dlgmm_core import training  # noqa: E402
+from dlgmm_core import registry, training  # noqa: E402
 from dlgmm_core.config import load_params  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.models import DeepLatentMixture  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
-#: The paper's sizes, forced whatever params.yaml says (the rest of each model's
-#: configuration, e.g. priors and the KL method, comes from params.yaml).
-PAPER_SIZES = {
-    "gauss_vae": {"hidden": 500, "latent": 25},
-    "sb_vae": {"hidden": 500, "truncation": 25},
-    "dlgmm": {"hidden": 500, "latent": 25, "components": 3},
-    "dldpmm": {"hidden": 500, "latent": 25, "truncation": 17},
-}
+#: The paper's sizes of every evaluated model (from the model registry), forced whatever params.yaml
+#: says (the rest of each model's configuration, e.g. priors and the KL method, comes from params.yaml).
+PAPER_SIZES = {key: dict(registry.spec(registry.MODEL_KEYS[key]).paper_sizes) for key in registry.evaluated_keys()
+               if registry.spec(registry.MODEL_KEYS[key]).paper_sizes is not None}
 BATCH = 100
 #: Fraction of the measured float32 GEMM rate every float32 step should reach.
 TARGET_FRACTION = 0.60
@@ -294,11 +290,11 @@ class LoopedDLGMM(DeepLatentMixture):
 def paper_config(params, key: str) -> tuple[str, dict]:
     kind, config = params.model_config(key)
     config.update(PAPER_SIZES[key])
-    if kind in ("dlgmm", "dldpmm"):
-        k = config.get("components") or config.get("truncation")
-        for name in ("prior_means", "prior_scales"):
-            if len(config[name]) not in (1, k):
-                raise SystemExit(f"bench: params.yaml model.{key}.{name} has {len(config[name])} entries; "
+    for arg in registry.spec(kind).args:  # per-component lists must fit the paper's number of components
+        if arg.check == "per_component":
+            k, name = config[arg.length], arg.section_key
+            if len(config[arg.name]) not in (1, k):
+                raise SystemExit(f"bench: params.yaml model.{key}.{name} has {len(config[arg.name])} entries; "
                                  f"the benchmark runs K = {k} (give 1 or {k})")
     return kind, config
 

@@ -6,6 +6,9 @@ Public API (imported lazily, so ``python -m dlgmm_core.config`` does not load to
 - :func:`log_marginal_likelihood`, :func:`importance_bounds` (importance sampling)
 - :func:`save_checkpoint`, :func:`load_checkpoint`
 - :class:`DlgmmError`, the one user-facing error
+
+The model kinds and the params.yaml model keys are declared in
+:mod:`dlgmm_core.registry` (torch-free).
 """
 from __future__ import annotations
 

@@ -14,20 +14,14 @@ from typing import Any, Iterable
 
 import yaml
 
+from . import registry
 from .errors import DlgmmError
+# The model kinds, and the model keys of params.yaml's ``model`` section with the kind each builds, come
+# from the model registry (live views: a kind registered later is listed too).
+from .registry import KL_METHODS, MODEL_KEYS, MODEL_KINDS
 
 DATASETS = ("mnist", "omniglot")
-MODEL_KINDS = ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
-#: Model keys of params.yaml's ``model`` section, with the kind each builds.
-MODEL_KEYS = {
-    "gauss_vae": "gauss_vae",
-    "sb_vae": "sb_vae",
-    "dlgmm": "dlgmm",
-    "dldpmm": "dldpmm",
-    "qualitative": "dlgmm",
-}
 BUDGETS = ("paper", "quick")
-KL_METHODS = ("quadrature", "taylor")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("float32", "bf16")
 INPUT_DIM = 784
@@ -36,15 +30,21 @@ _MISSING = object()
 _SOURCE = "params.yaml"
 
 
-class _Checker:
-    """Typed reads from the raw parameter tree, each error naming its key."""
+class ParamReader:
+    """Typed reads from a raw parameter tree, each error naming its key.
 
-    def __init__(self, tree: dict, source: str):
+    ``tree`` is the whole params.yaml tree, or one of its sections with
+    ``prefix`` its dotted key (``data.mnist``): keys are read relative to
+    ``tree`` and named in full in every error.
+    """
+
+    def __init__(self, tree: dict, source: str = _SOURCE, prefix: str = ""):
         self.tree = tree
         self.source = source
+        self.prefix = f"{prefix}." if prefix else ""
 
     def fail(self, key: str, problem: str, value: Any) -> DlgmmError:
-        return DlgmmError(f"{self.source}: {key} {problem} (got {value!r})")
+        return DlgmmError(f"{self.source}: {self.prefix}{key} {problem} (got {value!r})")
 
     def raw(self, key: str, default: Any = _MISSING) -> Any:
         node: Any = self.tree
@@ -52,9 +52,22 @@ class _Checker:
             if not isinstance(node, dict) or part not in node:
                 if default is not _MISSING:
                     return default
-                raise DlgmmError(f"{self.source}: missing key {key}")
+                raise DlgmmError(f"{self.source}: missing key {self.prefix}{key}")
             node = node[part]
         return node
+
+    def typed(self, key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+        """The value at ``key``, which must be an instance of ``kind`` (a bool is no number).
+
+        A null reads as ``""`` when ``kind`` is ``str``.
+        """
+        value = self.raw(key, default)
+        if value is None and kind is str:
+            return ""
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
+            name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(key, f"must be a {name}", value)
+        return value
 
     def integer(self, key: str, minimum: int | None = None, optional: bool = False, default: Any = _MISSING) -> int | None:
         value = self.raw(key, default)
@@ -147,18 +160,13 @@ class Params:
     def model_config(self, key: str) -> tuple[str, dict]:
         """``(kind, kwargs)`` for :func:`dlgmm_core.build_model` of the model key ``key``.
 
-        For the DLGMM the number of components is the top-level ``k``.
+        The section maps to the kwargs as its registry entry says
+        (:func:`dlgmm_core.registry.section_kwargs`): ``input_dim`` is
+        :data:`INPUT_DIM`, ``kl`` is ``kl_method``, and for the DLGMM the number
+        of components is the top-level ``k``.
         """
         check_model_key(key, self.source)
-        section = copy.deepcopy(self.tree["model"][key])
-        kind = MODEL_KEYS[key]
-        config: dict[str, Any] = {"input_dim": INPUT_DIM, "hidden": section.pop("hidden")}
-        if kind == "dlgmm" and key == "dlgmm":
-            section["components"] = self.k
-        if "kl" in section:
-            section["kl_method"] = section.pop("kl")
-        config.update(section)
-        return kind, config
+        return registry.section_kwargs(key, self.tree, INPUT_DIM)
 
     @property
     def train(self) -> dict:
@@ -185,7 +193,7 @@ def check_model_key(name: str, source: str = _SOURCE) -> str:
 TRAIN_DEFAULTS = {"max_train_examples": None, "max_valid_examples": None, "device": "auto", "precision": "float32"}
 
 
-def _validate_train(c: _Checker) -> None:
+def _validate_train(c: ParamReader) -> None:
     c.number("train.lr", positive=True)
     c.integer("train.batch_size", minimum=1)
     c.integer("train.patience", minimum=1)
@@ -202,13 +210,38 @@ def validate_train(section: dict, source: str = "train config") -> dict:
     Returns a copy with :data:`TRAIN_DEFAULTS` filled in.
     """
     tree = {"train": {**TRAIN_DEFAULTS, **copy.deepcopy(section)}}
-    _validate_train(_Checker(tree, source))
+    _validate_train(ParamReader(tree, source))
     return tree["train"]
 
 
-def _validate(c: _Checker) -> None:
+def _validate_model(c: ParamReader, key: str) -> None:
+    """``model.<key>`` through its registry spec: every argument's check, per-component lists last.
+
+    An argument set by a top-level key (the DLGMM's ``components``: ``k``) is
+    checked, and named, at that key.
+    """
+    entry = registry.model_key(key)
+    checked: dict[str, Any] = {}
+    for arg in registry.spec(entry.kind).args:
+        name = entry.top_level.get(arg.name) or f"model.{key}.{arg.section_key}"
+        if arg.from_data or arg.check == "per_component":
+            continue
+        if arg.check == "integer":
+            checked[arg.name] = c.integer(name, minimum=arg.minimum)
+        elif arg.check == "positive":
+            c.number(name, positive=True)
+        else:
+            c.choice(name, arg.choices)
+    for arg in registry.spec(entry.kind).args:
+        if arg.check == "per_component":
+            name, components = f"model.{key}.{arg.section_key}", checked[arg.length]
+            values = c.numbers(name, positive=arg.positive)
+            if len(values) not in (1, components):
+                raise c.fail(name, f"must hold 1 or {components} values (one per component)", values)
+
+
+def _validate(c: ParamReader) -> None:
     c.integer("seed", minimum=0)
-    c.integer("k", minimum=1)
     c.choice("budget", BUDGETS)
 
     for dataset in DATASETS:
@@ -223,28 +256,8 @@ def _validate(c: _Checker) -> None:
     if len(split) != 3 or abs(sum(split) - 1.0) > 1e-6:
         raise c.fail("data.omniglot.lake_split", "must be three positive fractions summing to 1", split)
 
-    for key, kind in MODEL_KEYS.items():
-        base = f"model.{key}"
-        c.integer(f"{base}.hidden", minimum=1)
-        if kind != "sb_vae":
-            c.integer(f"{base}.latent", minimum=1)
-        if kind != "gauss_vae":
-            c.choice(f"{base}.kl", KL_METHODS)
-            c.integer(f"{base}.taylor_terms", minimum=1)
-        if kind == "sb_vae":
-            c.integer(f"{base}.truncation", minimum=2)
-            c.number(f"{base}.alpha0", positive=True)
-        if kind in ("dlgmm", "dldpmm"):
-            if kind == "dlgmm":
-                c.number(f"{base}.alpha", positive=True)
-                components = c.integer(f"{base}.components", minimum=1) if key != "dlgmm" else c.tree["k"]
-            else:
-                components = c.integer(f"{base}.truncation", minimum=2)
-                c.number(f"{base}.alpha0", positive=True)
-            for name, positive in (("prior_means", False), ("prior_scales", True)):
-                values = c.numbers(f"{base}.{name}", positive=positive)
-                if len(values) not in (1, components):
-                    raise c.fail(f"{base}.{name}", f"must hold 1 or {components} values (one per component)", values)
+    for key in MODEL_KEYS:
+        _validate_model(c, key)
 
     _validate_train(c)
 
@@ -290,7 +303,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def params_from_tree(tree: dict, source: str = _SOURCE) -> Params:
     """Validate an already-parsed parameter tree (tests build trees directly)."""
     tree = copy.deepcopy(tree)
-    checker = _Checker(tree, source)
+    checker = ParamReader(tree, source)
     if checker.choice("budget", BUDGETS) == "quick":
         overrides = checker.raw("quick", {}) or {}
         if not isinstance(overrides, dict):

@@ -31,7 +31,8 @@ from torch.distributions.kl import register_kl
 from torch.distributions.utils import broadcast_all
 
 __all__ = ["Kumaraswamy", "log1mexp", "kl_kumaraswamy_beta", "stick_breaking", "log_stick_breaking",
-           "dirichlet_stick_prior", "dp_stick_prior"]
+           "dirichlet_stick_prior", "dp_stick_prior", "LOG_AB_RANGE", "kumaraswamy_log_density_from_logs",
+           "beta_log_density_from_logs", "stick_log_densities"]
 
 _KL_METHODS = ("quadrature", "taylor")
 
@@ -420,3 +421,51 @@ def _check_prior_args(count_name: str, count: int, conc_name: str, concentration
         raise ValueError(f"{count_name} must be a positive integer, got {count!r}")
     if not (isinstance(concentration, (int, float)) and math.isfinite(concentration) and concentration > 0):
         raise ValueError(f"{conc_name} must be a positive finite number, got {concentration!r}")
+
+
+# --- stick densities from log v and log(1 - v) -------------------------------------------
+#: log a and log b of every Kumaraswamy head are clamped to this range, so
+#: a, b lie in [1e-3, 1e3], the box on which the Kumaraswamy sampler, mean and
+#: KL of this module are finite and accurate: an extreme head can neither make
+#: a or b 0 or inf nor put NaN into the ELBO.
+LOG_AB_RANGE = (math.log(1e-3), math.log(1e3))
+
+
+def kumaraswamy_log_density_from_logs(a: torch.Tensor, b: torch.Tensor, log_v: torch.Tensor,
+                                      log1m_v: torch.Tensor) -> torch.Tensor:
+    """log Kumaraswamy(v; a, b) = log a + log b + (a-1) log v + (b-1) log(1 - v^a), from log v and log(1 - v).
+
+    ``Kumaraswamy.log_prob`` takes v itself, which cannot represent a stick
+    within 1e-38 of 1 (common for small b); here log(1 - v^a) = log(1 - exp(-e^s))
+    with s = log(-a log v), where log(-log v) is read from ``log1m_v`` whenever v
+    is that close to 1 (then log(1 - v) = log(-log v) to rounding) and from
+    ``log_v`` otherwise, so the density matches the sample (log v, log(1 - v)) of
+    ``Kumaraswamy.log_rsample`` everywhere.
+    """
+    log_eps = math.log(torch.finfo(log_v.dtype).eps)
+    near_one = log1m_v < log_eps
+    log_neg_log_v = torch.where(near_one, log1m_v, torch.log(-torch.where(near_one, -torch.ones_like(log_v), log_v)))
+    s = log_neg_log_v + torch.log(a)
+    log1m_va = torch.where(s < log_eps, s, log1mexp(-torch.exp(torch.where(s < log_eps, torch.zeros_like(s), s))))
+    return torch.log(a) + torch.log(b) + (a - 1) * log_v + (b - 1) * log1m_va
+
+
+def beta_log_density_from_logs(alpha: torch.Tensor, beta: torch.Tensor, log_v: torch.Tensor,
+                               log1m_v: torch.Tensor) -> torch.Tensor:
+    """log Beta(v; alpha, beta) from log v and log(1 - v) (exact where v rounds to 0 or 1)."""
+    log_norm = torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(alpha + beta)
+    return (alpha - 1) * log_v + (beta - 1) * log1m_v - log_norm
+
+
+def stick_log_densities(prior: Beta, posterior: Kumaraswamy, log_v: torch.Tensor,
+                        log1m_v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log p(v), log q(v))`` of sticks given as (log v, log(1 - v)), summed over the last (stick) dimension.
+
+    ``prior``: the Beta stick prior; ``posterior``: the Kumaraswamy sticks that
+    drew the sample (``log_rsample``); both densities read the sample in log
+    space, so no stick rounds to 0 or 1.
+    """
+    log_p_v = beta_log_density_from_logs(prior.concentration1, prior.concentration0, log_v, log1m_v).sum(-1)
+    log_q_v = kumaraswamy_log_density_from_logs(posterior.concentration1, posterior.concentration0,
+                                                log_v, log1m_v).sum(-1)
+    return log_p_v, log_q_v

@@ -1,15 +1,15 @@
-"""Network pieces shared by every model: the one MLP builder and the Bernoulli likelihood.
+"""Network pieces shared by every model: the one MLP builder, the stick heads, the Bernoulli likelihood.
 
 All encoders and decoders are built by :func:`mlp` (Linear+ReLU stacks), with
 the authors' initialisation: weights drawn from N(0, 0.01^2), biases zero.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .distributions import LOG_AB_RANGE, Kumaraswamy
 
 _LOG_TWO_PI = 1.8378770664093453  # log(2 pi)
 
@@ -46,6 +46,19 @@ def float32_at_least(t: torch.Tensor) -> torch.Tensor:
     so that the ELBO keeps its precision (float64 models stay float64).
     """
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def stick_posterior(h: torch.Tensor, log_a_head: nn.Module, log_b_head: nn.Module, kl_method: str,
+                    taylor_terms: int) -> Kumaraswamy:
+    """q(v | x): Kumaraswamy sticks with a = exp(log_a_head(h)), b = exp(log_b_head(h)).
+
+    Each head is read in (at least) float32 and clamped to ``LOG_AB_RANGE``,
+    so a and b can be neither 0 nor inf; ``kl_method`` and ``taylor_terms``
+    choose how the sticks' KL to a Beta prior is computed.
+    """
+    log_a = float32_at_least(log_a_head(h)).clamp(*LOG_AB_RANGE)
+    log_b = float32_at_least(log_b_head(h)).clamp(*LOG_AB_RANGE)
+    return Kumaraswamy(log_a.exp(), log_b.exp(), kl_method=kl_method, taylor_terms=taylor_terms, validate_args=False)
 
 
 def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -101,38 +114,3 @@ def model_device(model: nn.Module) -> torch.device:
 def model_dtype(model: nn.Module) -> torch.dtype:
     """The dtype of ``model``'s first parameter."""
     return next(model.parameters()).dtype
-
-
-#: log a and log b of every Kumaraswamy head are clamped to this range, so
-#: a, b lie in [1e-3, 1e3], the box on which the Kumaraswamy sampler, mean and
-#: KL of :mod:`dlgmm_core.distributions` are finite and accurate: an extreme
-#: head can neither make a or b 0 or inf nor put NaN into the ELBO.
-LOG_AB_RANGE = (math.log(1e-3), math.log(1e3))
-
-
-def kumaraswamy_log_density_from_logs(a: torch.Tensor, b: torch.Tensor, log_v: torch.Tensor,
-                                      log1m_v: torch.Tensor) -> torch.Tensor:
-    """log Kumaraswamy(v; a, b) = log a + log b + (a-1) log v + (b-1) log(1 - v^a), from log v and log(1 - v).
-
-    ``Kumaraswamy.log_prob`` takes v itself, which cannot represent a stick
-    within 1e-38 of 1 (common for small b); here log(1 - v^a) = log(1 - exp(-e^s))
-    with s = log(-a log v), where log(-log v) is read from ``log1m_v`` whenever v
-    is that close to 1 (then log(1 - v) = log(-log v) to rounding) and from
-    ``log_v`` otherwise, so the density matches the sample (log v, log(1 - v)) of
-    ``Kumaraswamy.log_rsample`` everywhere.
-    """
-    from .distributions import log1mexp
-
-    log_eps = math.log(torch.finfo(log_v.dtype).eps)
-    near_one = log1m_v < log_eps
-    log_neg_log_v = torch.where(near_one, log1m_v, torch.log(-torch.where(near_one, -torch.ones_like(log_v), log_v)))
-    s = log_neg_log_v + torch.log(a)
-    log1m_va = torch.where(s < log_eps, s, log1mexp(-torch.exp(torch.where(s < log_eps, torch.zeros_like(s), s))))
-    return torch.log(a) + torch.log(b) + (a - 1) * log_v + (b - 1) * log1m_va
-
-
-def beta_log_density_from_logs(alpha: torch.Tensor, beta: torch.Tensor, log_v: torch.Tensor,
-                               log1m_v: torch.Tensor) -> torch.Tensor:
-    """log Beta(v; alpha, beta) from log v and log(1 - v) (exact where v rounds to 0 or 1)."""
-    log_norm = torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(alpha + beta)
-    return (alpha - 1) * log_v + (beta - 1) * log1m_v - log_norm

@@ -27,15 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from . import layout
-from .config import DATASETS, MODEL_KINDS, Params
+from . import layout, registry
+from .config import DATASETS, Params
 from .errors import DlgmmError
 from .io import read_json
 
 # --------------------------------------------------------------------------
 # the paper's published values (Figure 3), in one place
 # --------------------------------------------------------------------------
-#: ``PAPER[dataset][model][metric]``: -log p(x) in nats (Fig. 3b) and MNIST kNN test error in % (Fig. 3a).
+#: ``PAPER[dataset][paper_key][metric]`` (``paper_key`` of the model's registry spec): -log p(x) in nats (Fig. 3b) and MNIST kNN test error in % (Fig. 3a).
 #: A metric absent here was not published (shown as "—").
 PAPER: dict[str, dict[str, dict[str, float]]] = {
     "mnist": {
@@ -51,15 +51,8 @@ PAPER: dict[str, dict[str, dict[str, float]]] = {
         "sb_vae": {},
     },
 }
-#: The architectures of Figure 3b (d: deterministic layer, s: stochastic, Kx: components, t: truncation).
-PAPER_ARCHITECTURE = {"dlgmm": "500d-3x25s", "dldpmm": "500d-17tx25s", "gauss_vae": "500d-25s",
-                      "sb_vae": "500d-25t"}
-
-#: Row orders of the paper's tables (extra rows last).
-NLL_ROWS = ("dlgmm", "dldpmm", "gauss_vae", "sb_vae")
-KNN_ROWS = ("dlgmm", "sb_vae", "gauss_vae", "dldpmm")
-#: Trained models whose logs the report reads, per dataset.
-LOGGED_MODELS = {"mnist": MODEL_KINDS + ("qualitative",), "omniglot": MODEL_KINDS}
+# The models, their names, the architectures of Figure 3b, the row orders of the tables and the
+# trained models whose logs are read per dataset come from the model registry (dlgmm_core.registry).
 DATASET_NAMES = {"mnist": "MNIST", "omniglot": "Omniglot"}
 MISSING = "—"
 DECIMALS = 4
@@ -68,9 +61,12 @@ NLL_KEYS = ("nll", "nll_se", "elbo", "bounds", "samples", "examples")
 
 
 def _names() -> dict[str, str]:
-    from .evaluation import MODEL_NAMES
+    return registry.MODEL_NAMES
 
-    return MODEL_NAMES
+
+def _spec(model: str) -> registry.ModelSpec:
+    """The registry spec of the kind the params.yaml model key ``model`` builds."""
+    return registry.spec(registry.model_key(model).kind)
 
 
 # --------------------------------------------------------------------------
@@ -138,7 +134,7 @@ def read_inputs(root: str | os.PathLike, params: Params) -> Inputs:
     inputs = Inputs()
     for dataset in DATASETS:
         inputs.nll[dataset], inputs.knn[dataset], inputs.logs[dataset] = {}, {}, {}
-        for model in MODEL_KINDS:
+        for model in registry.evaluated_keys():
             path = layout.nll_result(dataset, model, root)
             data = read_json(path, f"run `dvc repro {layout.nll_stage(dataset, model)}`")
             for key in NLL_KEYS:
@@ -156,7 +152,7 @@ def read_inputs(root: str | os.PathLike, params: Params) -> Inputs:
                 if key.startswith("error@"):
                     _number(data, key, path)
             inputs.knn[dataset][model] = data
-        for model in LOGGED_MODELS[dataset]:
+        for model in registry.trained_keys(dataset):
             hint = f"train it (`python {layout.script('train')} --dataset {dataset} --model {model}`)"
             inputs.logs[dataset][model] = TrainingLog(
                 summary=read_json(layout.train_metrics(dataset, model, root), hint),
@@ -176,11 +172,11 @@ def _figures(root: Path, params: Params) -> dict[str, list[Path]]:
     """The figures of the evaluation stages, relative to ``root/reports``; each must exist."""
     reports = layout.reports_dir(root)
     out: dict[str, list[Path]] = {"tsne": [], "samples": [], "qualitative": []}
-    for model in MODEL_KINDS:
+    for model in registry.evaluated_keys():
         path = _require(layout.tsne_figure("mnist", model, root), f"run `dvc repro {layout.tsne_stage(model)}`")
         out["tsne"].append(path.relative_to(reports))
     for dataset in DATASETS:
-        for model in MODEL_KINDS:
+        for model in registry.evaluated_keys():
             path = _require(layout.samples_figure(dataset, model, root),
                             f"run `dvc repro {layout.samples_stage(dataset, model)}`")
             out["samples"].append(path.relative_to(reports))
@@ -197,22 +193,19 @@ def _figures(root: Path, params: Params) -> dict[str, list[Path]]:
 # --------------------------------------------------------------------------
 def architecture(params: Params, model: str) -> str:
     """The paper's architecture notation for our configuration of ``model`` (e.g. ``500d-3x25s``)."""
-    section = params.tree["model"][model]
-    hidden = section["hidden"]
-    if model == "gauss_vae":
-        return f"{hidden}d-{section['latent']}s"
-    if model == "sb_vae":
-        return f"{hidden}d-{section['truncation']}t"
-    if model == "dlgmm":
-        return f"{hidden}d-{params.k}x{section['latent']}s"
-    if model == "dldpmm":
-        return f"{hidden}d-{section['truncation']}tx{section['latent']}s"
-    return f"{hidden}d-{section['components']}x{section['latent']}s"
+    kind, config = params.model_config(model)
+    return registry.spec(kind).architecture(config)
+
+
+def _differs_from_paper(params: Params, model: str) -> bool:
+    """Whether our architecture of ``model`` is not the paper's (False for a model not in the paper)."""
+    paper = _spec(model).paper_architecture
+    return paper is not None and architecture(params, model) != paper
 
 
 def paper_value(dataset: str, model: str, metric: str) -> float | None:
     """The published value, or None where the paper gives none."""
-    return PAPER.get(dataset, {}).get(model, {}).get(metric)
+    return PAPER.get(dataset, {}).get(_spec(model).paper_key, {}).get(metric)
 
 
 def format_cell(ours: float | None, paper: float | None, se: float | None = None, decimals: int = 2) -> str:
@@ -245,7 +238,7 @@ def knn_table(inputs: Inputs, dataset: str, with_paper: bool = True) -> str:
     names = _names()
     ks = _knn_neighbors(inputs, dataset)
     rows = []
-    for model in KNN_ROWS:
+    for model in registry.table_rows("knn"):
         data = inputs.knn[dataset][model]
         cells = []
         for k in ks:
@@ -262,11 +255,10 @@ def nll_table(inputs: Inputs, params: Params) -> str:
     """Figure 3b: estimated -log p(x) (nats, ± standard error) per model and dataset."""
     names = _names()
     rows = []
-    for model in NLL_ROWS:
-        ours_arch = architecture(params, model)
-        label = f"{names[model]} ({ours_arch})"
-        if ours_arch != PAPER_ARCHITECTURE[model]:
-            label += f" † paper: {PAPER_ARCHITECTURE[model]}"
+    for model in registry.table_rows("nll"):
+        label = f"{names[model]} ({architecture(params, model)})"
+        if _differs_from_paper(params, model):
+            label += f" † paper: {_spec(model).paper_architecture}"
         cells = []
         for dataset in DATASETS:
             data = inputs.nll[dataset][model]
@@ -286,7 +278,7 @@ def iwae_table(inputs: Inputs) -> str:
     sizes = _bound_sizes(inputs)
     rows = []
     for dataset in DATASETS:
-        for model in NLL_ROWS:
+        for model in registry.table_rows("nll"):
             data = inputs.nll[dataset][model]
             bounds = {int(s): v for s, v in data["bounds"].items()}
             cells = [f"{-data['elbo']:.2f}"] + [f"{bounds[s]:.2f}" if s in bounds else MISSING for s in sizes]
@@ -321,7 +313,7 @@ def flat_metrics(inputs: Inputs) -> dict[str, float | int]:
     """
     out: dict[str, float | int] = {}
     for dataset in DATASETS:
-        for model in MODEL_KINDS:
+        for model in registry.evaluated_keys():
             prefix = f"{dataset}.{model}"
             data = inputs.nll[dataset][model]
             for key in ("nll", "nll_se", "elbo"):
@@ -343,7 +335,7 @@ def plot_training_curves(logs: dict[str, TrainingLog], title: str, path: str | o
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    from .evaluation import save_figure
+    from .io import save_figure
 
     names = _names()
     fig = Figure(figsize=(11.0, 4.2))
@@ -378,14 +370,19 @@ def plot_training_curves(logs: dict[str, TrainingLog], title: str, path: str | o
 def _kl_methods(inputs: Inputs, params: Params) -> list[str]:
     names = _names()
     lines = []
-    for model in ("dlgmm", "dldpmm", "sb_vae"):
+    for model in registry.table_rows("nll"):
+        if "kl_method" not in _spec(model).arg_names:
+            continue
         methods = {dataset: inputs.nll[dataset][model].get("kl_method") for dataset in DATASETS}
         distinct = sorted({str(m) for m in methods.values()})
         if len(distinct) == 1:
             lines.append(f"{names[model]}: `{distinct[0]}`")
         else:
             lines.append(f"{names[model]}: " + ", ".join(f"`{m}` ({d})" for d, m in methods.items()))
-    lines.append(f"{names['qualitative']}: `{params.tree['model']['qualitative'].get('kl', MISSING)}`")
+    for model in registry.MODEL_KEYS:  # trained-only models: their KL method as params.yaml sets it
+        kl_key = {arg.name: arg.section_key for arg in _spec(model).args}.get("kl_method")
+        if not registry.model_key(model).evaluated and kl_key:
+            lines.append(f"{names[model]}: `{params.tree['model'][model].get(kl_key, MISSING)}`")
     return lines
 
 
@@ -425,7 +422,7 @@ def render_readme(inputs: Inputs, params: Params, training_figures: list[Path]) 
         nll_table(inputs, params),
         "",
     ]
-    if any(architecture(params, m) != PAPER_ARCHITECTURE[m] for m in NLL_ROWS):
+    if any(_differs_from_paper(params, m) for m in registry.table_rows("nll")):
         out += ["† our architecture differs from the paper's, so the comparison is indicative only.", ""]
     out += [
         "## Omniglot kNN test error (%) (extra; not in the paper)",

@@ -298,7 +298,7 @@ def test_dtypes_float64_and_bf16_autocast():
 def test_kumaraswamy_density_from_logs():
     """Matches Kumaraswamy.log_prob where v is representable, and float64 where v is within 1e-38 of 1."""
     from dlgmm_core.distributions import Kumaraswamy
-    from dlgmm_core.nets import kumaraswamy_log_density_from_logs
+    from dlgmm_core.distributions import kumaraswamy_log_density_from_logs
 
     torch.manual_seed(12)
     for a, b in [(1.0, 1.0), (0.3, 4.0), (3.0, 0.5), (1e-3, 1e-3), (1e3, 1e3), (1e-3, 1e3), (1e3, 1e-3), (5.0, 1e-3)]:

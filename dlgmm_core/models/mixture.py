@@ -8,11 +8,10 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from ..distributions import (Kumaraswamy, dirichlet_stick_prior, dp_stick_prior, log_stick_breaking,
-                             stick_breaking)
+                             stick_breaking, stick_log_densities)
 from ..errors import DlgmmError
-from ..nets import (LOG_AB_RANGE, bernoulli_log_likelihood, beta_log_density_from_logs, float32_at_least,
-                    gaussian_log_density, gaussian_mixture_log_densities, kumaraswamy_log_density_from_logs,
-                    mlp)
+from ..nets import (bernoulli_log_likelihood, float32_at_least, gaussian_log_density, gaussian_mixture_log_densities,
+                    mlp, stick_posterior)
 from .gauss_vae import LOG_SIGMA_RANGE
 
 
@@ -51,15 +50,13 @@ class DeepLatentMixture(nn.Module):
                  components: int | None = None, alpha: float | None = None,
                  truncation: int | None = None, alpha0: float | None = None):
         super().__init__()
-        if components is not None and alpha is not None and truncation is None and alpha0 is None:
+        # build_model has checked the arguments of the kind (dlgmm_core.registry): a truncation makes a DLDPMM.
+        if truncation is None:
             self.kind, k = "dlgmm", components
             weights = {"components": components, "alpha": alpha}
-        elif truncation is not None and alpha0 is not None and components is None and alpha is None:
+        else:
             self.kind, k = "dldpmm", truncation
             weights = {"truncation": truncation, "alpha0": alpha0}
-        else:
-            raise DlgmmError("DeepLatentMixture needs either components and alpha (dlgmm) "
-                             "or truncation and alpha0 (dldpmm)")
         self.config = {"input_dim": input_dim, "hidden": hidden, "latent": latent, **weights,
                        "prior_means": list(prior_means), "prior_scales": list(prior_scales),
                        "kl_method": kl_method, "taylor_terms": taylor_terms}
@@ -83,10 +80,8 @@ class DeepLatentMixture(nn.Module):
         mu, log_sigma = gauss[:, :, 0], gauss[:, :, 1].clamp(*LOG_SIGMA_RANGE)
         if self.components == 1:
             return mu, log_sigma, None
-        log_a = float32_at_least(self.log_a_head(h)).clamp(*LOG_AB_RANGE)
-        log_b = float32_at_least(self.log_b_head(h)).clamp(*LOG_AB_RANGE)
-        q_v = Kumaraswamy(log_a.exp(), log_b.exp(), kl_method=self.config["kl_method"],
-                          taylor_terms=self.config["taylor_terms"], validate_args=False)
+        q_v = stick_posterior(h, self.log_a_head, self.log_b_head, self.config["kl_method"],
+                              self.config["taylor_terms"])
         return mu, log_sigma, q_v
 
     def stick_prior(self, like: torch.Tensor):
@@ -175,10 +170,7 @@ class DeepLatentMixture(nn.Module):
         else:
             log_v, log1m_v = q_v.log_rsample((samples,))  # (S, B, K-1)
             log_pi = log_stick_breaking(log_v, log1m_v)  # (S, B, K)
-            prior = self.stick_prior(mu)
-            log_p_v = beta_log_density_from_logs(prior.concentration1, prior.concentration0, log_v, log1m_v).sum(-1)
-            log_q_v = kumaraswamy_log_density_from_logs(q_v.concentration1, q_v.concentration0,
-                                                        log_v, log1m_v).sum(-1)
+            log_p_v, log_q_v = stick_log_densities(self.stick_prior(mu), q_v, log_v, log1m_v)
         gumbel = -torch.log(torch.empty_like(log_pi).exponential_())
         index = (log_pi + gumbel).argmax(-1)  # (S, B): k ~ Categorical(pi(v))
         rows = torch.arange(batch, device=mu.device)

@@ -5,10 +5,9 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from ..distributions import Kumaraswamy, dp_stick_prior, log_stick_breaking, stick_breaking
+from ..distributions import Kumaraswamy, dp_stick_prior, log_stick_breaking, stick_breaking, stick_log_densities
 from ..errors import DlgmmError
-from ..nets import (LOG_AB_RANGE, bernoulli_log_likelihood, beta_log_density_from_logs, float32_at_least,
-                    kumaraswamy_log_density_from_logs, mlp)
+from ..nets import bernoulli_log_likelihood, mlp, stick_posterior
 
 
 class StickBreakingVAE(nn.Module):
@@ -39,11 +38,8 @@ class StickBreakingVAE(nn.Module):
 
     def posterior(self, x: torch.Tensor) -> Kumaraswamy:
         """q(v | x): independent Kumaraswamy sticks, batch shape (B, T-1)."""
-        h = self.encoder(x)
-        log_a = float32_at_least(self.log_a_head(h)).clamp(*LOG_AB_RANGE)
-        log_b = float32_at_least(self.log_b_head(h)).clamp(*LOG_AB_RANGE)
-        return Kumaraswamy(log_a.exp(), log_b.exp(), kl_method=self.config["kl_method"],
-                           taylor_terms=self.config["taylor_terms"], validate_args=False)
+        return stick_posterior(self.encoder(x), self.log_a_head, self.log_b_head, self.config["kl_method"],
+                               self.config["taylor_terms"])
 
     def prior(self, like: torch.Tensor):
         """p(v): Beta(1, alpha0) for each of the T-1 sticks."""
@@ -88,7 +84,5 @@ class StickBreakingVAE(nn.Module):
         log_v, log1m_v = q.log_rsample((samples,))  # (S, B, T-1)
         pi = log_stick_breaking(log_v, log1m_v).exp()
         logits = self.decode(pi.reshape(-1, self.latent_dim)).view(samples, x.shape[0], -1)
-        prior = self.prior(log_v)
-        log_p_v = beta_log_density_from_logs(prior.concentration1, prior.concentration0, log_v, log1m_v).sum(-1)
-        log_q_v = kumaraswamy_log_density_from_logs(q.concentration1, q.concentration0, log_v, log1m_v).sum(-1)
+        log_p_v, log_q_v = stick_log_densities(self.prior(log_v), q, log_v, log1m_v)
         return bernoulli_log_likelihood(x, logits) + log_p_v - log_q_v

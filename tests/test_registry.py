@@ -1,0 +1,197 @@
+"""The model registry: a model kind added through the registry alone is loaded, built, saved and reported."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from dlgmm_core import DlgmmError, build_model, load_checkpoint, registry, save_checkpoint
+from dlgmm_core.config import MODEL_KEYS, MODEL_KINDS, params_from_tree
+from dlgmm_core.evaluation import MODEL_NAMES
+from dlgmm_core.nets import bernoulli_log_likelihood
+from dlgmm_core.report import write_report
+from test_report import NEIGHBORS, PNG, parse_table, write_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+_LOG_TWO_PI = math.log(2 * math.pi)
+
+
+class ToyVAE(nn.Module):
+    """One linear layer each way: q(z|x) = N(W x, I), p(z) = N(0, I), p(x|z) = Bernoulli(logits V z)."""
+
+    kind = "toy"
+
+    def __init__(self, *, input_dim: int, latent: int):
+        super().__init__()
+        self.config = {"input_dim": input_dim, "latent": latent}
+        self.latent_dim = latent
+        self.encoder = nn.Linear(input_dim, latent)
+        self.decoder = nn.Linear(latent, input_dim)
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.decoder(latent)
+
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        mu = self.encoder(x)
+        z = mu + torch.randn_like(mu)
+        kl = 0.5 * mu.square().sum(-1)  # KL(N(mu, I) || N(0, I))
+        return bernoulli_log_likelihood(x, self.decode(z)) - kl
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, component: int | None = None) -> torch.Tensor:
+        if component is not None:
+            raise DlgmmError(f"toy has no mixture components (got component={component!r})")
+        return torch.randn(n, self.latent_dim)
+
+    def log_importance_weights(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+        mu = self.encoder(x)
+        eps = torch.randn(samples, *mu.shape)
+        z = mu + eps
+        log_p_z = (-0.5 * z.square() - 0.5 * _LOG_TWO_PI).sum(-1)
+        log_q_z = (-0.5 * eps.square() - 0.5 * _LOG_TWO_PI).sum(-1)
+        logits = self.decode(z.reshape(-1, self.latent_dim)).view(samples, x.shape[0], -1)
+        return bernoulli_log_likelihood(x, logits) + log_p_z - log_q_z
+
+
+TOY = registry.ModelSpec(
+    kind="toy",
+    constructor=lambda: ToyVAE,
+    args=(registry.Arg("input_dim", "integer", from_data=True), registry.Arg("latent", "integer", minimum=2)),
+    display_name="Toy-VAE",
+    architecture=lambda c: f"{c['latent']}s",
+)
+
+
+@pytest.fixture()
+def register_toy():
+    """A function that registers the toy kind (with its evaluated key ``toy``); undone after the test."""
+    undo: list = []
+
+    def register() -> registry.ModelSpec:
+        undo.append(registry.register(TOY))
+        return TOY
+
+    yield register
+    for unregister in undo:
+        unregister()
+    assert "toy" not in MODEL_KINDS and "toy" not in MODEL_KEYS
+
+
+def toy_tree(latent=3) -> dict:
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+    tree["model"]["toy"] = {"latent": latent}
+    return tree
+
+
+def test_builtin_registry_is_the_papers():
+    assert tuple(MODEL_KINDS) == ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
+    assert dict(MODEL_KEYS) == {"gauss_vae": "gauss_vae", "sb_vae": "sb_vae", "dlgmm": "dlgmm", "dldpmm": "dldpmm",
+                                "qualitative": "dlgmm"}
+    assert MODEL_NAMES["qualitative"] == "Qualitative DLGMM" and MODEL_NAMES["sb_vae"] == "SB-VAE"
+    assert registry.evaluated_keys() == ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
+    assert registry.trained_keys("omniglot") == registry.evaluated_keys()
+    assert registry.trained_keys("mnist") == registry.evaluated_keys() + ("qualitative",)
+    assert registry.table_rows("nll") == ("dlgmm", "dldpmm", "gauss_vae", "sb_vae")
+    assert registry.table_rows("knn") == ("dlgmm", "sb_vae", "gauss_vae", "dldpmm")
+    assert {k: registry.spec(k).paper_architecture for k in MODEL_KINDS} == {
+        "gauss_vae": "500d-25s", "sb_vae": "500d-25t", "dlgmm": "500d-3x25s", "dldpmm": "500d-17tx25s"}
+
+
+def test_registry_and_config_do_not_import_torch():
+    code = "import sys, dlgmm_core.config, dlgmm_core.registry, dlgmm_core.report; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_register_returns_its_undo():
+    undo = registry.register(TOY)
+    assert MODEL_KINDS[-1] == "toy" and MODEL_KEYS["toy"] == "toy" and MODEL_NAMES["toy"] == "Toy-VAE"
+    undo()
+    assert "toy" not in MODEL_KINDS and "toy" not in MODEL_KEYS and "toy" not in MODEL_NAMES
+    with pytest.raises(DlgmmError, match="unknown model kind 'toy'"):
+        build_model("toy", input_dim=4, latent=2)
+
+
+def test_register_refuses_a_taken_name_and_registers_nothing():
+    clash = registry.ModelSpec("dlgmm", lambda: ToyVAE, TOY.args, "Clash", TOY.architecture)
+    with pytest.raises(ValueError, match="'dlgmm' is already registered"):
+        registry.register(TOY, clash)
+    with pytest.raises(ValueError, match="unregistered kind 'nothing'"):
+        registry.register(TOY, registry.ModelKey("other", "nothing", "Other"))
+    assert "toy" not in MODEL_KINDS and "toy" not in MODEL_KEYS and "other" not in MODEL_KEYS
+
+
+def test_config_loader_reads_and_checks_the_toy_section(register_toy):
+    register_toy()
+    params = params_from_tree(toy_tree())
+    assert params.model_config("toy") == ("toy", {"input_dim": 784, "latent": 3})
+    with pytest.raises(DlgmmError, match=r"^params.yaml: model.toy.latent must be >= 2 \(got 1\)$"):
+        params_from_tree(toy_tree(latent=1))
+    tree = toy_tree()
+    del tree["model"]["toy"]["latent"]
+    with pytest.raises(DlgmmError, match="^params.yaml: missing key model.toy.latent$"):
+        params_from_tree(tree)
+
+
+def test_build_model_and_checkpoint_round_trip(register_toy, tmp_path):
+    register_toy()
+    torch.manual_seed(0)
+    model = build_model("toy", input_dim=12, latent=3)
+    assert isinstance(model, ToyVAE) and model.config == {"input_dim": 12, "latent": 3}
+    with pytest.raises(DlgmmError, match=r"build_model\('toy'\): latent must be an integer >= 2 \(got 1\)"):
+        build_model("toy", input_dim=12, latent=1)
+    with pytest.raises(DlgmmError, match=r"unknown argument\(s\) hidden \(expected exactly: input_dim, latent\)"):
+        build_model("toy", input_dim=12, latent=3, hidden=8)
+    path = tmp_path / "toy.pt"
+    save_checkpoint(path, model, metadata={"model": "toy"})
+    loaded = load_checkpoint(path, expect_kind="toy", expect_input_dim=12)
+    assert isinstance(loaded, ToyVAE) and loaded.checkpoint_metadata == {"model": "toy"}
+    for (name, a), (other, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert name == other and torch.equal(a, b)
+    x = (torch.rand(5, 12) < 0.5).float()
+    assert torch.equal(model.embed(x), loaded.embed(x))
+
+
+def test_report_covers_the_toy(register_toy, tmp_path):
+    write_inputs(tmp_path)  # the paper's models
+    register_toy()
+    for dataset in ("mnist", "omniglot"):
+        nll = 90.5 + len(dataset)
+        payload = {"nll": nll, "nll_se": 0.3, "elbo": -(nll + 2.0), "bounds": {"1": nll + 2.0, "200": nll},
+                   "samples": 200, "examples": 300, "kl_method": None, "seconds": 3.0}
+        for folder, data in (("nll", payload), ("knn", {f"error@{k}": 40.0 + k for k in NEIGHBORS})):
+            path = tmp_path / "reports" / folder / dataset / "toy.json"
+            path.write_text(json.dumps(data))
+        (tmp_path / "reports/figures/samples" / f"{dataset}_toy.png").write_bytes(PNG)
+        logs = tmp_path / "logs" / dataset / "toy"
+        for split in ("train", "valid"):
+            (logs / "plots/metrics" / split).mkdir(parents=True)
+            (logs / "plots/metrics" / split / "elbo.tsv").write_text("step\telbo\n1\t-150.0\n2\t-140.0\n")
+        (logs / "metrics.json").write_text(json.dumps({"best_valid_elbo": -140.0, "best_epoch": 2, "epochs": 2}))
+    (tmp_path / "reports/figures/tsne/mnist_toy.png").write_bytes(PNG)
+
+    write_report(tmp_path, params_from_tree(toy_tree()))
+    readme = (tmp_path / "reports/README.md").read_text()
+    nll = parse_table(readme, "## Figure 3b")
+    assert list(nll)[-1] == "Toy-VAE (3s)"  # an extra row, after the paper's, without a paper architecture
+    assert nll["Toy-VAE (3s)"]["MNIST"] == "95.50 ± 0.30 (paper —)"
+    knn = parse_table(readme, "## Figure 3a")
+    assert list(knn) == ["DLGMM", "SB-VAE", "Gauss-VAE", "DLDPMM", "Toy-VAE"]
+    assert knn["Toy-VAE"]["k=5"] == "45.00 (paper —)"
+    assert "MNIST Toy-VAE" in parse_table(readme, "## Training")
+    assert "](figures/tsne/mnist_toy.png)" in readme and "](figures/samples/omniglot_toy.png)" in readme
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert metrics["omniglot.toy.nll"] == 98.5 and metrics["mnist.toy.knn_err@10"] == 50.0
+    assert metrics["mnist.toy.epochs"] == 2
