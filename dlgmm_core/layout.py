@@ -47,35 +47,35 @@ def prepare_hint(dataset: str) -> str:
             f"(or `dvc repro {prepare_stage(dataset)}`)")
 
 
-def train_stage(dataset: str, model: str) -> str:
+def train_stage(protocol: str, dataset: str, model: str) -> str:
     """The DVC stage that writes :func:`checkpoint` (the DLGMM and the qualitative model have their own)."""
     if model == "dlgmm":
-        return f"train_dlgmm@{dataset}"
+        return f"train_dlgmm@{protocol}-{dataset}"
     if model == "qualitative":
-        return "train_qualitative"
-    return f"train@{dataset}-{model}"
+        return f"train_qualitative@{protocol}"
+    return f"train@{protocol}-{dataset}-{model}"
 
 
-def nll_stage(dataset: str, model: str) -> str:
+def nll_stage(protocol: str, dataset: str, model: str) -> str:
     """The DVC stage that writes :func:`nll_result`."""
-    return f"marginal_likelihood@{dataset}-{model}"
+    return f"marginal_likelihood@{protocol}-{dataset}-{model}"
 
 
-def knn_stage(dataset: str, model: str) -> str:
+def knn_stage(protocol: str, dataset: str, model: str) -> str:
     """The DVC stage that writes :func:`knn_result`."""
-    return f"knn@{dataset}-{model}"
+    return f"knn@{protocol}-{dataset}-{model}"
 
 
-def tsne_stage(model: str) -> str:
+def tsne_stage(protocol: str, model: str) -> str:
     """The DVC stage that writes :func:`tsne_figure` (MNIST only)."""
-    return f"tsne@{model}"
+    return f"tsne@{protocol}-{model}"
 
 
-def samples_stage(dataset: str, model: str) -> str:
+def samples_stage(protocol: str, dataset: str, model: str) -> str:
     """The DVC stage that writes :func:`samples_figure`, or for ``qualitative`` :func:`qualitative_dir`."""
     if model == "qualitative":
-        return "samples_qualitative"
-    return f"samples@{dataset}-{model}"
+        return f"samples_qualitative@{protocol}"
+    return f"samples@{protocol}-{dataset}-{model}"
 
 
 # --------------------------------------------------------------------------
@@ -104,14 +104,14 @@ def prepared(dataset: str, root: Root = ".") -> tuple[Path, Path]:
 # --------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------
-def checkpoint(dataset: str, model: str, root: Root = ".") -> Path:
-    """``models/<dataset>/<model>.pt``: the best-validation weights."""
-    return Path(root, "models", dataset, f"{model}.pt")
+def checkpoint(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
+    """``models/<protocol>/<dataset>/<model>.pt``: the best-validation weights."""
+    return Path(root, "models", protocol, dataset, f"{model}.pt")
 
 
-def train_state(dataset: str, model: str, root: Root = ".") -> Path:
-    """``models/<dataset>/<model>.state.pt``: the resumable training state."""
-    return Path(root, "models", dataset, f"{model}.state.pt")
+def train_state(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
+    """``models/<protocol>/<dataset>/<model>.state.pt``: the resumable training state."""
+    return Path(root, "models", protocol, dataset, f"{model}.state.pt")
 
 
 def logs_dir(root: Root = ".") -> Path:
@@ -119,24 +119,24 @@ def logs_dir(root: Root = ".") -> Path:
     return Path(root, "logs")
 
 
-def train_logs(dataset: str, model: str, root: Root = ".") -> Path:
-    """``logs/<dataset>/<model>``: one training run's dvclive folder."""
-    return Path(logs_dir(root), dataset, model)
+def train_logs(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
+    """``logs/<protocol>/<dataset>/<model>``: one training run's dvclive folder."""
+    return Path(logs_dir(root), protocol, dataset, model)
 
 
-def train_metrics(dataset: str, model: str, root: Root = ".") -> Path:
-    """``logs/<dataset>/<model>/metrics.json``: dvclive's summary of the run (DVC metrics)."""
-    return train_logs(dataset, model, root) / "metrics.json"
+def train_metrics(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
+    """``logs/<protocol>/<dataset>/<model>/metrics.json``: dvclive's summary of the run (DVC metrics)."""
+    return train_logs(protocol, dataset, model, root) / "metrics.json"
 
 
-def train_plots(dataset: str, model: str, root: Root = ".") -> Path:
-    """``logs/<dataset>/<model>/plots/metrics``: dvclive's per-epoch curves (DVC plots)."""
-    return train_logs(dataset, model, root) / "plots" / "metrics"
+def train_plots(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
+    """``logs/<protocol>/<dataset>/<model>/plots/metrics``: dvclive's per-epoch curves (DVC plots)."""
+    return train_logs(protocol, dataset, model, root) / "plots" / "metrics"
 
 
-def train_curve(dataset: str, model: str, split: str, root: Root = ".") -> Path:
-    """``logs/<dataset>/<model>/plots/metrics/<split>/elbo.tsv``: the ELBO per epoch of ``train`` or ``valid``."""
-    return train_plots(dataset, model, root) / split / "elbo.tsv"
+def train_curve(protocol: str, dataset: str, model: str, split: str, root: Root = ".") -> Path:
+    """``logs/<protocol>/<dataset>/<model>/plots/metrics/<split>/elbo.tsv``: the ELBO per epoch of ``train`` or ``valid``."""
+    return train_plots(protocol, dataset, model, root) / split / "elbo.tsv"
 
 
 # --------------------------------------------------------------------------
@@ -152,9 +152,9 @@ def nll_dir(root: Root = ".") -> Path:
     return reports_dir(root) / "nll"
 
 
-def nll_result(dataset: str, model: str, root: Root = ".") -> Path:
-    """``reports/nll/<dataset>/<model>.json``."""
-    return nll_dir(root) / dataset / f"{model}.json"
+def nll_result(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
+    """``reports/nll/<protocol>/<dataset>/<model>.json``."""
+    return nll_dir(root) / protocol / dataset / f"{model}.json"
 
 
 def knn_dir(root: Root = ".") -> Path:
@@ -162,9 +162,9 @@ def knn_dir(root: Root = ".") -> Path:
     return reports_dir(root) / "knn"
 
 
-def knn_result(dataset: str, model: str, root: Root = ".") -> Path:
-    """``reports/knn/<dataset>/<model>.json``."""
-    return knn_dir(root) / dataset / f"{model}.json"
+def knn_result(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
+    """``reports/knn/<protocol>/<dataset>/<model>.json``."""
+    return knn_dir(root) / protocol / dataset / f"{model}.json"
 
 
 def figures_dir(root: Root = ".") -> Path:
@@ -177,9 +177,9 @@ def tsne_dir(root: Root = ".") -> Path:
     return figures_dir(root) / "tsne"
 
 
-def tsne_figure(dataset: str, model: str, root: Root = ".") -> Path:
-    """``reports/figures/tsne/<dataset>_<model>.png``."""
-    return tsne_dir(root) / f"{dataset}_{model}.png"
+def tsne_figure(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
+    """``reports/figures/tsne/<protocol>/<dataset>_<model>.png``."""
+    return tsne_dir(root) / protocol / f"{dataset}_{model}.png"
 
 
 def samples_dir(root: Root = ".") -> Path:
@@ -187,14 +187,14 @@ def samples_dir(root: Root = ".") -> Path:
     return figures_dir(root) / "samples"
 
 
-def samples_figure(dataset: str, model: str, root: Root = ".") -> Path:
-    """``reports/figures/samples/<dataset>_<model>.png``."""
-    return samples_dir(root) / f"{dataset}_{model}.png"
+def samples_figure(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
+    """``reports/figures/samples/<protocol>/<dataset>_<model>.png``."""
+    return samples_dir(root) / protocol / f"{dataset}_{model}.png"
 
 
-def qualitative_dir(root: Root = ".") -> Path:
-    """``reports/figures/qualitative``: one grid per prior component of the qualitative model."""
-    return figures_dir(root) / "qualitative"
+def qualitative_dir(protocol: str, root: Root = ".") -> Path:
+    """``reports/figures/qualitative/<protocol>``: one grid per prior component of the qualitative model."""
+    return figures_dir(root) / "qualitative" / protocol
 
 
 def component_figure_in(folder: Root, component: int) -> Path:
@@ -202,9 +202,9 @@ def component_figure_in(folder: Root, component: int) -> Path:
     return Path(folder, f"component_{component}.png")
 
 
-def qualitative_figure(component: int, root: Root = ".") -> Path:
-    """``reports/figures/qualitative/component_<component>.png`` (``component`` counts from 1)."""
-    return component_figure_in(qualitative_dir(root), component)
+def qualitative_figure(protocol: str, component: int, root: Root = ".") -> Path:
+    """``reports/figures/qualitative/<protocol>/component_<component>.png`` (``component`` counts from 1)."""
+    return component_figure_in(qualitative_dir(protocol, root), component)
 
 
 def training_figures_dir(root: Root = ".") -> Path:
