@@ -192,9 +192,14 @@ def samples_figure(protocol: str, dataset: str, model: str, root: Root = ".") ->
     return samples_dir(root) / protocol / f"{dataset}_{model}.png"
 
 
+def qualitative_root(root: Root = ".") -> Path:
+    """``reports/figures/qualitative``: the qualitative model's component grids of every protocol."""
+    return figures_dir(root) / "qualitative"
+
+
 def qualitative_dir(protocol: str, root: Root = ".") -> Path:
     """``reports/figures/qualitative/<protocol>``: one grid per prior component of the qualitative model."""
-    return figures_dir(root) / "qualitative" / protocol
+    return qualitative_root(root) / protocol
 
 
 def component_figure_in(folder: Root, component: int) -> Path:

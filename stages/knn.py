@@ -1,9 +1,9 @@
 """Stage `knn` (Figure 3a): kNN test error (%) on one latent sample per example.
 
-    python stages/knn.py --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm} [--params params.yaml]
+    python stages/knn.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm} [--params params.yaml]
 
-Reads params.yaml (seed, eval.device, eval.knn), models/<dataset>/<model>.pt and
-data/prepared/<dataset>.{npz,json} (which must carry labels). Writes reports/knn/<dataset>/<model>.json:
+Reads params.yaml (the settings of protocol PROTOCOL; seed, eval.device, eval.knn), models/<protocol>/<dataset>/<model>.pt and
+data/prepared/<dataset>.{npz,json} (which must carry labels). Writes reports/knn/<protocol>/<dataset>/<model>.json:
 {"error@<k>" for k in eval.knn.neighbors, "train_examples", "test_examples"}.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import check_neighbors, embed, knn_errors, load_eval_model, require_labels  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
-from dlgmm_core.layout import checkpoint, knn_result, prepared  # noqa: E402
+from dlgmm_core.layout import knn_result, prepared  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
@@ -32,12 +32,12 @@ def main() -> None:
     x_test, y_test = data["x_test"][:section["max_test_examples"]], data["y_test"][:section["max_test_examples"]]
     check_neighbors(section["neighbors"], x_train.shape[0])
     device = resolve_device(params.eval["device"], key="eval.device")
-    model = load_eval_model(checkpoint(args.dataset, args.model), args.model, device)
+    model = load_eval_model(params.protocol, args.dataset, args.model, device)
     seed_everything(params.seed)
     z_train = embed(model, x_train, device, desc="embed train")
     z_test = embed(model, x_test, device, desc="embed test")
     errors = knn_errors(z_train, y_train, z_test, y_test, section["neighbors"])
-    out = knn_result(args.dataset, args.model)
+    out = knn_result(params.protocol, args.dataset, args.model)
     write_json(out, {**{f"error@{k}": e for k, e in errors.items()},
                      "train_examples": int(x_train.shape[0]), "test_examples": int(x_test.shape[0])})
     print(f"{args.dataset}/{args.model}: kNN test error "

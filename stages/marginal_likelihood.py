@@ -1,11 +1,13 @@
 """Stage `marginal_likelihood` (Figure 3b): importance-sampled -log p(x) on the test set, with the ELBO and IWAE bounds.
 
-    python stages/marginal_likelihood.py --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm}
+    python stages/marginal_likelihood.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm}
                                          [--params params.yaml]
 
-Reads params.yaml (seed, eval.device, eval.marginal_likelihood), models/<dataset>/<model>.pt and
-data/prepared/<dataset>.npz. Writes reports/nll/<dataset>/<model>.json once, at the end, atomically:
-{"nll", "nll_se", "elbo", "bounds": {"<s>": -mean IWAE bound}, "samples", "examples", "kl_method", "seconds"}.
+Reads params.yaml (seed, eval.device, eval.marginal_likelihood, with the settings of protocol PROTOCOL),
+models/<protocol>/<dataset>/<model>.pt and data/prepared/<dataset>.npz. Writes
+reports/nll/<protocol>/<dataset>/<model>.json once, at the end, atomically: {"nll", "nll_se" (the
+headline estimator's), "headline", "ours": {...}, "authors": {...}, "elbo", "bounds": {"<s>": -mean IWAE
+bound}, "samples", "examples", "kl_method", "seconds"}.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import Timer, load_eval_model, marginal_likelihood  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
-from dlgmm_core.layout import checkpoint, nll_result, prepared  # noqa: E402
+from dlgmm_core.layout import nll_result, prepared  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
@@ -27,15 +29,16 @@ def main() -> None:
     args, params = stage_arguments(__doc__, MODEL_KINDS)
     section = params.eval["marginal_likelihood"]
     device = resolve_device(params.eval["device"], key="eval.device")
-    model = load_eval_model(checkpoint(args.dataset, args.model), args.model, device)
+    model = load_eval_model(params.protocol, args.dataset, args.model, device)
     x = load_prepared(prepared(args.dataset)[0])["x_test"][:section["max_examples"]]
     seed_everything(params.seed)
     with Timer() as timer:
-        result = marginal_likelihood(model, x, section["samples"], section["bounds_at"], section["batch_size"], device)
-    out = nll_result(args.dataset, args.model)
+        result = marginal_likelihood(model, x, section["samples"], section["bounds_at"], section["batch_size"], device,
+                                     authors_samples=section["authors_samples"], headline=section["headline"])
+    out = nll_result(params.protocol, args.dataset, args.model)
     write_json(out, {**result, "seconds": round(timer.seconds, 3)})
     print(f"{args.dataset}/{args.model}: -log p(x) = {result['nll']:.4f} ± {result['nll_se']:.4f} "
-          f"(S={result['samples']}, {result['examples']} test examples), ELBO {result['elbo']:.4f}, "
+          f"({result['headline']} estimator, {result['examples']} test examples), ELBO {result['elbo']:.4f}, "
           f"{timer.seconds:.1f} s -> {out}")
 
 

@@ -2,7 +2,8 @@
 
     python stages/report.py [--params params.yaml]
 
-Reads reports/nll/*/*.json, reports/knn/*/*.json, the figures under reports/figures/, logs/*/*/ and
+Reads reports/nll/<protocol>/*/*.json, reports/knn/<protocol>/*/*.json, the figures under reports/figures/,
+logs/<protocol>/*/*/ (for every protocol of params.yaml's `protocols`) and
 params.yaml (budget, k, model). Writes reports/README.md, reports/metrics.json (flat keys such as
 mnist.dlgmm.nll) and reports/figures/training/<dataset>.png.
 """

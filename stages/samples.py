@@ -1,11 +1,11 @@
 """Stage `samples`: a grid of images from a model's prior; for `qualitative`, one grid per prior component (Figure 2a/2b).
 
-    python stages/samples.py --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
+    python stages/samples.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
                              [--params params.yaml]
 
-Reads params.yaml (seed, eval.device, eval.samples) and models/<dataset>/<model>.pt. Writes
-reports/figures/samples/<dataset>_<model>.png, or for `qualitative` the folder
-reports/figures/qualitative/ (component_1.png ... component_K.png). Images are Bernoulli means.
+Reads params.yaml (the settings of protocol PROTOCOL; seed, eval.device, eval.samples) and models/<protocol>/<dataset>/<model>.pt. Writes
+reports/figures/samples/<protocol>/<dataset>_<model>.png, or for `qualitative` the folder
+reports/figures/qualitative/<protocol>/ (component_1.png ... component_K.png). Images are Bernoulli means.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dlgmm_core.config import MODEL_KEYS, stage_arguments  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import (MODEL_NAMES, load_eval_model, prior_bernoulli_means,  # noqa: E402
                                    save_component_grids, save_grid)
-from dlgmm_core.layout import checkpoint, qualitative_dir, samples_figure  # noqa: E402
+from dlgmm_core.layout import qualitative_dir, samples_figure  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
@@ -26,14 +26,14 @@ def main() -> None:
     args, params = stage_arguments(__doc__, MODEL_KEYS)
     grid = params.eval["samples"]["grid"]
     device = resolve_device(params.eval["device"], key="eval.device")
-    model = load_eval_model(checkpoint(args.dataset, args.model), args.model, device)
+    model = load_eval_model(params.protocol, args.dataset, args.model, device)
     seed_everything(params.seed)
-    label = f"{MODEL_NAMES[args.model]} ({args.dataset})"
+    label = f"{MODEL_NAMES[args.model]} ({args.dataset}, {params.protocol} protocol)"
     if args.model == "qualitative":
-        written = save_component_grids(qualitative_dir(), model, grid, label)
-        print(f"{args.dataset}/{args.model}: {len(written)} component grids -> {qualitative_dir()}/")
+        written = save_component_grids(qualitative_dir(params.protocol), model, grid, label)
+        print(f"{args.dataset}/{args.model}: {len(written)} component grids -> {qualitative_dir(params.protocol)}/")
         return
-    out = samples_figure(args.dataset, args.model)
+    out = samples_figure(params.protocol, args.dataset, args.model)
     title = f"{label}: Bernoulli means of {grid * grid} samples from the prior"
     save_grid(out, prior_bernoulli_means(model, grid * grid), grid, title)
     print(f"{args.dataset}/{args.model}: -> {out}")

@@ -1,11 +1,11 @@
 """Stage `train`: fit one model on one dataset (Adam, early stopping on the validation ELBO); resumable.
 
-    python stages/train.py --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
+    python stages/train.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
                            [--params params.yaml]
 
-Reads params.yaml (seed, train, model.<model>; k for dlgmm) and data/prepared/<dataset>.npz.
-Writes models/<dataset>/<model>.pt (best-validation weights), the resumable state
-models/<dataset>/<model>.state.pt (every epoch) and the dvclive logs logs/<dataset>/<model>/.
+Reads params.yaml (the settings of protocol PROTOCOL; seed, train, model.<model>; k for dlgmm) and data/prepared/<dataset>.npz.
+Writes models/<protocol>/<dataset>/<model>.pt (best-validation weights), the resumable state
+models/<protocol>/<dataset>/<model>.state.pt (every epoch) and the dvclive logs logs/<protocol>/<dataset>/<model>/.
 Killed and started again, it continues from the last completed epoch.
 """
 from __future__ import annotations
@@ -35,10 +35,11 @@ def main() -> None:
     seed_everything(params.seed)  # weight initialisation
     model = build_model(kind, **config)
     train_model(model, data["x_train"], data["x_valid"], params.train, seed=params.seed,
-                state_path=train_state(args.dataset, args.model),
-                checkpoint_path=checkpoint(args.dataset, args.model),
-                log_dir=train_logs(args.dataset, args.model),
-                metadata={"dataset": args.dataset, "model": args.model, "kind": kind, "budget": params.budget})
+                state_path=train_state(params.protocol, args.dataset, args.model),
+                checkpoint_path=checkpoint(params.protocol, args.dataset, args.model),
+                log_dir=train_logs(params.protocol, args.dataset, args.model),
+                metadata={"dataset": args.dataset, "model": args.model, "kind": kind, "budget": params.budget,
+                          "protocol": params.protocol})
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Stage `tsne` (Figure 2c/2d): t-SNE of test-set latent samples, coloured by class.
 
-    python stages/tsne.py --dataset mnist --model {gauss_vae,sb_vae,dlgmm,dldpmm} [--params params.yaml]
+    python stages/tsne.py --protocol PROTOCOL --dataset mnist --model {gauss_vae,sb_vae,dlgmm,dldpmm} [--params params.yaml]
 
-Reads params.yaml (seed, eval.device, eval.tsne), models/<dataset>/<model>.pt and
-data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<dataset>_<model>.png.
+Reads params.yaml (the settings of protocol PROTOCOL; seed, eval.device, eval.tsne), models/<protocol>/<dataset>/<model>.pt and
+data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<protocol>/<dataset>_<model>.png.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import MODEL_NAMES, embed, load_eval_model, plot_tsne, tsne_embedding  # noqa: E402
 from dlgmm_core.io import read_json  # noqa: E402
-from dlgmm_core.layout import checkpoint, prepare_hint, prepared, tsne_figure  # noqa: E402
+from dlgmm_core.layout import prepare_hint, prepared, tsne_figure  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
@@ -29,14 +29,14 @@ def main() -> None:
     class_names = read_json(meta_path, prepare_hint(args.dataset)).get("class_names") if meta_path.is_file() else None
     x, y = data["x_test"][:section["points"]], data["y_test"][:section["points"]]
     device = resolve_device(params.eval["device"], key="eval.device")
-    model = load_eval_model(checkpoint(args.dataset, args.model), args.model, device)
+    model = load_eval_model(params.protocol, args.dataset, args.model, device)
     seed_everything(params.seed)
     z = embed(model, x, device, desc="embed test")
     print(f"t-SNE of {z.shape[0]} latent samples ({z.shape[1]}-d), perplexity {section['perplexity']} ...", flush=True)
     coords = tsne_embedding(z, section["perplexity"], params.seed)
-    out = tsne_figure(args.dataset, args.model)
-    title = (f"{MODEL_NAMES[args.model]}: t-SNE of one latent sample per {args.dataset} test image "
-             f"({z.shape[0]} points)")
+    out = tsne_figure(params.protocol, args.dataset, args.model)
+    title = (f"{MODEL_NAMES[args.model]} ({params.protocol} protocol): t-SNE of one latent sample per "
+             f"{args.dataset} test image ({z.shape[0]} points)")
     plot_tsne(coords, y, out, title, class_names=class_names)
     print(f"{args.dataset}/{args.model}: -> {out}")
 

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
@@ -51,32 +52,33 @@ def is_code(dep: str) -> bool:
 
 def expected(script: str, args: dict[str, str]) -> dict:
     """What the layout says the stage running ``script`` with ``args`` is named, writes and reads."""
-    d, m = args.get("dataset"), args.get("model")
+    p, d, m = args.get("protocol"), args.get("dataset"), args.get("model")
     npz, meta = layout.prepared(d) if d else (None, None)
     stage = Path(script).stem
     if stage == "prepare":
         return {"name": layout.prepare_stage(d), "outs": {npz, meta}, "metrics": set(), "plots": set(), "data": set()}
+    ckpt = layout.checkpoint(p, d, m) if p else None
     if stage == "train":
-        return {"name": layout.train_stage(d, m), "outs": {layout.checkpoint(d, m), layout.train_state(d, m)},
-                "metrics": {layout.train_metrics(d, m)}, "plots": {layout.train_plots(d, m)}, "data": {npz}}
+        return {"name": layout.train_stage(p, d, m), "outs": {ckpt, layout.train_state(p, d, m)},
+                "metrics": {layout.train_metrics(p, d, m)}, "plots": {layout.train_plots(p, d, m)}, "data": {npz}}
     if stage == "marginal_likelihood":
-        return {"name": layout.nll_stage(d, m), "outs": {layout.nll_result(d, m)}, "metrics": set(),
-                "plots": set(), "data": {layout.checkpoint(d, m), npz}}
+        return {"name": layout.nll_stage(p, d, m), "outs": {layout.nll_result(p, d, m)}, "metrics": set(),
+                "plots": set(), "data": {ckpt, npz}}
     if stage == "knn":
-        return {"name": layout.knn_stage(d, m), "outs": {layout.knn_result(d, m)}, "metrics": set(),
-                "plots": set(), "data": {layout.checkpoint(d, m), npz, meta}}
+        return {"name": layout.knn_stage(p, d, m), "outs": {layout.knn_result(p, d, m)}, "metrics": set(),
+                "plots": set(), "data": {ckpt, npz, meta}}
     if stage == "tsne":
-        return {"name": layout.tsne_stage(m), "outs": {layout.tsne_figure(d, m)}, "metrics": set(),
-                "plots": set(), "data": {layout.checkpoint(d, m), npz, meta}}
+        return {"name": layout.tsne_stage(p, m), "outs": {layout.tsne_figure(p, d, m)}, "metrics": set(),
+                "plots": set(), "data": {ckpt, npz, meta}}
     if stage == "samples":
-        out = layout.qualitative_dir() if m == "qualitative" else layout.samples_figure(d, m)
-        return {"name": layout.samples_stage(d, m), "outs": {out}, "metrics": set(), "plots": set(),
-                "data": {layout.checkpoint(d, m)}}
+        out = layout.qualitative_dir(p) if m == "qualitative" else layout.samples_figure(p, d, m)
+        return {"name": layout.samples_stage(p, d, m), "outs": {out}, "metrics": set(), "plots": set(),
+                "data": {ckpt}}
     if stage == "report":
         return {"name": "report", "outs": {layout.report_readme(), layout.training_figures_dir()},
                 "metrics": {layout.report_metrics()}, "plots": set(),
                 "data": {layout.nll_dir(), layout.knn_dir(), layout.tsne_dir(), layout.samples_dir(),
-                         layout.qualitative_dir(), layout.logs_dir()}}
+                         layout.qualitative_root(), layout.logs_dir()}}
     raise AssertionError(f"a stage script the layout does not know: {script}")
 
 
@@ -99,7 +101,9 @@ def code_dep_sources(deps: list[str]) -> set[Path]:
 def test_every_stage_script_has_a_stage():
     scripts = {command(stage)[0] for stage in STAGES}
     assert scripts == {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py")}
-    assert len(STAGES) == 41
+    protocols = yaml.safe_load((ROOT / "params.yaml").read_text())["protocols"]
+    # per protocol: 9 trainings, 8 marginal likelihoods, 8 kNN, 4 t-SNE, 9 sample grids; then 2 prepare + report
+    assert len(STAGES) == 38 * len(protocols) + 3
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=[s["name"] for s in STAGES])
@@ -185,13 +189,13 @@ def test_stage_sources_of_the_training_stage():
 
 
 def test_paths_are_below_the_root(tmp_path):
-    assert layout.checkpoint("mnist", "dlgmm") == Path("models/mnist/dlgmm.pt")
-    assert str(layout.nll_result("omniglot", "sb_vae")) == "reports/nll/omniglot/sb_vae.json"
+    assert layout.checkpoint("authors", "mnist", "dlgmm") == Path("models/authors/mnist/dlgmm.pt")
+    assert str(layout.nll_result("corrected", "omniglot", "sb_vae")) == "reports/nll/corrected/omniglot/sb_vae.json"
     assert layout.prepared("mnist", tmp_path) == (tmp_path / "data/prepared/mnist.npz",
                                                  tmp_path / "data/prepared/mnist.json")
-    assert layout.train_curve("mnist", "dlgmm", "valid", tmp_path) == \
-        tmp_path / "logs/mnist/dlgmm/plots/metrics/valid/elbo.tsv"
-    assert layout.qualitative_figure(5) == Path("reports/figures/qualitative/component_5.png")
+    assert layout.train_curve("authors", "mnist", "dlgmm", "valid", tmp_path) == \
+        tmp_path / "logs/authors/mnist/dlgmm/plots/metrics/valid/elbo.tsv"
+    assert layout.qualitative_figure("authors", 5) == Path("reports/figures/qualitative/authors/component_5.png")
 
 
 def test_evaluation_modules_do_not_import_their_package():

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlgmm_core import layout, load_checkpoint
 from dlgmm_core.config import set_params
 from fixtures_data import WHEEL, mnist_pickle_bytes, sha256, write_chardata, write_wheel
 
@@ -33,8 +34,9 @@ TINY = [
     "model.dlgmm.hidden=16", "model.dlgmm.latent=2",
     "model.dldpmm.hidden=16", "model.dldpmm.latent=2", "model.dldpmm.truncation=3",
     "model.qualitative.hidden=16", "model.qualitative.latent=2",
-    "train.max_epochs=2", "train.patience=1", "train.batch_size=50", "train.device=cpu",
-    "eval.device=cpu", "eval.marginal_likelihood.samples=20", "eval.marginal_likelihood.bounds_at=[1, 10]",
+    "protocol.authors.train.max_epochs=2", "protocol.authors.train.patience=1", "train.batch_size=50",
+    "train.device=cpu", "eval.device=cpu", "protocol.authors.eval.marginal_likelihood.samples=20",
+    "eval.marginal_likelihood.authors_samples=5", "eval.marginal_likelihood.bounds_at=[1, 10]",
     "eval.knn.neighbors=[1, 3]", "eval.tsne.points=40", "eval.tsne.perplexity=5", "eval.samples.grid=2",
 ]
 
@@ -101,19 +103,23 @@ def test_every_declared_output_is_produced(two_runs):
     metrics = json.loads((work / "reports" / "metrics.json").read_text())
     for dataset in ("mnist", "omniglot"):
         for model in ("gauss_vae", "sb_vae", "dlgmm", "dldpmm"):
-            assert np.isfinite(metrics[f"{dataset}.{model}.nll"])
-            assert (work / "reports" / "figures" / "samples" / f"{dataset}_{model}.png").stat().st_size > 0
+            assert np.isfinite(metrics[f"authors.{dataset}.{model}.nll"])
+            assert np.isfinite(metrics[f"authors.{dataset}.{model}.nll_ours"])
+            assert layout.samples_figure("authors", dataset, model, work).stat().st_size > 0
     for model in ("gauss_vae", "sb_vae", "dlgmm", "dldpmm"):
-        assert (work / "reports" / "figures" / "tsne" / f"mnist_{model}.png").exists()
-    assert sorted(p.name for p in (work / "reports" / "figures" / "qualitative").glob("*.png")) == [
+        assert layout.tsne_figure("authors", "mnist", model, work).exists()
+    assert sorted(p.name for p in layout.qualitative_dir("authors", work).glob("*.png")) == [
         f"component_{i}.png" for i in range(1, 6)]
-    assert list((work / "reports" / "figures" / "training").glob("*.png"))
+    assert list(layout.training_figures_dir(work).rglob("*.png"))
+    assert load_checkpoint(layout.checkpoint("authors", "mnist", "dlgmm", work)).checkpoint_metadata["protocol"] \
+        == "authors"
 
 
 def test_two_runs_from_scratch_give_identical_metrics(two_runs):
     first, second = two_runs
     assert (first / "reports" / "metrics.json").read_bytes() == (second / "reports" / "metrics.json").read_bytes()
-    assert (first / "models" / "mnist" / "dlgmm.pt").read_bytes() == (second / "models" / "mnist" / "dlgmm.pt").read_bytes()
+    assert layout.checkpoint("authors", "mnist", "dlgmm", first).read_bytes() == \
+        layout.checkpoint("authors", "mnist", "dlgmm", second).read_bytes()
 
 
 def test_second_repro_does_nothing(two_runs):
@@ -130,14 +136,28 @@ def test_sweeping_k_reruns_only_the_dlgmm(two_runs):
     _run(["git", "commit", "-qm", "baseline results"], work)
     output = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "k=3"], work)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert {"train_dlgmm@mnist", "train_dlgmm@omniglot", "report"} <= ran
+    assert {"train_dlgmm@authors-mnist", "train_dlgmm@authors-omniglot", "report"} <= ran
     assert all("dlgmm" in stage or stage == "report" for stage in ran), ran
     diff = json.loads(_run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], work))
     changed = {(path, key) for path, entries in diff.items() for key, change in entries.items()
                if change.get("diff")}
     report = {key for path, key in changed if path == "reports/metrics.json"}
-    assert {"mnist.dlgmm.nll", "omniglot.dlgmm.nll"} <= report
+    assert {"authors.mnist.dlgmm.nll", "authors.omniglot.dlgmm.nll"} <= report
     assert all(".dlgmm." in key for key in report), report
     assert all(path == "reports/metrics.json" or "/dlgmm/" in path for path, _ in changed), changed
     after = json.loads((work / "reports" / "metrics.json").read_text())
     assert {k for k in before if before[k] != after.get(k)} == report
+
+
+def test_adding_a_protocol_leaves_the_others_cached(two_runs):
+    """`protocols: [authors, corrected]` adds the corrected stages; every authors stage stays up to date."""
+    work, _ = two_runs
+    set_params(work / "params.yaml", ["protocols=[authors, corrected]"])
+    try:
+        status = json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], work))
+    finally:
+        set_params(work / "params.yaml", ["protocols=[authors]"])
+    changed = set(status)
+    assert any(name.startswith("train@corrected-") for name in changed), changed
+    assert not any("@authors" in name or name.startswith("prepare@") for name in changed), changed
+    assert changed - {"report"} == {name for name in changed if "@corrected" in name}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ..errors import DlgmmError
-from ..layout import script, train_stage
+from ..layout import checkpoint, script, train_stage
 from ..registry import MODEL_NAMES  # the paper's display names of the params.yaml model keys
 
 if TYPE_CHECKING:
@@ -24,22 +24,30 @@ if TYPE_CHECKING:
 EMBED_BATCH = 1000
 
 
-def load_eval_model(path: str | os.PathLike, model_key: str, device: torch.device) -> torch.nn.Module:
-    """Load the checkpoint ``path`` of the params.yaml model ``model_key`` onto ``device``, in eval mode.
+def load_eval_model(protocol: str, dataset: str, model_key: str, device: torch.device,
+                    root: str | os.PathLike = ".") -> torch.nn.Module:
+    """Load the checkpoint of ``model_key`` trained on ``dataset`` under ``protocol`` onto ``device``, in eval mode.
 
-    DlgmmError naming the file when it is missing or is not a checkpoint of
-    that model kind (784 inputs).
+    DlgmmError naming the file when it is missing, is not a checkpoint of that
+    model kind (784 inputs), or records another dataset, model or protocol in
+    its metadata than the stage expects (a file copied into the wrong place
+    would otherwise give another model's numbers under this one's name).
     """
     from .. import load_checkpoint
     from ..config import INPUT_DIM, MODEL_KEYS
 
-    path = Path(path)
+    path = checkpoint(protocol, dataset, model_key, root)
     if not path.is_file():
-        dataset = path.parent.name
-        raise DlgmmError(f"{path}: checkpoint not found; train it first (`python {script('train')} --dataset "
-                         f"{dataset} --model {model_key}` or `dvc repro {train_stage(dataset, model_key)}`)")
+        raise DlgmmError(f"{path}: checkpoint not found; train it first (`python {script('train')} --protocol "
+                         f"{protocol} --dataset {dataset} --model {model_key}` or "
+                         f"`dvc repro {train_stage(protocol, dataset, model_key)}`)")
     model = load_checkpoint(path, map_location="cpu", expect_kind=MODEL_KEYS.get(model_key),
                             expect_input_dim=INPUT_DIM)
+    recorded = model.checkpoint_metadata
+    for key, expected in (("dataset", dataset), ("model", model_key), ("protocol", protocol)):
+        if key in recorded and recorded[key] != expected:
+            raise DlgmmError(f"{path}: records {key} {recorded[key]!r}, but this stage evaluates {key} "
+                             f"{expected!r}; train it again (`dvc repro {train_stage(protocol, dataset, model_key)}`)")
     model.to(device)
     model.eval()
     return model
