@@ -606,7 +606,8 @@ def plot_training_curves(logs: dict[str, TrainingLog], title: str, path: str | o
 # README.md
 # --------------------------------------------------------------------------
 def _protocol_setting(params: Params, protocol: str, model: str, key: str) -> object:
-    """``protocol.<protocol>.model.<model>.<key>`` of params.yaml where the protocol sets it, else ``model.<model>.<key>``."""
+    """``protocol.<protocol>.model.<model>.<key>`` of params.yaml where the protocol sets it, else
+    ``model.<model>.<key>``."""
     section = params.tree.get("protocol", {}).get(protocol, {}).get("model", {}).get(model, {})
     if key in section:
         return section[key]
@@ -650,9 +651,9 @@ def _protocol_line(protocol: str, run: ProtocolInputs, headline: bool) -> str:
     if not results:
         return line + f"; -log p(x): {NOT_RUN}"
     first = _distinct([ESTIMATOR_NAMES.get(d["headline"], d["headline"]) for d in results])
-    line += (f"; -log p(x): {first} as the headline, the authors' "
-             f"{_distinct([d['authors']['samples'] for d in results])} draws (component sampled) beside ours at "
-             f"S = {_distinct([d['ours']['samples'] for d in results])} (component summed out); ")
+    line += (f"; -log p(x) headline: {first}; the authors' estimator: "
+             f"{_distinct([d['authors']['samples'] for d in results])} draws, component sampled; ours: "
+             f"S = {_distinct([d['ours']['samples'] for d in results])}, component summed out; ")
     return line + ", ".join(f"{DATASET_NAMES[d]} {_distinct([x['examples'] for x in run.nll[d].values()])}"
                             for d in DATASETS if run.nll[d]) + " test images"
 

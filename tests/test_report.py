@@ -192,7 +192,8 @@ def test_header_names_the_protocols(built):
     header = (built / "reports/README.md").read_text().split("## ")[0]
     assert "- protocols: `authors` (headline)" in header
     assert "- `authors` (headline): the code behind the published numbers" in header
-    assert "the authors' estimator as the headline, the authors' 50 draws" in header and "S = 200" in header
+    assert ("-log p(x) headline: the authors' estimator; the authors' estimator: 50 draws, component sampled; "
+            "ours: S = 200, component summed out; MNIST 300, Omniglot 300 test images") in header
     assert "KL(Kumaraswamy ‖ Beta) method, `authors`: DLGMM: `taylor`" in header
     assert "Gauss-VAE: `" not in header  # no KL term, so no method
 
@@ -260,7 +261,8 @@ def test_missing_input_names_the_file(tmp_path):
         read_inputs(tmp_path, params_from_tree(build_tree()))
     write_inputs(tmp_path)
     (tmp_path / "reports/figures/qualitative/authors/component_5.png").unlink()
-    with pytest.raises(DlgmmError, match=r"component_5\.png: figure not found; run `dvc repro samples_qualitative@authors`"):
+    with pytest.raises(DlgmmError,
+                       match=r"component_5\.png: figure not found; run `dvc repro samples_qualitative@authors`"):
         write_report(tmp_path, params_from_tree(build_tree()))
     assert not (tmp_path / "reports/README.md").exists()
     write_inputs(tmp_path)
@@ -326,6 +328,7 @@ def test_second_protocol_partially_run_renders_not_run(partial):
     header = readme.split("## ")[0]
     assert "- protocols: `authors` (headline), `corrected`" in header
     assert "- `corrected`: the paper's text done right" in header
+    assert "-log p(x) headline: ours; " in header and "summed out; MNIST 300 test images" in header
     assert "KL(Kumaraswamy ‖ Beta) method, `corrected`: DLGMM: `quadrature`; DLDPMM: not run" in header
     notice = next(line for line in header.splitlines() if line.startswith("> Protocol `corrected` is incomplete"))
     for stage in ("marginal_likelihood@corrected-omniglot-dlgmm", "knn@corrected-mnist-sb_vae",
