@@ -217,9 +217,9 @@ def training_figures_dir(root: Root = ".") -> Path:
     return figures_dir(root) / "training"
 
 
-def training_figure(dataset: str, root: Root = ".") -> Path:
-    """``reports/figures/training/<dataset>.png``."""
-    return training_figures_dir(root) / f"{dataset}.png"
+def training_figure(protocol: str, dataset: str, root: Root = ".") -> Path:
+    """``reports/figures/training/<protocol>/<dataset>.png``."""
+    return training_figures_dir(root) / protocol / f"{dataset}.png"
 
 
 def report_readme(root: Root = ".") -> Path:

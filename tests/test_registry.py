@@ -17,7 +17,7 @@ from dlgmm_core.config import MODEL_KEYS, MODEL_KINDS, params_from_tree
 from dlgmm_core.evaluation import MODEL_NAMES
 from dlgmm_core.nets import bernoulli_log_likelihood
 from dlgmm_core.report import write_report
-from test_report import NEIGHBORS, PNG, parse_table, write_inputs
+from test_report import NEIGHBORS, PNG, nll_payload, parse_table, write_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 _LOG_TWO_PI = math.log(2 * math.pi)
@@ -165,33 +165,35 @@ def test_build_model_and_checkpoint_round_trip(register_toy, tmp_path):
 
 
 def test_report_covers_the_toy(register_toy, tmp_path):
-    write_inputs(tmp_path)  # the paper's models
+    write_inputs(tmp_path)  # the paper's models, protocol authors
     register_toy()
     for dataset in ("mnist", "omniglot"):
         nll = 90.5 + len(dataset)
-        payload = {"nll": nll, "nll_se": 0.3, "elbo": -(nll + 2.0), "bounds": {"1": nll + 2.0, "200": nll},
-                   "samples": 200, "examples": 300, "kl_method": None, "seconds": 3.0}
+        payload = nll_payload(nll, 0.4, "authors", None)
         for folder, data in (("nll", payload), ("knn", {f"error@{k}": 40.0 + k for k in NEIGHBORS})):
-            path = tmp_path / "reports" / folder / dataset / "toy.json"
+            path = tmp_path / "reports" / folder / "authors" / dataset / "toy.json"
             path.write_text(json.dumps(data))
-        (tmp_path / "reports/figures/samples" / f"{dataset}_toy.png").write_bytes(PNG)
-        logs = tmp_path / "logs" / dataset / "toy"
+        (tmp_path / "reports/figures/samples/authors" / f"{dataset}_toy.png").write_bytes(PNG)
+        logs = tmp_path / "logs/authors" / dataset / "toy"
         for split in ("train", "valid"):
             (logs / "plots/metrics" / split).mkdir(parents=True)
             (logs / "plots/metrics" / split / "elbo.tsv").write_text("step\telbo\n1\t-150.0\n2\t-140.0\n")
         (logs / "metrics.json").write_text(json.dumps({"best_valid_elbo": -140.0, "best_epoch": 2, "epochs": 2}))
-    (tmp_path / "reports/figures/tsne/mnist_toy.png").write_bytes(PNG)
+    (tmp_path / "reports/figures/tsne/authors/mnist_toy.png").write_bytes(PNG)
 
-    write_report(tmp_path, params_from_tree(toy_tree()))
+    tree = toy_tree()
+    tree["protocols"] = ["authors"]
+    write_report(tmp_path, params_from_tree(tree))
     readme = (tmp_path / "reports/README.md").read_text()
     nll = parse_table(readme, "## Figure 3b")
     assert list(nll)[-1] == "Toy-VAE (3s)"  # an extra row, after the paper's, without a paper architecture
-    assert nll["Toy-VAE (3s)"]["MNIST"] == "95.50 ± 0.30 (paper —)"
+    assert nll["Toy-VAE (3s)"]["MNIST paper"] == "—" and nll["Toy-VAE (3s)"]["MNIST authors"] == "95.50 ± 0.21"
     knn = parse_table(readme, "## Figure 3a")
     assert list(knn) == ["DLGMM", "SB-VAE", "Gauss-VAE", "DLDPMM", "Toy-VAE"]
-    assert knn["Toy-VAE"]["k=5"] == "45.00 (paper —)"
-    assert "MNIST Toy-VAE" in parse_table(readme, "## Training")
-    assert "](figures/tsne/mnist_toy.png)" in readme and "](figures/samples/omniglot_toy.png)" in readme
+    assert knn["Toy-VAE"]["k=5 authors"] == "45.00"
+    assert "MNIST Toy-VAE" in parse_table(readme, "### Training: `authors`")
+    assert parse_table(readme, "### Estimators: `authors`")["Omniglot Toy-VAE"]["authors' - ours"] == "+0.40"
+    assert "](figures/tsne/authors/mnist_toy.png)" in readme and "](figures/samples/authors/omniglot_toy.png)" in readme
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
-    assert metrics["omniglot.toy.nll"] == 98.5 and metrics["mnist.toy.knn_err@10"] == 50.0
-    assert metrics["mnist.toy.epochs"] == 2
+    assert metrics["authors.omniglot.toy.nll"] == 98.5 and metrics["authors.mnist.toy.knn_err@10"] == 50.0
+    assert metrics["authors.mnist.toy.epochs"] == 2

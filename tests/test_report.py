@@ -11,7 +11,8 @@ import yaml
 
 from dlgmm_core.config import DATASETS, MODEL_KINDS, params_from_tree
 from dlgmm_core.errors import DlgmmError
-from dlgmm_core.report import PAPER, flat_metrics, format_cell, read_inputs, write_report
+from dlgmm_core.evaluation import MODEL_NAMES
+from dlgmm_core.report import DATASET_NAMES, PAPER, flat_metrics, format_cell, read_inputs, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16  # the report only links figures; existence is what it checks
@@ -19,42 +20,72 @@ NEIGHBORS = (3, 5, 10)
 MODEL_INDEX = {m: i for i, m in enumerate(MODEL_KINDS)}  # gauss_vae 0, sb_vae 1, dlgmm 2, dldpmm 3
 
 
-def ours_nll(dataset: str, model: str) -> float:
-    return 97.12 + 10 * DATASETS.index(dataset) + MODEL_INDEX[model]
+PROTOCOL_OFFSET = {"authors": 0.0, "corrected": -3.0}  # corrected: a better model, by a known margin
 
 
-def ours_knn(dataset: str, model: str, k: int) -> float:
-    return 9.5 + DATASETS.index(dataset) * 20 + MODEL_INDEX[model] + k / 100
+def ours_nll(dataset: str, model: str, protocol: str = "authors") -> float:
+    """The headline -log p(x) of the fixture's result."""
+    return 97.12 + 10 * DATASETS.index(dataset) + MODEL_INDEX[model] + PROTOCOL_OFFSET[protocol]
 
 
-def build_tree(budget: str = "paper", k: int = 3) -> dict:
+def estimator_gap(dataset: str, model: str) -> float:
+    """The authors' -log p(x) minus ours in the fixture's results."""
+    return 0.5 + 0.1 * MODEL_INDEX[model] + 0.01 * DATASETS.index(dataset)
+
+
+def ours_knn(dataset: str, model: str, k: int, protocol: str = "authors") -> float:
+    return 9.5 + DATASETS.index(dataset) * 20 + MODEL_INDEX[model] + k / 100 + PROTOCOL_OFFSET[protocol] / 3
+
+
+def nll_payload(nll: float, gap: float, headline: str, kl_method: str | None, dropped: int = 0,
+                samples: int = 200) -> dict:
+    """A marginal-likelihood result as the stage writes it; ``nll`` is the headline estimator's -log p(x)."""
+    authors, ours = (nll, nll - gap) if headline == "authors" else (nll + gap, nll)
+    return {"nll": nll, "nll_se": 0.21, "headline": headline, "elbo": -(ours + 4.0),
+            "bounds": {"1": ours + 4.0, "10": ours + 2.0, "100": ours + 0.5, str(samples): ours},
+            "samples": samples, "examples": 300, "kl_method": kl_method, "seconds": 12.5,
+            "ours": {"nll": ours, "nll_se": 0.21, "samples": samples},
+            "authors": {"nll": authors, "nll_se": 0.34, "samples": 50, "dropped_draws": dropped}}
+
+
+def build_tree(budget: str = "paper", k: int = 3, protocols: tuple[str, ...] = ("authors",)) -> dict:
     tree = yaml.safe_load((ROOT / "params.yaml").read_text())
-    tree["budget"], tree["k"] = budget, k
+    tree["budget"], tree["k"], tree["protocols"] = budget, k, list(protocols)
     return tree
 
 
-def write_inputs(root: Path) -> None:
-    """Every input of the report stage, with numbers derived from ours_nll / ours_knn."""
+def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str]] | None = None) -> None:
+    """The inputs of the report stage for ``protocol``, numbers from ours_nll / estimator_gap / ours_knn.
+
+    ``only``: the (dataset, model) runs to write (their results, logs and figures); None: every input.
+    """
+    headline = "authors" if protocol == "authors" else "ours"
+    kl = "taylor" if protocol == "authors" else "quadrature"
     for dataset in DATASETS:
         models = MODEL_KINDS + (("qualitative",) if dataset == "mnist" else ())
         for model in MODEL_KINDS:
-            nll = ours_nll(dataset, model)
-            payload = {"nll": nll, "nll_se": 0.21, "elbo": -(nll + 4.0),
-                       "bounds": {"1": nll + 4.0, "10": nll + 2.0, "100": nll + 0.5, "200": nll},
-                       "samples": 200, "examples": 300,
-                       "kl_method": None if model == "gauss_vae" else "quadrature", "seconds": 12.5}
-            path = root / "reports/nll" / dataset / f"{model}.json"
+            if only is not None and (dataset, model) not in only:
+                continue
+            payload = nll_payload(ours_nll(dataset, model, protocol), estimator_gap(dataset, model), headline,
+                                  None if model == "gauss_vae" else kl, dropped=MODEL_INDEX[model] % 2)
+            path = root / "reports/nll" / protocol / dataset / f"{model}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(payload))
-            knn = {f"error@{k}": ours_knn(dataset, model, k) for k in NEIGHBORS}
-            path = root / "reports/knn" / dataset / f"{model}.json"
+            knn = {f"error@{k}": ours_knn(dataset, model, k, protocol) for k in NEIGHBORS}
+            path = root / "reports/knn" / protocol / dataset / f"{model}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({**knn, "train_examples": 6000, "test_examples": 2000}))
-            sample = root / "reports/figures/samples" / f"{dataset}_{model}.png"
+            sample = root / "reports/figures/samples" / protocol / f"{dataset}_{model}.png"
             sample.parent.mkdir(parents=True, exist_ok=True)
             sample.write_bytes(PNG)
+            if dataset == "mnist":
+                path = root / "reports/figures/tsne" / protocol / f"mnist_{model}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(PNG)
         for model in models:
-            folder = root / "logs" / dataset / model
+            if only is not None and (dataset, model) not in only:
+                continue
+            folder = root / "logs" / protocol / dataset / model
             (folder / "plots/metrics/train").mkdir(parents=True, exist_ok=True)
             (folder / "plots/metrics/valid").mkdir(parents=True, exist_ok=True)
             train = [-200.0, -120.0, -110.0]
@@ -66,14 +97,11 @@ def write_inputs(root: Path) -> None:
                        "train": {"elbo": train[-1]}, "valid": {"elbo": valid[-1]},
                        "timing": {"mean_epoch_seconds": 1.0, "examples_per_second": 5.0}}
             (folder / "metrics.json").write_text(json.dumps(summary))
-    for model in MODEL_KINDS:
-        path = root / "reports/figures/tsne" / f"mnist_{model}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(PNG)
-    folder = root / "reports/figures/qualitative"
-    folder.mkdir(parents=True, exist_ok=True)
-    for k in range(1, 6):
-        (folder / f"component_{k}.png").write_bytes(PNG)
+    if only is None:
+        folder = root / "reports/figures/qualitative" / protocol
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(1, 6):
+            (folder / f"component_{k}.png").write_bytes(PNG)
 
 
 def parse_table(markdown: str, heading: str) -> dict[str, dict[str, str]]:
@@ -99,9 +127,9 @@ def built(tmp_path):
 
 
 def test_format_cell():
-    assert format_cell(97.12, 96.50, se=0.21) == "97.12 ± 0.21 (paper 96.50, +0.62)"
-    assert format_cell(95.0, 96.5) == "95.00 (paper 96.50, -1.50)"
-    assert format_cell(97.0, None, se=0.5) == "97.00 ± 0.50 (paper —)"
+    assert format_cell(97.12, 96.50, se=0.21) == "97.12 ± 0.21 (+0.62)"
+    assert format_cell(95.0, 96.5) == "95.00 (-1.50)"
+    assert format_cell(97.0, None, se=0.5) == "97.00 ± 0.50"
     assert format_cell(None, None) == "—"
 
 
@@ -109,57 +137,102 @@ def test_nll_table_cells(built):
     readme = (built / "reports/README.md").read_text()
     table = parse_table(readme, "## Figure 3b")
     assert list(table) == ["DLGMM (500d-3x25s)", "DLDPMM (500d-17tx25s)", "Gauss-VAE (500d-25s)", "SB-VAE (500d-25t)"]
+    assert list(table["DLGMM (500d-3x25s)"]) == ["MNIST paper", "MNIST authors", "Omniglot paper", "Omniglot authors"]
     # dlgmm: index 2 -> 99.12 on MNIST, 109.12 on Omniglot
-    assert table["DLGMM (500d-3x25s)"]["MNIST"] == "99.12 ± 0.21 (paper 96.50, +2.62)"
-    assert table["DLGMM (500d-3x25s)"]["Omniglot"] == "109.12 ± 0.21 (paper 123.50, -14.38)"
-    assert table["Gauss-VAE (500d-25s)"]["MNIST"] == "97.12 ± 0.21 (paper 96.80, +0.32)"
-    assert table["SB-VAE (500d-25t)"]["MNIST"] == "98.12 ± 0.21 (paper 98.01, +0.11)"
-    assert table["SB-VAE (500d-25t)"]["Omniglot"] == "108.12 ± 0.21 (paper —)"
-    assert table["DLDPMM (500d-17tx25s)"]["Omniglot"] == "110.12 ± 0.21 (paper 123.76, -13.64)"
+    assert table["DLGMM (500d-3x25s)"]["MNIST paper"] == "96.50"
+    assert table["DLGMM (500d-3x25s)"]["MNIST authors"] == "99.12 ± 0.21 (+2.62)"
+    assert table["DLGMM (500d-3x25s)"]["Omniglot paper"] == "123.50"
+    assert table["DLGMM (500d-3x25s)"]["Omniglot authors"] == "109.12 ± 0.21 (-14.38)"
+    assert table["Gauss-VAE (500d-25s)"]["MNIST authors"] == "97.12 ± 0.21 (+0.32)"
+    assert table["SB-VAE (500d-25t)"]["MNIST authors"] == "98.12 ± 0.21 (+0.11)"
+    assert table["SB-VAE (500d-25t)"]["Omniglot paper"] == "—"
+    assert table["SB-VAE (500d-25t)"]["Omniglot authors"] == "108.12 ± 0.21"
+    assert table["DLDPMM (500d-17tx25s)"]["Omniglot authors"] == "110.12 ± 0.21 (-13.64)"
 
 
 def test_knn_tables(built):
     readme = (built / "reports/README.md").read_text()
     table = parse_table(readme, "## Figure 3a")
     assert list(table) == ["DLGMM", "SB-VAE", "Gauss-VAE", "DLDPMM"]
-    assert list(table["DLGMM"]) == ["k=3", "k=5", "k=10"]
-    assert table["DLGMM"]["k=3"] == "11.53 (paper 9.14, +2.39)"
-    assert table["Gauss-VAE"]["k=10"] == "9.60 (paper 15.33, -5.73)"
-    assert table["SB-VAE"]["k=5"] == "10.55 (paper 8.65, +1.90)"
-    assert table["DLDPMM"]["k=3"] == "12.53 (paper —)"
+    assert list(table["DLGMM"]) == ["k=3 paper", "k=3 authors", "k=5 paper", "k=5 authors", "k=10 paper",
+                                    "k=10 authors"]
+    assert table["DLGMM"]["k=3 paper"] == "9.14"
+    assert table["DLGMM"]["k=3 authors"] == "11.53 (+2.39)"
+    assert table["Gauss-VAE"]["k=10 authors"] == "9.60 (-5.73)"
+    assert table["SB-VAE"]["k=5 authors"] == "10.55 (+1.90)"
+    assert table["DLDPMM"]["k=3 paper"] == "—" and table["DLDPMM"]["k=3 authors"] == "12.53"
     omniglot = parse_table(readme, "## Omniglot kNN")
-    assert omniglot["DLGMM"]["k=3"] == "31.53"
+    assert list(omniglot["DLGMM"]) == ["k=3 authors", "k=5 authors", "k=10 authors"]
+    assert omniglot["DLGMM"]["k=3 authors"] == "31.53"
 
 
-def test_iwae_table_and_links(built):
+def test_estimator_table_and_links(built):
     readme = (built / "reports/README.md").read_text()
-    table = parse_table(readme, "## Convergence")
-    row = table["MNIST DLGMM"]
-    assert row["-ELBO"] == "103.12"
-    assert [row[f"s={s}"] for s in (1, 10, 100, 200)] == ["103.12", "101.12", "99.62", "99.12"]
-    for rel in ["figures/tsne/mnist_dlgmm.png", "figures/samples/omniglot_sb_vae.png",
-                "figures/qualitative/component_1.png", "figures/qualitative/component_5.png",
-                "figures/training/mnist.png", "figures/training/omniglot.png"]:
+    table = parse_table(readme, "### Estimators: `authors`")
+    row = table["MNIST DLGMM"]  # headline (authors') 99.12, ours 99.12 - 0.7 = 98.42
+    assert row["headline"] == "authors"
+    assert row["authors' (draws)"] == "99.12 ± 0.34 (50)"
+    assert row["ours (S)"] == "98.42 ± 0.21 (200)"
+    assert row["authors' - ours"] == "+0.70" and row["dropped draws"] == "0"
+    assert table["MNIST SB-VAE"]["dropped draws"] == "1"
+    assert row["-ELBO"] == "102.42"
+    assert [row[f"s={s}"] for s in (1, 10, 100, 200)] == ["102.42", "100.42", "98.92", "98.42"]
+    for rel in ["figures/tsne/authors/mnist_dlgmm.png", "figures/samples/authors/omniglot_sb_vae.png",
+                "figures/qualitative/authors/component_1.png", "figures/qualitative/authors/component_5.png",
+                "figures/training/authors/mnist.png", "figures/training/authors/omniglot.png"]:
         assert f"]({rel})" in readme, rel
         assert (built / "reports" / rel).is_file(), rel
-    assert "REDUCED BUDGET" not in readme
+    assert "REDUCED BUDGET" not in readme and "not run" not in readme.split("## Figure 3a")[1]
+    training = parse_table(readme, "### Training: `authors`")
+    assert training["MNIST Qualitative DLGMM"]["epochs"] == "3"
+    assert training["Omniglot DLGMM"]["best valid ELBO"] == "-117.88"
+
+
+def test_header_names_the_protocols(built):
+    header = (built / "reports/README.md").read_text().split("## ")[0]
+    assert "- protocols: `authors` (headline)" in header
+    assert "- `authors` (headline): the code behind the published numbers" in header
+    assert ("-log p(x) headline: the authors' estimator; the authors' estimator: 50 draws, component sampled; "
+            "ours: S = 200, component summed out; MNIST 300, Omniglot 300 test images") in header
+    assert "KL(Kumaraswamy ‖ Beta) method, `authors`: DLGMM: `taylor`" in header
+    assert "Gauss-VAE: `" not in header  # no KL term, so no method
+
+
+def test_where_the_numbers_come_from(built):
+    readme = (built / "reports/README.md").read_text()
+    section = readme.split("## Where the published numbers come from")[1].split("\n## ")[0]
+    table = parse_table(section, "")
+    assert list(table) == ["encoder", "KL(Kumaraswamy ‖ Beta)", "early stopping", "-log p(x) estimator", "MNIST",
+                           "Omniglot"]
+    assert "no activation" in table["encoder"]["authors' code (protocol `authors`)"]
+    assert table["encoder"]["measured effect"].startswith("not measured yet")
+    gaps = [estimator_gap(d, m) for d in DATASETS for m in MODEL_KINDS]
+    assert table["-log p(x) estimator"]["measured effect"] == (
+        f"authors' - ours: {min(gaps):+.2f} to {max(gaps):+.2f} nats over 8 runs")
+    combined = section.split("### Combined effect of the protocol")[1]
+    assert "not measured yet: run both protocols" in combined
+    for fact in ("98.01", "100 validation images", "5-component, 5-dimensional", "split is not in the code"):
+        assert fact in section, fact
 
 
 def test_metrics_keys_exact(built):
     metrics = json.loads((built / "reports/metrics.json").read_text())
     expected = set()
+    per_run = ("nll", "nll_se", "nll_ours", "nll_authors", "authors_dropped_draws", "elbo", "valid_elbo", "epochs")
     for dataset in DATASETS:
         for model in MODEL_KINDS:
-            expected |= {f"{dataset}.{model}.{m}" for m in ("nll", "nll_se", "elbo", "valid_elbo", "epochs")}
-            expected |= {f"{dataset}.{model}.knn_err@{k}" for k in NEIGHBORS}
-    expected |= {"mnist.qualitative.valid_elbo", "mnist.qualitative.epochs"}
+            expected |= {f"authors.{dataset}.{model}.{m}" for m in per_run}
+            expected |= {f"authors.{dataset}.{model}.knn_err@{k}" for k in NEIGHBORS}
+    expected |= {"authors.mnist.qualitative.valid_elbo", "authors.mnist.qualitative.epochs"}
     assert set(metrics) == expected
     assert list(metrics) == sorted(metrics)
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
-    assert metrics["mnist.dlgmm.nll"] == 99.12
-    assert metrics["omniglot.sb_vae.knn_err@5"] == 30.55
-    assert metrics["mnist.dlgmm.valid_elbo"] == round(-118.0 + 0.123456, 4)
-    assert metrics["mnist.qualitative.epochs"] == 3
+    assert metrics["authors.mnist.dlgmm.nll"] == 99.12
+    assert metrics["authors.mnist.dlgmm.nll_authors"] == 99.12 and metrics["authors.mnist.dlgmm.nll_ours"] == 98.42
+    assert metrics["authors.mnist.sb_vae.authors_dropped_draws"] == 1
+    assert metrics["authors.omniglot.sb_vae.knn_err@5"] == 30.55
+    assert metrics["authors.mnist.dlgmm.valid_elbo"] == round(-118.0 + 0.123456, 4)
+    assert metrics["authors.mnist.qualitative.epochs"] == 3
 
 
 def test_quick_budget_header_and_k(tmp_path):
@@ -169,7 +242,7 @@ def test_quick_budget_header_and_k(tmp_path):
     header = readme.split("## ")[0]
     assert "REDUCED BUDGET" in header and "NOT comparable" in header
     assert "k (DLGMM components): 10" in header
-    assert "DLGMM: `quadrature`" in header
+    assert "DLGMM: `taylor`" in header
     table = parse_table(readme, "## Figure 3b")
     assert "DLGMM (500d-10x25s) † paper: 500d-3x25s" in table
 
@@ -182,24 +255,134 @@ def test_paper_values_in_one_table():
 
 def test_missing_input_names_the_file(tmp_path):
     write_inputs(tmp_path)
-    (tmp_path / "reports/knn/omniglot/dldpmm.json").unlink()
-    with pytest.raises(DlgmmError, match=r"reports/knn/omniglot/dldpmm\.json: not found"):
+    (tmp_path / "reports/knn/authors/omniglot/dldpmm.json").unlink()
+    with pytest.raises(DlgmmError, match=r"reports/knn/authors/omniglot/dldpmm\.json: not found; "
+                                         r"run `dvc repro knn@authors-omniglot-dldpmm`"):
         read_inputs(tmp_path, params_from_tree(build_tree()))
     write_inputs(tmp_path)
-    (tmp_path / "reports/figures/qualitative/component_5.png").unlink()
-    with pytest.raises(DlgmmError, match=r"component_5\.png: figure not found"):
+    (tmp_path / "reports/figures/qualitative/authors/component_5.png").unlink()
+    with pytest.raises(DlgmmError,
+                       match=r"component_5\.png: figure not found; run `dvc repro samples_qualitative@authors`"):
         write_report(tmp_path, params_from_tree(build_tree()))
     assert not (tmp_path / "reports/README.md").exists()
+    write_inputs(tmp_path)
+    path = tmp_path / "reports/nll/authors/mnist/dlgmm.json"
+    data = json.loads(path.read_text())
+    del data["authors"]["dropped_draws"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DlgmmError, match=r"dlgmm\.json: missing key 'authors\.dropped_draws'"):
+        read_inputs(tmp_path, params_from_tree(build_tree()))
+
+
+def test_headline_is_required_even_when_listed_second(tmp_path):
+    params = params_from_tree(build_tree(protocols=("corrected", "authors")))
+    write_inputs(tmp_path / "authors_only", "authors")
+    with pytest.raises(DlgmmError, match=r"reports/nll/corrected/mnist/gauss_vae\.json: not found; "
+                                         r"run `dvc repro marginal_likelihood@corrected-mnist-gauss_vae`"):
+        read_inputs(tmp_path / "authors_only", params)
+    # the further protocol, authors, may be missing as a whole
+    write_inputs(tmp_path / "corrected_only", "corrected")
+    inputs = read_inputs(tmp_path / "corrected_only", params)
+    assert inputs.headline == "corrected" and inputs.protocols["authors"].nll == {"mnist": {}, "omniglot": {}}
 
 
 def test_flat_metrics_rounding(tmp_path):
     write_inputs(tmp_path)
-    path = tmp_path / "reports/nll/mnist/gauss_vae.json"
+    path = tmp_path / "reports/nll/authors/mnist/gauss_vae.json"
     data = json.loads(path.read_text())
     data["nll"] = 97.123456789
     path.write_text(json.dumps(data))
     metrics = flat_metrics(read_inputs(tmp_path, params_from_tree(build_tree())))
-    assert metrics["mnist.gauss_vae.nll"] == 97.1235
+    assert metrics["authors.mnist.gauss_vae.nll"] == 97.1235
+
+
+PARTIAL = {("mnist", "gauss_vae"), ("mnist", "dlgmm")}
+
+
+@pytest.fixture()
+def partial(tmp_path):
+    """authors run in full; corrected only for MNIST's Gauss-VAE and DLGMM."""
+    write_inputs(tmp_path, "authors")
+    write_inputs(tmp_path, "corrected", only=PARTIAL)
+    write_report(tmp_path, params_from_tree(build_tree(protocols=("authors", "corrected"))))
+    return tmp_path
+
+
+def test_second_protocol_partially_run_renders_not_run(partial):
+    readme = (partial / "reports/README.md").read_text()
+    nll = parse_table(readme, "## Figure 3b")
+    assert list(nll["DLGMM (500d-3x25s)"]) == ["MNIST paper", "MNIST authors", "MNIST corrected", "Omniglot paper",
+                                               "Omniglot authors", "Omniglot corrected"]
+    assert nll["DLGMM (500d-3x25s)"]["MNIST corrected"] == "96.12 ± 0.21 (-0.38)"
+    assert nll["DLGMM (500d-3x25s)"]["MNIST authors"] == "99.12 ± 0.21 (+2.62)"
+    assert nll["DLDPMM (500d-17tx25s)"]["MNIST corrected"] == "not run"
+    assert all(row["Omniglot corrected"] == "not run" for row in nll.values())
+    knn = parse_table(readme, "## Figure 3a")
+    assert knn["Gauss-VAE"]["k=3 corrected"] == "8.53 (-19.87)" and knn["SB-VAE"]["k=3 corrected"] == "not run"
+    estimators = parse_table(readme, "### Estimators: `corrected`")
+    assert estimators["MNIST DLGMM"]["headline"] == "ours"
+    assert estimators["MNIST DLGMM"]["authors' (draws)"] == "96.82 ± 0.34 (50)"
+    assert set(estimators["Omniglot DLGMM"].values()) == {"not run"}
+    training = parse_table(readme, "### Training: `corrected`")
+    assert training["MNIST DLGMM"]["epochs"] == "3" and training["MNIST Qualitative DLGMM"]["epochs"] == "not run"
+    header = readme.split("## ")[0]
+    assert "- protocols: `authors` (headline), `corrected`" in header
+    assert "- `corrected`: the paper's text done right" in header
+    assert "-log p(x) headline: ours; " in header and "summed out; MNIST 300 test images" in header
+    assert "KL(Kumaraswamy ‖ Beta) method, `corrected`: DLGMM: `quadrature`; DLDPMM: not run" in header
+    notice = next(line for line in header.splitlines() if line.startswith("> Protocol `corrected` is incomplete"))
+    for stage in ("marginal_likelihood@corrected-omniglot-dlgmm", "knn@corrected-mnist-sb_vae",
+                  "train_dlgmm@corrected-omniglot", "train_qualitative@corrected", "tsne@corrected-dldpmm",
+                  "samples@corrected-omniglot-gauss_vae", "samples_qualitative@corrected"):
+        assert f" {stage}" in notice, stage
+    assert "marginal_likelihood@corrected-mnist-dlgmm" not in notice and "authors" not in notice
+    assert "](figures/tsne/corrected/mnist_dlgmm.png)" in readme
+    assert "`corrected`: not run" in readme.split("### SB-VAE")[1]
+    assert "](figures/training/corrected/mnist.png)" in readme
+    assert (partial / "reports/figures/training/corrected/mnist.png").is_file()
+    assert not (partial / "reports/figures/training/corrected/omniglot.png").exists()
+
+
+def read_result(root: Path, kind: str, protocol: str, dataset: str, model: str) -> dict:
+    return json.loads((root / "reports" / kind / protocol / dataset / f"{model}.json").read_text())
+
+
+def test_effects_are_the_differences_of_the_inputs(partial):
+    section = (partial / "reports/README.md").read_text().split("## Where the published numbers come from")[1]
+    estimator = parse_table(section, "### Effect of the estimator")
+    combined = parse_table(section, "### Combined effect of the protocol")
+    for dataset in DATASETS:
+        for model in MODEL_KINDS:
+            label = f"{DATASET_NAMES[dataset]} {MODEL_NAMES[model]}"
+            for protocol in ("authors", "corrected"):
+                if protocol == "corrected" and (dataset, model) not in PARTIAL:
+                    assert estimator[label][protocol] == "not measured yet"
+                    continue
+                data = read_result(partial, "nll", protocol, dataset, model)
+                assert estimator[label][protocol] == f"{data['authors']['nll'] - data['ours']['nll']:+.2f}"
+            if (dataset, model) not in PARTIAL:
+                assert set(combined[label].values()) == {"not measured yet"}, label
+                continue
+            authors = read_result(partial, "nll", "authors", dataset, model)
+            corrected = read_result(partial, "nll", "corrected", dataset, model)
+            assert combined[label]["-log p(x) (nats)"] == f"{authors['nll'] - corrected['nll']:+.2f}"
+            authors = read_result(partial, "knn", "authors", dataset, model)
+            corrected = read_result(partial, "knn", "corrected", dataset, model)
+            for k in NEIGHBORS:
+                assert combined[label][f"kNN k={k} (%)"] == f"{authors[f'error@{k}'] - corrected[f'error@{k}']:+.2f}"
+    assert "nats over 2 runs" in section.split("### Not determinable")[0]
+
+
+def test_metrics_keys_carry_the_protocol(partial):
+    metrics = json.loads((partial / "reports/metrics.json").read_text())
+    authors = {key.split(".", 1)[1] for key in metrics if key.startswith("authors.")}
+    corrected = {key.split(".", 1)[1] for key in metrics if key.startswith("corrected.")}
+    assert len(authors) + len(corrected) == len(metrics)
+    assert corrected == {key for key in authors if tuple(key.split(".")[:2]) in PARTIAL}
+    assert metrics["corrected.mnist.dlgmm.nll"] == 96.12 and metrics["corrected.mnist.dlgmm.nll_authors"] == 96.82
+    assert metrics["corrected.mnist.gauss_vae.knn_err@3"] == 8.53
+    assert metrics["authors.mnist.dlgmm.nll"] == 99.12
+    assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
 
 
 def run_stage(cwd: Path) -> subprocess.CompletedProcess:
@@ -212,14 +395,14 @@ def test_report_stage_end_to_end(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(build_tree(budget="quick")))
     result = run_stage(tmp_path)
     assert result.returncode == 0, result.stderr
-    for rel in ["reports/README.md", "reports/metrics.json", "reports/figures/training/mnist.png",
-                "reports/figures/training/omniglot.png"]:
+    for rel in ["reports/README.md", "reports/metrics.json", "reports/figures/training/authors/mnist.png",
+                "reports/figures/training/authors/omniglot.png"]:
         assert (tmp_path / rel).is_file(), rel
-    assert (tmp_path / "reports/figures/training/mnist.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "reports/figures/training/authors/mnist.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "REDUCED BUDGET" in (tmp_path / "reports/README.md").read_text()
 
-    (tmp_path / "logs/omniglot/sb_vae/plots/metrics/valid/elbo.tsv").unlink()
+    (tmp_path / "logs/authors/omniglot/sb_vae/plots/metrics/valid/elbo.tsv").unlink()
     result = run_stage(tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "logs/omniglot/sb_vae/plots/metrics/valid/elbo.tsv" in lines[0], result.stderr
+    assert len(lines) == 1 and "logs/authors/omniglot/sb_vae/plots/metrics/valid/elbo.tsv" in lines[0], result.stderr
