@@ -63,7 +63,7 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
 
 
 def check_component(component: str) -> str:
-    """``component`` if it is one of :data:`COMPONENTS`, else DlgmmError (the argument of ``log_importance_weights``)."""
+    """``component`` if it is one of :data:`COMPONENTS` (``log_importance_weights``' argument), else DlgmmError."""
     if component not in COMPONENTS:
         raise DlgmmError(f"component must be one of {', '.join(map(repr, COMPONENTS))} (got {component!r})")
     return component

@@ -1,4 +1,4 @@
-"""Importance sampling: exact marginals on tiny models, IWAE bound order, chunking, ELBO <= log p(x), the authors' estimator."""
+"""Importance sampling: exact marginals on tiny models, IWAE bound order, chunking, ELBO <= log p(x), drop rule."""
 from __future__ import annotations
 
 import copy
