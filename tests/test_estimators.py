@@ -1,4 +1,4 @@
-"""Importance sampling: exact marginals on tiny models, IWAE bound order, chunking, ELBO <= log p(x)."""
+"""Importance sampling: exact marginals on tiny models, IWAE bound order, chunking, ELBO <= log p(x), drop rule."""
 from __future__ import annotations
 
 import copy
@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from dlgmm_core import DlgmmError, build_model, importance_bounds, log_marginal_likelihood
+from dlgmm_core.estimators import (authors_log_marginal_likelihood, log_mean_exp_over_finite_draws,
+                                   log_weight_table)
 from dlgmm_core.distributions import stick_breaking
 from dlgmm_core.nets import bernoulli_log_likelihood
 
@@ -104,6 +106,12 @@ def test_estimate_converges_to_exact_marginal(kind):
         for s in gaps:
             gaps[s] += (repeat[s] - exact).mean().item() / 20
     assert gaps[1] < gaps[10] - 0.01 and gaps[10] < gaps[100] + 0.002 and gaps[100] < 0.01, gaps
+    # the authors' weights (component sampled, not summed out) are unbiased too: the same limit
+    torch.manual_seed(1)
+    sampled = log_weight_table(model, ALL_X, 10_000, component="sampled", batch_size=200_000)
+    error = torch.logsumexp(sampled, 0) - math.log(10_000) - exact
+    assert error.abs().max().item() < 0.08, (kind, error.abs().max().item())
+    assert abs(error.mean().item()) < 0.01, (kind, error.mean().item())
 
 
 def test_wrong_density_is_detected():
@@ -118,6 +126,74 @@ def test_wrong_density_is_detected():
     assert (estimate - exact).mean().item() > 0.05
 
 
+@pytest.mark.parametrize("kind", ["gauss_vae", "sb_vae"])
+def test_sampled_component_is_summed_without_components(kind):
+    model = tiny(kind)
+    torch.manual_seed(6)
+    summed = model.log_importance_weights(ALL_X, 5)
+    torch.manual_seed(6)
+    assert torch.equal(model.log_importance_weights(ALL_X, 5, component="sampled"), summed)
+    with pytest.raises(DlgmmError, match="component must be one of 'summed', 'sampled'"):
+        model.log_importance_weights(ALL_X, 5, component="exact")
+
+
+@pytest.mark.parametrize("kind", ["dlgmm", "dldpmm"])
+def test_sampled_and_summed_weigh_the_same_draws(kind):
+    model = tiny(kind)
+    decoded = []
+    decode = model.decode
+    model.decode = lambda latent: decoded.append(latent) or decode(latent)
+    with torch.no_grad():
+        torch.manual_seed(6)
+        summed = model.log_importance_weights(ALL_X, 5)
+        after_summed = torch.get_rng_state()
+        torch.manual_seed(6)
+        sampled = model.log_importance_weights(ALL_X, 5, component="sampled")
+        assert torch.equal(torch.get_rng_state(), after_summed)
+    assert torch.equal(decoded[0], decoded[1])  # same v, k, z: only the weight differs
+    assert torch.isfinite(sampled).all() and not torch.equal(sampled, summed)
+    with pytest.raises(DlgmmError, match="component must be one of"):
+        model.log_importance_weights(ALL_X, 5, component="exact")
+
+
+#: log_importance_weights(ALL_X[[5, 40]], 2) of each tiny model after torch.manual_seed(7), as the package
+#: computed them before the component argument existed: the default weights and their draws are unchanged.
+DEFAULT_WEIGHTS = {
+    "gauss_vae": [[-7.06788320719, -8.02325519856], [-7.97754562186, -8.85090568355]],
+    "sb_vae": [[-6.58792131101, -6.59006126716], [-6.59824785348, -6.60163014482]],
+    "dlgmm": [[-8.96116690046, -6.7824294715], [-3.88371360175, -5.35263425925]],
+    "dldpmm": [[-6.4195908054, -5.55920333927], [-3.72180152084, -4.92994623122]],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DEFAULT_WEIGHTS))
+def test_default_weights_unchanged(kind):
+    model = tiny(kind)
+    for options in ({}, {"component": "summed"}):
+        torch.manual_seed(7)
+        with torch.no_grad():
+            weights = model.log_importance_weights(ALL_X[[5, 40]], 2, **options)
+        assert torch.allclose(weights, torch.tensor(DEFAULT_WEIGHTS[kind], dtype=torch.float64),
+                              rtol=0, atol=1e-9), (kind, options, weights.tolist())
+
+
+def test_authors_estimator_is_looser_than_ours():
+    """Same draws, component sampled vs summed out: E[authors'] <= E[ours] <= log p(x) (conditional Jensen)."""
+    model = tiny("dlgmm")
+    exact = exact_log_marginal(model, ALL_X)
+    authors_gap, ours_gap = 0.0, 0.0
+    for repeat in range(20):
+        torch.manual_seed(100 + repeat)
+        authors, dropped = authors_log_marginal_likelihood(model, ALL_X, draws=5, batch_size=200_000)
+        torch.manual_seed(100 + repeat)
+        ours = log_marginal_likelihood(model, ALL_X, 5, batch_size=200_000)
+        assert dropped == 0 and authors.dtype == torch.float64 and authors.shape == (ALL_X.shape[0],)
+        authors_gap += (authors - exact).mean().item() / 20
+        ours_gap += (ours - exact).mean().item() / 20
+    # measured: authors' -0.11, ours -0.09, their paired difference -0.06 +- 0.01 (every repeat below 0)
+    assert authors_gap < ours_gap - 0.03 and ours_gap < 0.0, (authors_gap, ours_gap)
+
+
 class _TableModel(nn.Module):
     """Fake model returning a fixed table of log-weights: row i of example e is the i-th draw for e."""
 
@@ -130,8 +206,10 @@ class _TableModel(nn.Module):
         self.used = torch.zeros(table.shape[1], dtype=torch.long)
         self.rows_per_call: list[int] = []
         self.grad_enabled: list[bool] = []
+        self.components: set[str] = set()
 
-    def log_importance_weights(self, x, samples):
+    def log_importance_weights(self, x, samples, component="summed"):
+        self.components.add(component)
         ids = x[:, 0].long()
         self.rows_per_call.append(samples * x.shape[0])
         self.grad_enabled.append(torch.is_grad_enabled() or self.training)
@@ -160,6 +238,46 @@ def test_chunked_accumulation_is_exact(batch_size):
     assert model.training  # the previous mode is restored
 
 
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 10**6])
+def test_authors_drop_rule(batch_size):
+    """A draw with a non-finite log-weight for any example of the split is dropped for all, and counted."""
+    torch.manual_seed(2)
+    draws, n = 50, 9
+    table = torch.randn(draws, n, dtype=torch.float64) * 30
+    table[3, 8] = float("nan")
+    table[17, 0] = float("inf")
+    table[40, 4] = -float("inf")  # weight 0: a mean log-weight of -inf is dropped too (as the authors did)
+    x = torch.arange(n, dtype=torch.float64)[:, None].repeat(1, 3)
+    model = _TableModel(table)
+    log_px, dropped = authors_log_marginal_likelihood(model, x, draws, batch_size=batch_size)
+    kept = table[[d for d in range(draws) if d not in (3, 17, 40)]]
+    assert dropped == 3
+    assert torch.allclose(log_px, torch.logsumexp(kept, 0) - math.log(47), rtol=0, atol=1e-10)
+    assert model.components == {"sampled"} and (model.used == draws).all()
+    assert max(model.rows_per_call) <= batch_size and not any(model.grad_enabled) and model.training
+
+
+def test_authors_drop_rule_refuses_all_draws_dropped():
+    table = torch.zeros(4, 3, dtype=torch.float64)
+    table[:, 1] = float("nan")
+    x = torch.arange(3, dtype=torch.float64)[:, None]
+    with pytest.raises(DlgmmError, match="all 4 draws have a non-finite mean log-weight over the 3 examples"):
+        authors_log_marginal_likelihood(_TableModel(table), x, 4)
+    with pytest.raises(DlgmmError, match="all 2 draws"):
+        log_mean_exp_over_finite_draws(torch.tensor([[0.0, float("inf")], [float("-inf"), 1.0]]))
+    log_px, dropped = log_mean_exp_over_finite_draws(torch.tensor([[0.0, 2.0], [float("nan"), 1.0]]))
+    assert dropped == 1 and log_px.tolist() == [0.0, 2.0]
+
+
+def test_ours_calls_summed_weights():
+    table = torch.randn(6, 4, dtype=torch.float64)
+    model = _TableModel(table)
+    importance_bounds(model, torch.arange(4, dtype=torch.float64)[:, None], 6)
+    assert model.components == {"summed"}
+    with pytest.raises(DlgmmError, match="component must be one of"):
+        log_weight_table(model, torch.zeros(4, 1), 6, component="exact")
+
+
 def test_log_marginal_likelihood_is_the_last_bound_and_reproducible():
     torch.manual_seed(3)
     model = tiny("dlgmm")
@@ -183,6 +301,11 @@ def test_bad_arguments():
             importance_bounds(model, ALL_X[:2], **kwargs)
     with pytest.raises(DlgmmError):
         log_marginal_likelihood(model, ALL_X[0], 5)
+    for kwargs in (dict(draws=0), dict(draws=2.5), dict(draws=5, batch_size=0)):
+        with pytest.raises(DlgmmError):
+            authors_log_marginal_likelihood(model, ALL_X[:2], **kwargs)
+    with pytest.raises(DlgmmError):
+        authors_log_marginal_likelihood(model, ALL_X[0], 5)
 
 
 def _toy_data(n: int = 240, d: int = 16) -> torch.Tensor:

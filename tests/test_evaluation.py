@@ -116,12 +116,21 @@ def fake_bounds(model, x, samples, at, batch_size):
     return {s: base - 10.0 / s for s in (*at, samples)}
 
 
+def fake_weights(model, x, samples, component, batch_size):
+    """log w[d, e] = -(pixels on in e) + log(d + 1); draw 1 is NaN for the examples with 20 pixels on."""
+    assert component == "sampled"
+    log_w = -x.sum(1).double() + torch.log(torch.arange(1, samples + 1, dtype=torch.float64))[:, None]
+    log_w[1, x.sum(1) == 20] = float("nan")
+    return log_w
+
+
 def test_marginal_likelihood_summary():
     x = torch.zeros(7, 784)
     x[:, :10] = 1
     x[3, 10:20] = 1  # example 3: 20 pixels on
+    # authors_samples=100 with batch_size 200: examples in chunks of 2, example 3's NaN in the second chunk only
     result = marginal_likelihood(StandIn(), x.numpy(), 50, [1, 10, 100], 4 * 50, CPU, progress=False,
-                                 bounds_fn=fake_bounds)
+                                 bounds_fn=fake_bounds, authors_samples=100, weights_fn=fake_weights)
     nll = np.array([10.0] * 7) + 10.0 / 50
     nll[3] += 10.0
     assert result["nll"] == pytest.approx(nll.mean())
@@ -131,6 +140,61 @@ def test_marginal_likelihood_summary():
     assert result["bounds"]["1"] == pytest.approx(nll.mean() - 0.2 + 10.0)
     assert result["bounds"]["50"] == pytest.approx(result["nll"])
     assert (result["samples"], result["examples"], result["kl_method"]) == (50, 7, "taylor")
+    assert result["headline"] == "ours"
+    assert result["ours"] == {"nll": result["nll"], "nll_se": result["nll_se"], "samples": 50}
+    # draw 1 is dropped for every example (its mean over the split is NaN); the other 99 draws are d + 1
+    authors_nll = np.array([10.0] * 7) - np.log((5050 - 2) / 99)
+    authors_nll[3] += 10.0
+    assert set(result["authors"]) == {"nll", "nll_se", "samples", "dropped_draws"}
+    assert result["authors"]["nll"] == pytest.approx(authors_nll.mean(), rel=1e-12)
+    assert result["authors"]["nll_se"] == pytest.approx(authors_nll.std(ddof=1) / np.sqrt(7), rel=1e-12)
+    assert (result["authors"]["samples"], result["authors"]["dropped_draws"]) == (100, 1)
+
+    authors = marginal_likelihood(StandIn(), x.numpy(), 50, [1, 10, 100], 4 * 50, CPU, progress=False,
+                                  bounds_fn=fake_bounds, authors_samples=100, weights_fn=fake_weights,
+                                  headline="authors")
+    assert authors["headline"] == "authors"
+    assert (authors["nll"], authors["nll_se"]) == (result["authors"]["nll"], result["authors"]["nll_se"])
+    for key in ("elbo", "bounds", "samples", "examples", "kl_method", "ours", "authors"):
+        assert authors[key] == result[key], key
+    with pytest.raises(DlgmmError, match="headline must be one of 'authors', 'ours' \\(got 'both'\\)"):
+        marginal_likelihood(StandIn(), x.numpy(), 50, [1], 200, CPU, progress=False, bounds_fn=fake_bounds,
+                            weights_fn=fake_weights, headline="both")
+
+
+def test_marginal_likelihood_authors_all_draws_dropped():
+    def broken(model, x, samples, component, batch_size):
+        log_w = torch.zeros(samples, x.shape[0], dtype=torch.float64)
+        log_w[:, 0] = float("nan")
+        return log_w
+
+    with pytest.raises(DlgmmError, match="all 5 draws have a non-finite mean log-weight over the 3 examples"):
+        marginal_likelihood(StandIn(), np.zeros((3, 784), np.uint8), 5, [1], 15, CPU, progress=False,
+                            bounds_fn=fake_bounds, authors_samples=5, weights_fn=broken)
+
+
+def test_marginal_likelihood_ours_draws_first():
+    """Ours and the ELBO use the draws they used before the authors' estimator existed, whatever its samples."""
+    from dlgmm_core import build_model, importance_bounds
+
+    torch.manual_seed(0)
+    model = build_model("dlgmm", input_dim=784, hidden=8, latent=2, components=3, alpha=1.0, prior_means=[0.0],
+                        prior_scales=[1.0], kl_method="taylor", taylor_terms=10)
+    x = (np.random.default_rng(0).random((9, 784)) < 0.2).astype(np.uint8)
+    results = []
+    for authors_samples in (3, 7):
+        torch.manual_seed(1)
+        results.append(marginal_likelihood(model, x, 20, [1, 10], 60, CPU, progress=False,
+                                           authors_samples=authors_samples, headline="authors"))
+    first, second = results
+    for key in ("elbo", "bounds", "ours"):
+        assert first[key] == second[key], key
+    assert (first["authors"]["samples"], second["authors"]["samples"]) == (3, 7)
+    assert first["authors"]["dropped_draws"] == 0 and np.isfinite(first["nll"]) and first["nll"] != second["nll"]
+    torch.manual_seed(1)  # ours alone, as marginal_likelihood draws it: chunks of 60 // 20 examples
+    xt = torch.from_numpy(x).float()
+    ours = torch.cat([importance_bounds(model, xt[i:i + 3], 20, at=(1, 10), batch_size=60)[20] for i in (0, 3, 6)])
+    assert first["ours"]["nll"] == float((-ours).numpy().mean())
 
 
 def test_marginal_likelihood_refuses_non_finite():
@@ -299,9 +363,12 @@ def test_stage_marginal_likelihood(stage_runs):
     rc, _, err = results["nll"]
     assert rc == 0, err
     data = json.loads((root / "reports/nll/mnist/dlgmm.json").read_text())
-    assert set(data) == {"nll", "nll_se", "elbo", "bounds", "samples", "examples", "kl_method", "seconds"}
+    assert set(data) == {"nll", "nll_se", "headline", "elbo", "bounds", "samples", "examples", "kl_method", "ours",
+                         "authors", "seconds"}
+    assert data[data["headline"]]["nll"] == data["nll"] and data["ours"]["samples"] == 20
+    assert data["bounds"]["20"] == data["ours"]["nll"] and data["authors"]["dropped_draws"] == 0
     assert (data["samples"], data["examples"], data["kl_method"]) == (20, 12, "quadrature")
-    assert set(data["bounds"]) == {"1", "10", "20"} and data["bounds"]["20"] == data["nll"]
+    assert set(data["bounds"]) == {"1", "10", "20"}
     assert 0 < data["nll"] < 784 * np.log(2) * 2 and data["nll_se"] > 0
     assert data["bounds"]["1"] >= data["nll"] - 1.0
     assert results["nll_again"][0] == 0, results["nll_again"][2]

@@ -1,4 +1,4 @@
-"""Figure 3b: importance-sampled -log p(x) of test examples, with the ELBO and the IWAE bounds."""
+"""Figure 3b: importance-sampled -log p(x) of test examples (ours and the authors'), the ELBO, the IWAE bounds."""
 from __future__ import annotations
 
 import math
@@ -13,30 +13,57 @@ if TYPE_CHECKING:
     import torch
 
 
+#: The values of ``headline``: which estimate is a result's ``nll``.
+HEADLINES = ("authors", "ours")
+
+
+def _mean_and_se(nll: np.ndarray) -> tuple[float, float]:
+    """Mean of the per-example -log p(x) and its standard error std(ddof=1) / sqrt(n) (0 for one example)."""
+    n = nll.shape[0]
+    return float(nll.mean()), (float(nll.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0)
+
+
 def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, bounds_at: list[int] | tuple,
                         batch_size: int, device: torch.device, progress: bool | None = None,
-                        bounds_fn: Callable | None = None) -> dict:
-    """Importance-sampled ``-log p(x)`` of the examples ``x``, with the ELBO and the IWAE bounds.
+                        bounds_fn: Callable | None = None, *, authors_samples: int | None = None,
+                        headline: str = "ours", weights_fn: Callable | None = None) -> dict:
+    """Importance-sampled ``-log p(x)`` of the examples ``x`` by our estimator and the authors', ELBO, IWAE bounds.
 
-    ``samples`` (S) importance samples per example; the bounds are computed
-    for every ``s`` of ``bounds_at`` with ``s <= S`` and for S itself, whose
-    bound is the log p(x) estimate. Examples go to
-    :func:`dlgmm_core.importance_bounds` in chunks of ``max(1, batch_size // S)``
-    (``batch_size`` bounds examples x samples per decoder call); ``bounds_fn``
-    replaces it (tests).
+    Ours: ``samples`` (S) importance samples per example, the component summed
+    out; the bounds are computed for every ``s`` of ``bounds_at`` with
+    ``s <= S`` and for S itself, whose bound is the log p(x) estimate. Examples
+    go to :func:`dlgmm_core.estimators.importance_bounds` in chunks of
+    ``max(1, batch_size // S)`` (``batch_size`` bounds examples x samples per
+    decoder call); ``bounds_fn`` replaces it (tests). A non-finite estimate is
+    a DlgmmError (nothing is dropped).
 
-    Returns the content of ``reports/nll/<dataset>/<model>.json`` less
-    ``seconds``: ``nll`` (mean of -log p(x), nats), ``nll_se`` (its standard
-    error, std / sqrt(n)), ``elbo`` (mean ELBO, the training objective, a
-    negative number), ``bounds`` (``{"s": -mean IWAE bound with s samples}``,
-    positive NLL-style numbers that decrease towards ``nll`` as s grows; the
-    entry for S equals ``nll``), ``samples``, ``examples``, ``kl_method``.
-    A non-finite estimate is a DlgmmError (nothing is silently dropped).
+    The authors' (the estimator of the paper's published numbers, see
+    :func:`dlgmm_core.estimators.authors_log_marginal_likelihood`):
+    ``authors_samples`` draws (None: their 50) with the component sampled,
+    drawn by :func:`dlgmm_core.estimators.log_weight_table` (``weights_fn``
+    replaces it, tests) in chunks of ``max(1, batch_size // authors_samples)``
+    examples; draws whose mean log-weight over all of ``x`` is not finite are
+    dropped and counted. Random draws: ours first, then the ELBO, then the
+    authors', so ours and the ELBO do not depend on the authors' settings.
+
+    ``headline`` ("authors" or "ours") chooses which estimate is ``nll``.
+    Returns the content of ``reports/nll/<protocol>/<dataset>/<model>.json``
+    less ``seconds``: ``nll`` (mean of -log p(x) of the headline estimator,
+    nats), ``nll_se`` (its standard error, std / sqrt(n)), ``headline``,
+    ``elbo`` (mean ELBO, the training objective, a negative number), ``bounds``
+    (ours: ``{"s": -mean IWAE bound with s samples}``, positive NLL-style
+    numbers that decrease towards ours as s grows; the entry for S is ours),
+    ``samples`` (S), ``examples``, ``kl_method``, ``ours`` (``nll``, ``nll_se``,
+    ``samples``) and ``authors`` (``nll``, ``nll_se``, ``samples``,
+    ``dropped_draws``).
     """
     import torch
 
     from ..runtime import as_float_tensor
 
+    if headline not in HEADLINES:
+        raise DlgmmError(f"marginal likelihood: headline must be one of {', '.join(map(repr, HEADLINES))} "
+                         f"(got {headline!r})")
     if bounds_fn is None:
         from .. import importance_bounds as bounds_fn
     samples = int(samples)
@@ -65,14 +92,39 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
     if not np.isfinite(elbo).all():
         raise DlgmmError(f"marginal likelihood: {int((~np.isfinite(elbo)).sum())} of {n} test examples have a "
                          f"non-finite ELBO; the model is numerically broken (check its training)")
-    nll = -log_px
-    se = float(nll.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    ours_nll, ours_se = _mean_and_se(-log_px)
+    authors = _authors_estimate(model, x, authors_samples, batch_size, device, progress, weights_fn)
+    estimates = {"ours": {"nll": ours_nll, "nll_se": ours_se, "samples": samples}, "authors": authors}
     return {
-        "nll": float(nll.mean()),
-        "nll_se": se,
+        "nll": estimates[headline]["nll"],
+        "nll_se": estimates[headline]["nll_se"],
+        "headline": headline,
         "elbo": float(elbo.mean()),
         "bounds": {str(s): float(-v.mean()) for s, v in bounds.items()},
         "samples": samples,
         "examples": n,
         "kl_method": (getattr(model, "config", {}) or {}).get("kl_method"),
+        "ours": estimates["ours"],
+        "authors": estimates["authors"],
     }
+
+
+def _authors_estimate(model: Any, x: np.ndarray | torch.Tensor, draws: int | None, batch_size: int,
+                      device: torch.device, progress: bool | None, weights_fn: Callable | None) -> dict:
+    """The ``authors`` entry of :func:`marginal_likelihood`: ``nll``, ``nll_se``, ``samples``, ``dropped_draws``."""
+    import torch
+
+    from ..estimators import AUTHORS_DRAWS, log_mean_exp_over_finite_draws, log_weight_table
+
+    if weights_fn is None:
+        weights_fn = log_weight_table
+    draws = AUTHORS_DRAWS if draws is None else int(draws)
+    if draws < 1:
+        raise DlgmmError(f"marginal likelihood: authors_samples must be >= 1 (got {draws})")
+    # (examples, draws) rows, so that batched concatenates the chunks along the examples
+    table = batched(lambda xb: weights_fn(model, xb, draws, component="sampled", batch_size=int(batch_size)).T,
+                    x, device, batch_size=max(1, int(batch_size) // draws), desc=f"authors' log p(x), S={draws}",
+                    progress=progress)
+    log_px, dropped = log_mean_exp_over_finite_draws(torch.from_numpy(table).T)
+    nll, se = _mean_and_se(-log_px.numpy())
+    return {"nll": nll, "nll_se": se, "samples": draws, "dropped_draws": dropped}

@@ -6,6 +6,7 @@ from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
 from ..errors import DlgmmError
+from ..estimators import check_component
 from ..nets import bernoulli_log_likelihood, float32_at_least, mlp
 
 #: log sigma is clamped to this range: sigma in [4.5e-5, 2.2e4]. Wide enough to
@@ -68,13 +69,15 @@ class GaussVAE(nn.Module):
         weight = self.decoder[0].weight
         return torch.randn(n, self.latent_dim, device=weight.device, dtype=weight.dtype)
 
-    def log_importance_weights(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+    def log_importance_weights(self, x: torch.Tensor, samples: int, component: str = "summed") -> torch.Tensor:
         """``log p(x, z) - log q(z | x)`` for ``samples`` draws z ~ q(z | x); shape (samples, B).
 
         Proposal: the inference network's q(z|x). w = p(x|z) N(z; 0, I) / q(z|x)
         is unbiased for p(x) because E_q[w] = int p(x|z) p(z) dz = p(x), and q > 0
-        everywhere. One decoder pass over samples*B rows.
+        everywhere. One decoder pass over samples*B rows. There is no mixture
+        component, so ``component`` ("summed" or "sampled") changes nothing.
         """
+        check_component(component)
         q = self.posterior(x)
         z = q.sample((samples,))  # (S, B, latent)
         logits = self.decode(z.reshape(-1, self.latent_dim)).view(samples, x.shape[0], -1)

@@ -10,6 +10,7 @@ from torch.distributions import kl_divergence
 from ..distributions import (Kumaraswamy, dirichlet_stick_prior, dp_stick_prior, log_stick_breaking,
                              stick_breaking, stick_log_densities)
 from ..errors import DlgmmError
+from ..estimators import check_component
 from ..nets import (bernoulli_log_likelihood, float32_at_least, gaussian_log_density, gaussian_mixture_log_densities,
                     mlp, stick_posterior)
 from .gauss_vae import LOG_SIGMA_RANGE
@@ -150,18 +151,27 @@ class DeepLatentMixture(nn.Module):
         eps = torch.randn(n, self.latent_dim, device=like.device, dtype=like.dtype)
         return m[index] + log_s[index].exp() * eps
 
-    def log_importance_weights(self, x: torch.Tensor, samples: int) -> torch.Tensor:
-        """``log p(x, v, z) - log q(v, z | x)`` for ``samples`` draws; shape (samples, B).
+    def log_importance_weights(self, x: torch.Tensor, samples: int, component: str = "summed") -> torch.Tensor:
+        """Importance log-weights of ``samples`` draws (v, k, z) from the proposal; shape (samples, B).
 
-        Latents (v, z), the component index marginalized out. Proposal (the
-        inference network): v ~ q(v|x) (Kumaraswamy), k ~ Categorical(pi(v))
-        (Gumbel-max), z ~ q_k(z|x); its density is q(v|x) sum_j pi_j(v) q_j(z|x).
-        Target: p(v) sum_j pi_j(v) N(z; m_j, s_j^2 I) p(x|z), the generative model.
-        w = target / proposal is unbiased for p(x): E_q[w] = int p(x, v, z) dv dz
-        = p(x), and q > 0 wherever p > 0 (Kumaraswamy on (0, 1), Gaussians
-        everywhere). Stick densities use log v, log(1 - v) from ``log_rsample``.
-        One decoder pass per importance sample (not K): samples*B rows.
+        Proposal (the inference network): v ~ q(v|x) (Kumaraswamy),
+        k ~ Categorical(pi(v)) (Gumbel-max), z ~ q_k(z|x). Both choices of
+        ``component`` weigh the same draws, and both weights w are unbiased for
+        p(x), because q > 0 wherever p > 0 (Kumaraswamy on (0, 1), Gaussians
+        everywhere):
+
+        - ``"summed"`` (ours): ``log p(x, v, z) - log q(v, z | x)``, latents
+          (v, z) with k marginalized out: target p(v) sum_j pi_j(v) N(z; m_j, s_j^2 I)
+          p(x|z), proposal q(v|x) sum_j pi_j(v) q_j(z|x); E_q[w] = int p(x, v, z) dv dz.
+        - ``"sampled"`` (the authors'): ``log p(x, v, k, z) - log q(v, k, z | x)``
+          = log p(x|z) + log p(v) + log N(z; m_k, s_k^2 I) - log q(v|x) - log q_k(z|x),
+          on the augmented space (v, k, z) (pi_k(v) of target and proposal
+          cancel); E_q[w] = sum_k int p(x, v, k, z) dv dz. Its variance is larger.
+
+        Stick densities use log v, log(1 - v) from ``log_rsample``. One decoder
+        pass per importance sample (not K): samples*B rows.
         """
+        check_component(component)
         mu, log_sigma, q_v = self.encode(x)
         batch, k, dim = mu.shape
         zero = torch.zeros(samples, batch, dtype=mu.dtype, device=mu.device)
@@ -174,11 +184,15 @@ class DeepLatentMixture(nn.Module):
         gumbel = -torch.log(torch.empty_like(log_pi).exponential_())
         index = (log_pi + gumbel).argmax(-1)  # (S, B): k ~ Categorical(pi(v))
         rows = torch.arange(batch, device=mu.device)
-        z = mu[rows, index] + log_sigma[rows, index].exp() * torch.randn(samples, batch, dim, dtype=mu.dtype,
-                                                                           device=mu.device)
+        mu_k, log_sigma_k = mu[rows, index], log_sigma[rows, index]  # (S, B, D): the sampled component's
+        z = mu_k + log_sigma_k.exp() * torch.randn(samples, batch, dim, dtype=mu.dtype, device=mu.device)
         logits = self.decode(z.reshape(samples * batch, dim)).view(samples, batch, -1)
         m, log_s = self._prior_params(mu)
-        # q_j(z) and N(z; m_j, s_j) for all K components at every sample: (S, B, K), one bmm each
-        log_q_z = torch.logsumexp(log_pi + gaussian_mixture_log_densities(z, mu, log_sigma), dim=-1)
-        log_p_z = torch.logsumexp(log_pi + gaussian_mixture_log_densities(z, m, log_s), dim=-1)
+        if component == "summed":
+            # q_j(z) and N(z; m_j, s_j) for all K components at every sample: (S, B, K), one bmm each
+            log_q_z = torch.logsumexp(log_pi + gaussian_mixture_log_densities(z, mu, log_sigma), dim=-1)
+            log_p_z = torch.logsumexp(log_pi + gaussian_mixture_log_densities(z, m, log_s), dim=-1)
+        else:
+            log_q_z = gaussian_log_density(z, mu_k, log_sigma_k)
+            log_p_z = gaussian_log_density(z, m[index], log_s[index])
         return bernoulli_log_likelihood(x, logits) + log_p_z + log_p_v - log_q_z - log_q_v

@@ -7,6 +7,7 @@ from torch.distributions import kl_divergence
 
 from ..distributions import Kumaraswamy, dp_stick_prior, log_stick_breaking, stick_breaking, stick_log_densities
 from ..errors import DlgmmError
+from ..estimators import check_component
 from ..nets import bernoulli_log_likelihood, mlp, stick_posterior
 
 
@@ -70,7 +71,7 @@ class StickBreakingVAE(nn.Module):
         v = self.prior(weight).sample((n,))
         return stick_breaking(v)
 
-    def log_importance_weights(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+    def log_importance_weights(self, x: torch.Tensor, samples: int, component: str = "summed") -> torch.Tensor:
         """``log p(x, v) - log q(v | x)`` for ``samples`` draws of the T-1 sticks v ~ q(v|x); shape (samples, B).
 
         Proposal: the inference network's Kumaraswamy sticks. With pi = pi(v),
@@ -78,8 +79,10 @@ class StickBreakingVAE(nn.Module):
         is unbiased for p(x): E_q[w] = int p(x | pi(v)) p(v) dv = p(x), and
         q > 0 on all of (0, 1)^(T-1). Both densities are evaluated from
         log v and log(1 - v) (``log_rsample``), so no v rounds to 0 or 1.
-        One decoder pass over samples*B rows.
+        One decoder pass over samples*B rows. The decoder reads pi itself, with
+        no mixture component, so ``component`` ("summed" or "sampled") changes nothing.
         """
+        check_component(component)
         q = self.posterior(x)
         log_v, log1m_v = q.log_rsample((samples,))  # (S, B, T-1)
         pi = log_stick_breaking(log_v, log1m_v).exp()
