@@ -160,7 +160,8 @@ class ModelSpec:
     def check_kwargs(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """``config`` checked against ``args`` and normalised to plain ints/floats/strs/lists, in ``args`` order.
 
-        An argument with a ``default`` may be omitted, and then gets it. Raises :class:`DlgmmError` naming the missing or unknown arguments, or
+        An argument with a ``default`` may be omitted, and then gets it.
+        Raises :class:`DlgmmError` naming the missing or unknown arguments, or
         the argument with a bad value.
         """
         where = f"build_model({self.kind!r})"
