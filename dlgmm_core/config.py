@@ -4,6 +4,14 @@ Every stage calls :func:`load_params` and reads only its own sections through
 the accessors of :class:`Params`. Validation happens here, before any work
 starts, so a bad value stops a stage with one message such as
 ``params.yaml: train.lr must be > 0 (got -1)``.
+
+Protocols: ``protocol.<name>`` holds, as a tree mirroring the sections
+(``protocol.<name>.train.patience``), the settings in which the paper's text
+and the authors' code differ; ``protocols`` lists the ones the pipeline runs.
+Loading merges one protocol's tree into its sections (which must not set
+the same keys), then applies the ``quick`` overrides, then validates. Every
+defined protocol is validated, and an error names a key where params.yaml
+writes it (``protocol.authors.train.patience``, ``quick.train.max_epochs``).
 """
 from __future__ import annotations
 
@@ -24,6 +32,9 @@ DATASETS = ("mnist", "omniglot")
 BUDGETS = ("paper", "quick")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("float32", "bf16")
+#: The estimators ``eval.marginal_likelihood.headline`` can choose for the report's -log p(x): the
+#: authors' (``authors_samples`` draws, component index sampled) or this package's (``samples``, index summed out).
+HEADLINES = ("authors", "ours")
 INPUT_DIM = 784
 
 _MISSING = object()
@@ -35,16 +46,24 @@ class ParamReader:
 
     ``tree`` is the whole params.yaml tree, or one of its sections with
     ``prefix`` its dotted key (``data.mnist``): keys are read relative to
-    ``tree`` and named in full in every error.
+    ``tree`` and named in full in every error. ``origins`` maps a full dotted
+    key of ``tree`` to the key params.yaml writes its value at, where the two
+    differ (a protocol's or a ``quick`` override's value); errors name that.
     """
 
-    def __init__(self, tree: dict, source: str = _SOURCE, prefix: str = ""):
+    def __init__(self, tree: dict, source: str = _SOURCE, prefix: str = "", origins: dict[str, str] | None = None):
         self.tree = tree
         self.source = source
         self.prefix = f"{prefix}." if prefix else ""
+        self.origins = origins or {}
+
+    def written_at(self, key: str) -> str:
+        """The full key that params.yaml writes ``key`` (relative, maybe indexed: ``x[0]``) at."""
+        full, bracket, index = f"{self.prefix}{key}".partition("[")
+        return self.origins.get(full, full) + bracket + index
 
     def fail(self, key: str, problem: str, value: Any) -> DlgmmError:
-        return DlgmmError(f"{self.source}: {self.prefix}{key} {problem} (got {value!r})")
+        return DlgmmError(f"{self.source}: {self.written_at(key)} {problem} (got {value!r})")
 
     def raw(self, key: str, default: Any = _MISSING) -> Any:
         node: Any = self.tree
@@ -117,8 +136,11 @@ class ParamReader:
         return out
 
 
-def _apply_overrides(tree: dict, overrides: dict, source: str) -> None:
-    """Apply ``{"train.max_epochs": 3, ...}`` onto ``tree``; every key must already exist."""
+def _apply_overrides(tree: dict, overrides: dict, source: str, origins: dict[str, str]) -> None:
+    """Apply ``{"train.max_epochs": 3, ...}`` onto ``tree``; every key must already exist.
+
+    Records each overridden key in ``origins`` as written at ``quick.<key>``.
+    """
     for dotted, value in overrides.items():
         parts = str(dotted).split(".")
         node = tree
@@ -129,14 +151,97 @@ def _apply_overrides(tree: dict, overrides: dict, source: str) -> None:
         if not isinstance(node, dict) or parts[-1] not in node:
             raise DlgmmError(f"{source}: quick.{dotted} overrides an unknown key {dotted}")
         node[parts[-1]] = value
+        origins[str(dotted)] = f"quick.{dotted}"
+
+
+def _protocol_names(c: ParamReader) -> list[str]:
+    """``protocols``, checked: a non-empty list of distinct names, each a mapping defined under ``protocol``."""
+    definitions = c.raw("protocol")
+    if not isinstance(definitions, dict) or not definitions:
+        raise c.fail("protocol", "must be a mapping of protocol names to their settings", definitions)
+    for name, definition in definitions.items():
+        if not isinstance(definition, dict):
+            raise c.fail(f"protocol.{name}", "must be a mapping of sections to settings", definition)
+    names = c.raw("protocols")
+    if not isinstance(names, list) or not names:
+        raise c.fail("protocols", "must be a non-empty list of protocol names", names)
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or name not in definitions:
+            raise c.fail(f"protocols[{index}]", f"must name a protocol defined under protocol "
+                                                f"({', '.join(map(str, definitions))})", name)
+        if names.index(name) != index:
+            raise c.fail(f"protocols[{index}]", "repeats a protocol", name)
+    return names
+
+
+def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of every non-mapping value in ``tree``."""
+    keys = []
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        keys.extend(_leaf_keys(value, f"{dotted}.") if isinstance(value, dict) and value else [dotted])
+    return keys
+
+
+def _check_protocols_set_the_same_keys(definitions: dict, source: str) -> None:
+    """Every protocol is a complete set of the same settings: the keys of the first, no more, no fewer."""
+    (first, reference), *others = definitions.items()
+    expected = _leaf_keys(reference)
+    for name, definition in others:
+        keys = _leaf_keys(definition)
+        for key in expected:
+            if key not in keys:
+                raise DlgmmError(f"{source}: protocol.{name} does not set {key}, which protocol.{first} sets "
+                                 f"(every protocol sets the same keys)")
+        for key in keys:
+            if key not in expected:
+                raise DlgmmError(f"{source}: protocol.{name}.{key} is not set by protocol.{first} "
+                                 f"(every protocol sets the same keys)")
+
+
+def _merge_protocol(tree: dict, name: str, source: str) -> dict[str, str]:
+    """Merge ``protocol.<name>`` into the sections of ``tree`` (in place); return the keys it set, as origins.
+
+    A protocol adds keys to existing sections only: a key its section
+    already sets (a setting lives in one place), a section that does not
+    exist, or a value at the top level is an error naming the keys.
+    """
+    origins: dict[str, str] = {}
+
+    def merge(section: dict, settings: dict, path: str) -> None:
+        for key, value in settings.items():
+            dotted = f"{path}{key}"
+            written = f"protocol.{name}.{dotted}"
+            if not path and not isinstance(value, dict):
+                raise DlgmmError(f"{source}: {written} must be a mapping mirroring a section of {source} "
+                                 f"(got {value!r})")
+            if isinstance(value, dict) and not (key in section and isinstance(section[key], dict)):
+                if key in section:
+                    raise DlgmmError(f"{source}: {written} is also set as {dotted}; a setting lives in one place")
+                raise DlgmmError(f"{source}: {written} sets keys of {dotted}, a section that does not exist")
+            if isinstance(value, dict):
+                merge(section[key], value, f"{dotted}.")
+            elif key in section:
+                raise DlgmmError(f"{source}: {written} is also set as {dotted}; a setting lives in one place")
+            else:
+                section[key] = copy.deepcopy(value)
+                origins[dotted] = written
+
+    merge(tree, tree["protocol"][name], "")
+    return origins
 
 
 @dataclass(frozen=True)
 class Params:
-    """Validated parameters. ``tree`` is the effective tree (quick overrides applied)."""
+    """Validated parameters of one protocol.
+
+    ``tree`` is the effective tree: protocol ``protocol``'s settings merged
+    into their sections, then the quick overrides applied.
+    """
 
     tree: dict
     source: str
+    protocol: str
 
     # --- top level -------------------------------------------------------
     @property
@@ -150,6 +255,11 @@ class Params:
     @property
     def k(self) -> int:
         return self.tree["k"]
+
+    @property
+    def protocols(self) -> list[str]:
+        """The protocols the pipeline runs; the first is the report's headline."""
+        return list(self.tree["protocols"])
 
     # --- sections --------------------------------------------------------
     def data(self, dataset: str) -> dict:
@@ -262,7 +372,9 @@ def _validate(c: ParamReader) -> None:
     _validate_train(c)
 
     c.choice("eval.device", DEVICES)
+    c.choice("eval.marginal_likelihood.headline", HEADLINES)
     c.integer("eval.marginal_likelihood.samples", minimum=1)
+    c.integer("eval.marginal_likelihood.authors_samples", minimum=1)
     bounds = c.numbers("eval.marginal_likelihood.bounds_at", positive=True)
     for i, value in enumerate(bounds):
         if value != int(value):
@@ -282,8 +394,8 @@ def _validate(c: ParamReader) -> None:
     c.integer("eval.samples.grid", minimum=1)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read, override (for ``budget: quick``) and validate ``path``.
+def load_params(path: str | Path = "params.yaml", protocol: str | None = None) -> Params:
+    """Read ``path``, merge ``protocol`` (None: the first of ``protocols``), override (``budget: quick``), validate.
 
     Raises :class:`DlgmmError` naming the file and the key on any problem.
     """
@@ -297,20 +409,37 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise DlgmmError(f"{source}: not valid YAML ({err})") from None
     if not isinstance(tree, dict):
         raise DlgmmError(f"{source}: expected a mapping of sections at the top level")
-    return params_from_tree(tree, source)
+    return params_from_tree(tree, source, protocol)
 
 
-def params_from_tree(tree: dict, source: str = _SOURCE) -> Params:
-    """Validate an already-parsed parameter tree (tests build trees directly)."""
-    tree = copy.deepcopy(tree)
+def params_from_tree(tree: dict, source: str = _SOURCE, protocol: str | None = None) -> Params:
+    """The :class:`Params` of ``protocol`` (None: the first of ``protocols``) from an already-parsed tree.
+
+    Every protocol defined under ``protocol`` is merged and validated, so a
+    bad value is refused whichever protocols run.
+    """
     checker = ParamReader(tree, source)
+    overrides = {}
     if checker.choice("budget", BUDGETS) == "quick":
         overrides = checker.raw("quick", {}) or {}
-        if not isinstance(overrides, dict):
-            raise checker.fail("quick", "must be a mapping of dotted keys to values", overrides)
-        _apply_overrides(tree, overrides, source)
-    _validate(checker)
-    return Params(tree=tree, source=source)
+    if not isinstance(overrides, dict):
+        raise checker.fail("quick", "must be a mapping of dotted keys to values", overrides)
+    names = _protocol_names(checker)
+    _check_protocols_set_the_same_keys(tree["protocol"], source)
+    if protocol is None:
+        protocol = names[0]
+    elif protocol not in tree["protocol"]:
+        raise DlgmmError(f"{source}: unknown protocol {protocol!r}; defined under protocol: "
+                         f"{', '.join(map(str, tree['protocol']))}")
+    chosen = None
+    for name in tree["protocol"]:
+        effective = copy.deepcopy(tree)
+        origins = _merge_protocol(effective, name, source)
+        _apply_overrides(effective, overrides, source, origins)
+        _validate(ParamReader(effective, source, origins=origins))
+        if name == protocol:
+            chosen = effective
+    return Params(tree=chosen, source=source, protocol=protocol)
 
 
 def set_params(path: str | Path, assignments: list[str]) -> None:
@@ -337,17 +466,29 @@ def set_params(path: str | Path, assignments: list[str]) -> None:
         parts = key.split(".")
         node = document
         for part in parts[:-1]:
-            if part not in node:
+            if not isinstance(node, dict) or part not in node:
                 raise DlgmmError(f"{path}: unknown key {key}")
             node = node[part]
         if parts[-1] not in node:
-            raise DlgmmError(f"{path}: unknown key {key}")
+            raise DlgmmError(f"{path}: unknown key {key}{_protocol_hint(document, key)}")
         value = yaml.safe_load(text) if text else ""
         node[parts[-1]] = "" if value is None else value
     with atomic_path(path) as tmp:
         with open(tmp, "w") as handle:
             rt.dump(document, handle)
         params_from_tree(yaml.safe_load(tmp.read_text()), source=str(path))
+
+
+def _protocol_hint(document: Any, key: str) -> str:
+    """``" (a protocol setting: protocol.<name>.<key>)"`` if a protocol of ``document`` sets ``key``, else ``""``."""
+    definitions = document.get("protocol") if isinstance(document, dict) else None
+    for name, definition in (definitions or {}).items():
+        node = definition
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            return f" (a protocol setting: protocol.{name}.{key})"
+    return ""
 
 
 def _main(argv: list[str] | None = None) -> None:
@@ -376,15 +517,18 @@ if __name__ == "__main__":
 
 def stage_arguments(doc: str, models: Iterable[str] = MODEL_KINDS,
                     default_dataset: str | None = None) -> tuple[Any, Params]:
-    """Parse a per-(dataset, model) stage's ``--dataset --model [--params]``; load and validate the params.
+    """Parse a per-(protocol, dataset, model) stage's ``--protocol --dataset --model [--params]``; load the params.
+
+    The params are those of ``--protocol``, validated.
 
     ``doc`` is the stage's module docstring (its first line is the description).
     """
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--protocol", required=True, help="the protocol (a name defined under protocol: in the params)")
     parser.add_argument("--dataset", required=default_dataset is None, default=default_dataset, choices=DATASETS)
     parser.add_argument("--model", required=True, choices=list(models))
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     args = parser.parse_args()
-    return args, load_params(args.params)
+    return args, load_params(args.params, args.protocol)

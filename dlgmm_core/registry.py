@@ -29,8 +29,12 @@ from .errors import DlgmmError
 
 #: How KL(Kumaraswamy || Beta) can be computed (see :mod:`dlgmm_core.distributions`).
 KL_METHODS = ("quadrature", "taylor")
+#: What follows the first encoder layer (input -> hidden): a ReLU (the paper's text), or nothing (the authors' code).
+ENCODER_ACTIVATIONS = ("relu", "linear")
 #: The checks an :class:`Arg` can ask for.
 CHECKS = ("integer", "positive", "choice", "per_component")
+#: The ``default`` of an :class:`Arg` that has none.
+REQUIRED = object()
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,9 @@ class Arg:
     ``length``; each > 0 when ``positive``). ``param`` is the argument's key in
     a params.yaml ``model.<key>`` section where it differs from ``name``;
     ``from_data`` marks the argument set from the data (the number of pixels)
-    rather than read from params.yaml.
+    rather than read from params.yaml. ``default``: the value a caller of
+    :func:`dlgmm_core.build_model` who omits the argument gets (params.yaml
+    must set it all the same); without one the argument is required.
     """
 
     name: str
@@ -54,6 +60,7 @@ class Arg:
     length: str = ""
     param: str = ""
     from_data: bool = False
+    default: Any = REQUIRED
 
     def __post_init__(self) -> None:
         if self.check not in CHECKS:
@@ -153,17 +160,19 @@ class ModelSpec:
     def check_kwargs(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """``config`` checked against ``args`` and normalised to plain ints/floats/strs/lists, in ``args`` order.
 
+        An argument with a ``default`` may be omitted, and then gets it.
         Raises :class:`DlgmmError` naming the missing or unknown arguments, or
         the argument with a bad value.
         """
         where = f"build_model({self.kind!r})"
         expected = self.arg_names
-        missing = [name for name in expected if name not in config]
+        missing = [arg.name for arg in self.args if arg.name not in config and arg.default is REQUIRED]
         unknown = sorted(name for name in config if name not in expected)
         if missing or unknown:
             parts = ([f"missing argument(s) {', '.join(missing)}"] if missing else []) + \
                     ([f"unknown argument(s) {', '.join(unknown)}"] if unknown else [])
             raise DlgmmError(f"{where}: {'; '.join(parts)} (expected exactly: {', '.join(expected)})")
+        config = {arg.name: config.get(arg.name, arg.default) for arg in self.args}
         out: dict[str, Any] = {}
         for arg in self.args:  # per-component lists last: their length is another argument's checked value
             if arg.check != "per_component":
@@ -349,10 +358,16 @@ MODEL_ARGS = _LiveMapping(lambda: {kind: s.arg_names for kind, s in _SPECS.items
 # the paper's models
 # --------------------------------------------------------------------------
 def _common(*middle: Arg, length: str = "") -> tuple[Arg, ...]:
-    """``input_dim, hidden, *middle``, then the per-component prior means and scales of ``length`` components."""
+    """``input_dim, hidden, encoder_activation, *middle``, then the prior means and scales of ``length`` components.
+
+    ``encoder_activation`` defaults to ``relu`` for callers of
+    :func:`dlgmm_core.build_model` (the encoder of the paper's text, and of
+    every checkpoint written before the argument existed).
+    """
     priors = (Arg("prior_means", "per_component", length=length),
               Arg("prior_scales", "per_component", positive=True, length=length)) if length else ()
-    head = (Arg("input_dim", "integer", from_data=True), Arg("hidden", "integer"))
+    head = (Arg("input_dim", "integer", from_data=True), Arg("hidden", "integer"),
+            Arg("encoder_activation", "choice", choices=ENCODER_ACTIVATIONS, default="relu"))
     return head + middle + priors
 
 

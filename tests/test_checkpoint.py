@@ -8,12 +8,13 @@ import torch
 from dlgmm_core import DlgmmError, build_model, load_checkpoint, save_checkpoint
 
 CONFIGS = {
-    "gauss_vae": dict(input_dim=12, hidden=8, latent=3),
-    "sb_vae": dict(input_dim=12, hidden=8, truncation=4, alpha0=5.0, kl_method="taylor", taylor_terms=10),
-    "dlgmm": dict(input_dim=12, hidden=8, latent=3, components=3, alpha=1.0, prior_means=[-1.0, 0.0, 1.0],
-                  prior_scales=[1.0], kl_method="quadrature", taylor_terms=10),
-    "dldpmm": dict(input_dim=12, hidden=8, latent=3, truncation=5, alpha0=1.0, prior_means=[0.0],
-                   prior_scales=[1.0], kl_method="taylor", taylor_terms=7),
+    "gauss_vae": dict(input_dim=12, hidden=8, encoder_activation="linear", latent=3),
+    "sb_vae": dict(input_dim=12, hidden=8, encoder_activation="relu", truncation=4, alpha0=5.0, kl_method="taylor",
+                   taylor_terms=10),
+    "dlgmm": dict(input_dim=12, hidden=8, encoder_activation="linear", latent=3, components=3, alpha=1.0,
+                  prior_means=[-1.0, 0.0, 1.0], prior_scales=[1.0], kl_method="quadrature", taylor_terms=10),
+    "dldpmm": dict(input_dim=12, hidden=8, encoder_activation="relu", latent=3, truncation=5, alpha0=1.0,
+                   prior_means=[0.0], prior_scales=[1.0], kl_method="taylor", taylor_terms=7),
 }
 
 
@@ -162,6 +163,22 @@ def test_state_dict_of_another_config(tmp_path):
     payload["config"] = {**payload["config"], "hidden": -3}
     torch.save(payload, path)
     _expect_error(path, "hidden")
+
+
+def test_encoder_activation_is_stored_and_checked(tmp_path):
+    path = tmp_path / "linear.pt"
+    save_checkpoint(path, _model("dlgmm"))
+    payload = torch.load(path, weights_only=True)
+    assert payload["config"]["encoder_activation"] == "linear"
+    loaded = load_checkpoint(path)
+    assert [type(m) for m in loaded.encoder] == [torch.nn.Linear]
+    del payload["config"]["encoder_activation"]  # a checkpoint written before the argument existed: ReLU
+    torch.save(payload, path)
+    loaded = load_checkpoint(path)
+    assert loaded.config["encoder_activation"] == "relu" and isinstance(loaded.encoder[-1], torch.nn.ReLU)
+    payload["config"]["encoder_activation"] = "sigmoid"
+    torch.save(payload, path)
+    _expect_error(path, "encoder_activation must be one of relu, linear")
 
 
 def test_map_location_and_device(tmp_path):

@@ -31,8 +31,9 @@ def _set(tree: dict, dotted: str, value) -> dict:
 def test_committed_params_hold_the_paper_settings():
     params = load_params(ROOT / "params.yaml")
     assert params.budget == "paper"
+    assert params.protocol == "authors" and params.protocols == ["authors"]  # the headline protocol by default
     train = params.train
-    assert (train["lr"], train["batch_size"], train["patience"]) == (0.0003, 100, 30)
+    assert (train["lr"], train["batch_size"], train["patience"]) == (0.0003, 100, 26)
     kind, config = params.model_config("dlgmm")
     assert kind == "dlgmm" and config["components"] == params.k == 3
     assert (config["hidden"], config["latent"], config["alpha"]) == (500, 25, 1.0)
@@ -40,11 +41,12 @@ def test_committed_params_hold_the_paper_settings():
     assert params.model_config("dldpmm")[1]["alpha0"] == 1.0
     sb = params.model_config("sb_vae")[1]
     assert (sb["truncation"], sb["alpha0"]) == (25, 5.0)
-    assert params.model_config("gauss_vae")[1] == {"input_dim": 784, "hidden": 500, "latent": 25}
+    assert params.model_config("gauss_vae")[1] == {"input_dim": 784, "hidden": 500, "encoder_activation": "linear",
+                                                   "latent": 25}
     kind, qual = params.model_config("qualitative")
     assert kind == "dlgmm" and qual["components"] == 5 and qual["latent"] == 5
     assert qual["prior_means"] == [-1.5, -0.75, 0.0, 0.75, 1.5]
-    assert params.eval["marginal_likelihood"]["samples"] == 5000
+    assert params.eval["marginal_likelihood"]["samples"] == 1000
     assert params.eval["knn"]["neighbors"] == [3, 5, 10]
 
 
@@ -58,9 +60,9 @@ def test_quick_budget_applies_overrides(tree):
     params = params_from_tree(_set(tree, "budget", "quick"))
     assert params.train["max_epochs"] == tree["quick"]["train.max_epochs"]
     assert params.eval["marginal_likelihood"]["samples"] == tree["quick"]["eval.marginal_likelihood.samples"]
-    assert tree["train"]["max_epochs"] != tree["quick"]["train.max_epochs"]
+    assert tree["protocol"]["authors"]["train"]["max_epochs"] != tree["quick"]["train.max_epochs"]
     paper = params_from_tree(_set(tree, "budget", "paper"))
-    assert paper.train["max_epochs"] == tree["train"]["max_epochs"]
+    assert paper.train["max_epochs"] == tree["protocol"]["authors"]["train"]["max_epochs"]
 
 
 @pytest.mark.parametrize(
@@ -76,16 +78,29 @@ def test_quick_budget_applies_overrides(tree):
         ("train.batch_size", -5, "train.batch_size must be >= 1"),
         ("train.device", "tpu", "train.device must be one of"),
         ("budget", "huge", "budget must be one of"),
-        ("model.dlgmm.kl", "exact", "model.dlgmm.kl must be one of"),
+        ("protocol.authors.model.dlgmm.kl", "exact", "protocol.authors.model.dlgmm.kl must be one of"),
+        ("protocol.corrected.model.dlgmm.kl", "exact", "protocol.corrected.model.dlgmm.kl must be one of"),
+        ("protocol.authors.model.sb_vae.encoder_activation", "tanh",
+         "protocol.authors.model.sb_vae.encoder_activation must be one of relu, linear"),
+        ("protocol.corrected.model.qualitative.taylor_terms", 0,
+         "protocol.corrected.model.qualitative.taylor_terms must be >= 1"),
+        ("protocol.authors.train.patience", 0, r"^params.yaml: protocol.authors.train.patience must be >= 1 \(got 0\)$"),
+        ("protocol.corrected.train.max_epochs", 1.5, "protocol.corrected.train.max_epochs must be an integer"),
+        ("protocol.authors.eval.marginal_likelihood.headline", "best",
+         "protocol.authors.eval.marginal_likelihood.headline must be one of authors, ours"),
+        ("eval.marginal_likelihood.authors_samples", 0, "eval.marginal_likelihood.authors_samples must be >= 1"),
         ("model.dlgmm.prior_scales", [0.0], "model.dlgmm.prior_scales[0] must be > 0"),
         ("model.qualitative.prior_means", [0.0, 1.0], "model.qualitative.prior_means must hold 1 or 5 values"),
-        ("eval.marginal_likelihood.samples", 0, "eval.marginal_likelihood.samples must be >= 1"),
+        ("protocol.authors.eval.marginal_likelihood.samples", 0,
+         "protocol.authors.eval.marginal_likelihood.samples must be >= 1"),
         ("data.mnist.source", "web", "data.mnist.source must be one of"),
         ("data.omniglot.lake_split", [0.5, 0.5, 0.5], "data.omniglot.lake_split must be three positive fractions"),
     ],
 )
 def test_bad_values_name_their_key(tree, key, value, named):
-    with pytest.raises(DlgmmError, match=named.replace("[", r"\[").replace("]", r"\]")):
+    if not named.startswith("^"):
+        named = named.replace("[", r"\[").replace("]", r"\]")
+    with pytest.raises(DlgmmError, match=named):
         params_from_tree(_set(tree, key, value))
 
 

@@ -13,13 +13,15 @@ KINDS = ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
 KL = ("quadrature", "taylor")
 
 
-def config(kind: str, *, input_dim=12, hidden=16, latent=3, k=4, kl="quadrature", **overrides) -> dict:
+def config(kind: str, *, input_dim=12, hidden=16, latent=3, k=4, kl="quadrature", activation="relu",
+           **overrides) -> dict:
+    trunk = dict(input_dim=input_dim, hidden=hidden, encoder_activation=activation)
     base = {
-        "gauss_vae": dict(input_dim=input_dim, hidden=hidden, latent=latent),
-        "sb_vae": dict(input_dim=input_dim, hidden=hidden, truncation=k, alpha0=5.0, kl_method=kl, taylor_terms=10),
-        "dlgmm": dict(input_dim=input_dim, hidden=hidden, latent=latent, components=k, alpha=1.0,
+        "gauss_vae": dict(**trunk, latent=latent),
+        "sb_vae": dict(**trunk, truncation=k, alpha0=5.0, kl_method=kl, taylor_terms=10),
+        "dlgmm": dict(**trunk, latent=latent, components=k, alpha=1.0,
                       prior_means=[0.0], prior_scales=[1.0], kl_method=kl, taylor_terms=10),
-        "dldpmm": dict(input_dim=input_dim, hidden=hidden, latent=latent, truncation=k, alpha0=1.0,
+        "dldpmm": dict(**trunk, latent=latent, truncation=k, alpha0=1.0,
                        prior_means=[0.0], prior_scales=[1.0], kl_method=kl, taylor_terms=10),
     }[kind]
     base.update(overrides)
@@ -51,6 +53,34 @@ def test_config_round_trip(kind):
     assert model.latent_dim == (cfg["truncation"] if kind == "sb_vae" else cfg["latent"])
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_encoder_drops_only_the_relu(kind):
+    """encoder_activation=linear: no ReLU after the first layer, the same weights under the same keys."""
+    models = {}
+    for activation in ("relu", "linear"):
+        torch.manual_seed(0)
+        models[activation] = build_model(kind, **config(kind, activation=activation))
+    relu, linear = models["relu"], models["linear"]
+    assert [type(m) for m in relu.encoder] == [torch.nn.Linear, torch.nn.ReLU]
+    assert [type(m) for m in linear.encoder] == [torch.nn.Linear]
+    assert relu.config["encoder_activation"] == "relu" and linear.config["encoder_activation"] == "linear"
+    assert list(relu.state_dict()) == list(linear.state_dict())
+    assert all(torch.equal(relu.state_dict()[key], value) for key, value in linear.state_dict().items())
+    scramble(linear)
+    x = binary(5, 12)
+    affine = torch.nn.functional.linear(x, linear.encoder[0].weight, linear.encoder[0].bias)
+    assert (affine < 0).any() and torch.equal(linear.encoder(x), affine)
+    relu.load_state_dict(linear.state_dict())
+    assert torch.equal(relu.encoder(x), affine.clamp(min=0))
+
+
+def test_encoder_activation_defaults_to_relu_when_omitted():
+    cfg = config("dlgmm")
+    del cfg["encoder_activation"]
+    model = build_model("dlgmm", **cfg)
+    assert model.config["encoder_activation"] == "relu" and isinstance(model.encoder[-1], torch.nn.ReLU)
+
+
 def test_init_is_authors_normal_001():
     torch.manual_seed(0)
     model = build_model("gauss_vae", input_dim=784, hidden=500, latent=25)
@@ -66,6 +96,8 @@ def test_init_is_authors_normal_001():
     ("gauss_vae", {"hidden": 0}, "hidden"),
     ("gauss_vae", {"latent": 2.5}, "latent"),
     ("gauss_vae", {"input_dim": True}, "input_dim"),
+    ("gauss_vae", {"encoder_activation": "tanh"}, "encoder_activation must be one of relu, linear (got 'tanh')"),
+    ("dldpmm", {"encoder_activation": "ReLU"}, "encoder_activation must be one of relu, linear (got 'ReLU')"),
     ("sb_vae", {"truncation": 1}, "truncation"),
     ("sb_vae", {"alpha0": -1.0}, "alpha0"),
     ("sb_vae", {"alpha0": float("nan")}, "alpha0"),

@@ -3,17 +3,20 @@
 =========  ============================  =========================================
 kind       class                         keyword arguments (``Params.model_config``)
 =========  ============================  =========================================
-gauss_vae  :class:`GaussVAE`             input_dim, hidden, latent
-sb_vae     :class:`StickBreakingVAE`     input_dim, hidden, truncation, alpha0,
+gauss_vae  :class:`GaussVAE`             input_dim, hidden, encoder_activation, latent
+sb_vae     :class:`StickBreakingVAE`     input_dim, hidden, encoder_activation, truncation,
+                                         alpha0, kl_method, taylor_terms
+dlgmm      :class:`DeepLatentMixture`    input_dim, hidden, encoder_activation, latent,
+                                         components, alpha, prior_means, prior_scales,
                                          kl_method, taylor_terms
-dlgmm      :class:`DeepLatentMixture`    input_dim, hidden, latent, components, alpha,
-                                         prior_means, prior_scales, kl_method, taylor_terms
-dldpmm     :class:`DeepLatentMixture`    input_dim, hidden, latent, truncation, alpha0,
-                                         prior_means, prior_scales, kl_method, taylor_terms
+dldpmm     :class:`DeepLatentMixture`    input_dim, hidden, encoder_activation, latent,
+                                         truncation, alpha0, prior_means, prior_scales,
+                                         kl_method, taylor_terms
 =========  ============================  =========================================
 
 The kinds, their classes and their arguments with the checks they pass are
-declared in :mod:`dlgmm_core.registry`. Every model has ``kind``, ``config``
+declared in :mod:`dlgmm_core.registry`; ``encoder_activation`` (``relu`` or
+``linear``) may be omitted and is then ``relu``. Every model has ``kind``, ``config``
 (``build_model(model.kind, **model.config)`` rebuilds it), ``latent_dim`` and
 the methods ``elbo``, ``decode``, ``embed``, ``sample_prior`` and
 ``log_importance_weights``.

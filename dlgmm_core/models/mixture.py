@@ -13,7 +13,7 @@ from ..errors import DlgmmError
 from ..estimators import check_component
 from ..nets import (bernoulli_log_likelihood, float32_at_least, gaussian_log_density, gaussian_mixture_log_densities,
                     mlp, stick_posterior)
-from .gauss_vae import LOG_SIGMA_RANGE
+from .gauss_vae import LOG_SIGMA_RANGE, encoder_trunk
 
 
 class DeepLatentMixture(nn.Module):
@@ -27,10 +27,11 @@ class DeepLatentMixture(nn.Module):
     components, or one per component; each applies in every latent dimension).
 
     Posterior q(v, z | x) = prod_k Kumar(v_k; a_k, b_k) * sum_k pi_k(v) N(z; mu_k, sigma_k^2 I).
-    Encoder: ``x -> hidden (ReLU)``, then ONE linear head for all K (mu_k, log sigma_k)
-    and one head each for the K-1 log a and log b (log sigma and log a/b are
-    clamped so that no extreme head gives 0 or inf). Decoder ``z -> hidden (ReLU)
-    -> input_dim`` logits. Weights start N(0, 0.01^2), biases zero (the authors').
+    Encoder: ``x -> hidden`` (a ReLU after it, or none: ``encoder_activation``,
+    see :func:`~dlgmm_core.models.gauss_vae.encoder_trunk`), then ONE linear
+    head for all K (mu_k, log sigma_k) and one head each for the K-1 log a and
+    log b (log sigma and log a/b are clamped so that no extreme head gives 0 or
+    inf). Decoder ``z -> hidden (ReLU) -> input_dim`` logits. Weights start N(0, 0.01^2), biases zero (the authors').
 
     :meth:`elbo` is Eq. (1) of the paper with S = 1, as the authors computed it::
 
@@ -46,7 +47,7 @@ class DeepLatentMixture(nn.Module):
     stays below the component-indicator ELBO and hence below log p(x).
     """
 
-    def __init__(self, *, input_dim: int, hidden: int, latent: int, prior_means: list[float],
+    def __init__(self, *, input_dim: int, hidden: int, encoder_activation: str, latent: int, prior_means: list[float],
                  prior_scales: list[float], kl_method: str = "quadrature", taylor_terms: int = 10,
                  components: int | None = None, alpha: float | None = None,
                  truncation: int | None = None, alpha0: float | None = None):
@@ -58,11 +59,12 @@ class DeepLatentMixture(nn.Module):
         else:
             self.kind, k = "dldpmm", truncation
             weights = {"truncation": truncation, "alpha0": alpha0}
-        self.config = {"input_dim": input_dim, "hidden": hidden, "latent": latent, **weights,
+        self.config = {"input_dim": input_dim, "hidden": hidden, "encoder_activation": encoder_activation,
+                       "latent": latent, **weights,
                        "prior_means": list(prior_means), "prior_scales": list(prior_scales),
                        "kl_method": kl_method, "taylor_terms": taylor_terms}
         self.components, self.latent_dim = k, latent
-        self.encoder = mlp([input_dim, hidden], activate_last=True)
+        self.encoder = encoder_trunk(input_dim, hidden, encoder_activation)
         self.gauss_head = mlp([hidden, k * 2 * latent])  # all K (mu_k, log sigma_k) at once
         if k > 1:  # K = 1 has no sticks: pi = (1,)
             self.log_a_head = mlp([hidden, k - 1])

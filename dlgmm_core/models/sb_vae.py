@@ -9,15 +9,17 @@ from ..distributions import Kumaraswamy, dp_stick_prior, log_stick_breaking, sti
 from ..errors import DlgmmError
 from ..estimators import check_component
 from ..nets import bernoulli_log_likelihood, mlp, stick_posterior
+from .gauss_vae import encoder_trunk
 
 
 class StickBreakingVAE(nn.Module):
     """Stick-breaking VAE: the decoder reads the mixture-weight vector pi (T entries).
 
-    Encoder ``x -> hidden (ReLU)`` with linear heads for log a and log b
-    (T-1 each, clamped to ``LOG_AB_RANGE`` so that a = exp(log a) and b can be
-    neither 0 nor inf); v_k ~ Kumaraswamy(a_k, b_k) by its inverse CDF, pi =
-    stick_breaking(v); decoder ``pi -> hidden (ReLU) -> input_dim`` logits.
+    Encoder ``x -> hidden`` (a ReLU after it, or none: ``encoder_activation``,
+    see :func:`~dlgmm_core.models.gauss_vae.encoder_trunk`) with linear heads
+    for log a and log b (T-1 each, clamped to ``LOG_AB_RANGE`` so that
+    a = exp(log a) and b can be neither 0 nor inf); v_k ~ Kumaraswamy(a_k, b_k)
+    by its inverse CDF, pi = stick_breaking(v); decoder ``pi -> hidden (ReLU) -> input_dim`` logits.
     Prior: v_k ~ Beta(1, alpha0) (a GEM(alpha0) truncated at T). Weights start
     N(0, 0.01^2), biases zero (the authors' initialisation).
 
@@ -26,13 +28,14 @@ class StickBreakingVAE(nn.Module):
 
     kind = "sb_vae"
 
-    def __init__(self, *, input_dim: int, hidden: int, truncation: int, alpha0: float,
+    def __init__(self, *, input_dim: int, hidden: int, encoder_activation: str, truncation: int, alpha0: float,
                  kl_method: str = "quadrature", taylor_terms: int = 10):
         super().__init__()
-        self.config = {"input_dim": input_dim, "hidden": hidden, "truncation": truncation, "alpha0": alpha0,
-                       "kl_method": kl_method, "taylor_terms": taylor_terms}
+        self.config = {"input_dim": input_dim, "hidden": hidden, "encoder_activation": encoder_activation,
+                       "truncation": truncation, "alpha0": alpha0, "kl_method": kl_method,
+                       "taylor_terms": taylor_terms}
         self.latent_dim = truncation
-        self.encoder = mlp([input_dim, hidden], activate_last=True)
+        self.encoder = encoder_trunk(input_dim, hidden, encoder_activation)
         self.log_a_head = mlp([hidden, truncation - 1])
         self.log_b_head = mlp([hidden, truncation - 1])
         self.decoder = mlp([truncation, hidden, input_dim])
