@@ -39,15 +39,10 @@ import torch
 from torch import nn
 
 from .errors import DlgmmError
-from .nets import model_device, model_dtype
+from .nets import check_component, model_device, model_dtype
 
 DEFAULT_AT = (1, 10, 100, 1000)
 
-#: ``log_importance_weights(x, samples, component)``: "summed" weighs (v, z) with the
-#: mixture component summed out of target and proposal (ours); "sampled" weighs
-#: (v, k, z) with the sampled component k (the authors'). Models without a
-#: mixture component give the same weights for both.
-COMPONENTS = ("summed", "sampled")
 
 #: Draws per example of the authors' estimator (their code's 50).
 AUTHORS_DRAWS = 50
@@ -60,13 +55,6 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise DlgmmError(f"{name} must be an integer >= {minimum} (got {value!r})")
     return int(value)
-
-
-def check_component(component: str) -> str:
-    """``component`` if it is one of :data:`COMPONENTS` (``log_importance_weights``' argument), else DlgmmError."""
-    if component not in COMPONENTS:
-        raise DlgmmError(f"component must be one of {', '.join(map(repr, COMPONENTS))} (got {component!r})")
-    return component
 
 
 def _check_examples(x: torch.Tensor) -> None:
@@ -168,7 +156,7 @@ def log_weight_table(model: nn.Module, x: torch.Tensor, samples: int, component:
     """All ``samples`` log-weights of every example of ``x``, float64 of shape (samples, B), on ``x``'s device.
 
     Row d is the d-th draw of each example, drawn with ``component`` (see
-    :data:`COMPONENTS`) in the memory-bounded chunks of :func:`importance_bounds`.
+    :data:`dlgmm_core.nets.COMPONENTS`) in the memory-bounded chunks of :func:`importance_bounds`.
     Non-finite log-weights are kept as they are (the caller decides).
     """
     samples = _check_int("samples", samples)

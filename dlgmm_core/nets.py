@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .distributions import LOG_AB_RANGE, Kumaraswamy
+from .errors import DlgmmError
 
 _LOG_TWO_PI = 1.8378770664093453  # log(2 pi)
 
@@ -114,3 +115,17 @@ def model_device(model: nn.Module) -> torch.device:
 def model_dtype(model: nn.Module) -> torch.dtype:
     """The dtype of ``model``'s first parameter."""
     return next(model.parameters()).dtype
+
+
+#: ``log_importance_weights(x, samples, component)``: "summed" weighs (v, z) with the
+#: mixture component summed out of target and proposal (ours); "sampled" weighs
+#: (v, k, z) with the sampled component k (the authors'). Models without a
+#: mixture component give the same weights for both.
+COMPONENTS = ("summed", "sampled")
+
+
+def check_component(component: str) -> str:
+    """``component`` if it is one of :data:`COMPONENTS` (``log_importance_weights``' argument), else DlgmmError."""
+    if component not in COMPONENTS:
+        raise DlgmmError(f"component must be one of {', '.join(map(repr, COMPONENTS))} (got {component!r})")
+    return component

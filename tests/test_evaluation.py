@@ -14,6 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
+from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.evaluation import (atomic_dir, check_neighbors, embed, grid_png_size, knn_errors,
                                    marginal_likelihood, plot_tsne, prior_bernoulli_means, require_labels,
@@ -297,11 +298,13 @@ def tiny_params() -> dict:
         tree["model"][key].update(values)
     tree["eval"] = {
         "device": "cpu",
-        "marginal_likelihood": {"samples": 20, "bounds_at": [1, 10, 100], "batch_size": 60, "max_examples": 12},
+        "marginal_likelihood": {"bounds_at": [1, 10, 100], "batch_size": 60, "max_examples": 12,
+                                "authors_samples": 5},
         "knn": {"neighbors": [1, 3], "max_train_examples": 40, "max_test_examples": 20},
         "tsne": {"points": 30, "perplexity": 5.0},
         "samples": {"grid": 3},
     }
+    tree["protocol"]["authors"]["eval"]["marginal_likelihood"]["samples"] = 20
     return tree
 
 
@@ -321,21 +324,21 @@ def make_workspace(root: Path) -> None:
     save_npz(root / "data/prepared/mnist.npz", **arrays)
     (root / "data/prepared/mnist.json").write_text(json.dumps(
         {"dataset": "mnist", "source": "wheel", "labels": True, "class_names": [str(d) for d in range(10)]}))
-    params = params_from_tree(tree)
+    params = params_from_tree(tree, protocol="authors")
     for key in ("gauss_vae", "dlgmm", "dldpmm", "qualitative"):
         kind, config = params.model_config(key)
         torch.manual_seed(1)
-        save_checkpoint(root / "models/mnist" / f"{key}.pt", build_model(kind, **config),
-                        metadata={"dataset": "mnist", "model": key})
+        save_checkpoint(layout.checkpoint("authors", "mnist", key, root), build_model(kind, **config),
+                        metadata={"dataset": "mnist", "model": key, "protocol": "authors"})
 
 
 STAGE_RUNS = {
-    "nll": ["marginal_likelihood.py", "--dataset", "mnist", "--model", "dlgmm"],
-    "knn": ["knn.py", "--dataset", "mnist", "--model", "dldpmm"],
-    "tsne": ["tsne.py", "--dataset", "mnist", "--model", "gauss_vae"],
-    "samples": ["samples.py", "--dataset", "mnist", "--model", "dldpmm"],
-    "qualitative": ["samples.py", "--dataset", "mnist", "--model", "qualitative"],
-    "missing": ["knn.py", "--dataset", "mnist", "--model", "sb_vae"],
+    "nll": ["marginal_likelihood.py", "--protocol", "authors", "--dataset", "mnist", "--model", "dlgmm"],
+    "knn": ["knn.py", "--protocol", "authors", "--dataset", "mnist", "--model", "dldpmm"],
+    "tsne": ["tsne.py", "--protocol", "authors", "--dataset", "mnist", "--model", "gauss_vae"],
+    "samples": ["samples.py", "--protocol", "authors", "--dataset", "mnist", "--model", "dldpmm"],
+    "qualitative": ["samples.py", "--protocol", "authors", "--dataset", "mnist", "--model", "qualitative"],
+    "missing": ["knn.py", "--protocol", "authors", "--dataset", "mnist", "--model", "sb_vae"],
 }
 
 
@@ -362,27 +365,28 @@ def test_stage_marginal_likelihood(stage_runs):
     root, again, results = stage_runs
     rc, _, err = results["nll"]
     assert rc == 0, err
-    data = json.loads((root / "reports/nll/mnist/dlgmm.json").read_text())
+    data = json.loads(layout.nll_result("authors", "mnist", "dlgmm", root).read_text())
     assert set(data) == {"nll", "nll_se", "headline", "elbo", "bounds", "samples", "examples", "kl_method", "ours",
                          "authors", "seconds"}
+    assert data["headline"] == "authors"  # the authors protocol's headline estimator
     assert data[data["headline"]]["nll"] == data["nll"] and data["ours"]["samples"] == 20
     assert data["bounds"]["20"] == data["ours"]["nll"] and data["authors"]["dropped_draws"] == 0
-    assert (data["samples"], data["examples"], data["kl_method"]) == (20, 12, "quadrature")
+    assert (data["samples"], data["examples"], data["kl_method"]) == (20, 12, "taylor")
     assert set(data["bounds"]) == {"1", "10", "20"}
     assert 0 < data["nll"] < 784 * np.log(2) * 2 and data["nll_se"] > 0
     assert data["bounds"]["1"] >= data["nll"] - 1.0
     assert results["nll_again"][0] == 0, results["nll_again"][2]
-    repeat = json.loads((again / "reports/nll/mnist/dlgmm.json").read_text())
+    repeat = json.loads(layout.nll_result("authors", "mnist", "dlgmm", again).read_text())
     data.pop("seconds"), repeat.pop("seconds")
     assert data == repeat  # deterministic on CPU
-    assert not list((root / "reports/nll/mnist").glob(".*"))
+    assert not list(layout.nll_result("authors", "mnist", "dlgmm", root).parent.glob(".*"))
 
 
 def test_stage_knn(stage_runs):
     root, _, results = stage_runs
     rc, _, err = results["knn"]
     assert rc == 0, err
-    data = json.loads((root / "reports/knn/mnist/dldpmm.json").read_text())
+    data = json.loads(layout.knn_result("authors", "mnist", "dldpmm", root).read_text())
     assert set(data) == {"error@1", "error@3", "train_examples", "test_examples"}
     assert (data["train_examples"], data["test_examples"]) == (40, 20)
     assert all(0.0 <= data[k] <= 100.0 for k in ("error@1", "error@3"))
@@ -392,10 +396,10 @@ def test_stage_figures(stage_runs):
     root, _, results = stage_runs
     for name in ("tsne", "samples", "qualitative"):
         assert results[name][0] == 0, results[name][2]
-    assert Image.open(root / "reports/figures/tsne/mnist_gauss_vae.png").format == "PNG"
-    grid = Image.open(root / "reports/figures/samples/mnist_dldpmm.png")
+    assert Image.open(layout.tsne_figure("authors", "mnist", "gauss_vae", root)).format == "PNG"
+    grid = Image.open(layout.samples_figure("authors", "mnist", "dldpmm", root))
     assert grid.size[0] == (3 * 28 + 4 * 2) * 2
-    names = sorted(p.name for p in (root / "reports/figures/qualitative").iterdir())
+    names = sorted(p.name for p in layout.qualitative_dir("authors", root).iterdir())
     assert names == [f"component_{k}.png" for k in range(1, 6)]
 
 
@@ -404,7 +408,7 @@ def test_stage_missing_checkpoint(stage_runs):
     rc, _, err = results["missing"]
     assert rc == 2
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "models/mnist/sb_vae.pt" in lines[0] and "not found" in lines[0], err
+    assert len(lines) == 1 and "models/authors/mnist/sb_vae.pt" in lines[0] and "not found" in lines[0], err
 
 
 def test_knn_matches_scikit_learn_with_chunks():

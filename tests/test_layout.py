@@ -129,7 +129,8 @@ def test_training_fingerprint_covers_exactly_the_training_code_deps():
     from dlgmm_core.training import code_files
 
     train = [s for s in STAGES if command(s)[0] == TRAIN_SCRIPT.as_posix()]
-    assert {s["name"] for s in train} >= {"train@mnist-gauss_vae", "train_dlgmm@mnist", "train_qualitative"}
+    assert {s["name"] for s in train} >= {"train@authors-mnist-gauss_vae", "train_dlgmm@authors-mnist",
+                                        "train_qualitative@authors"}
     for stage in train:
         assert code_dep_sources(stage["deps"]) == set(code_files()), stage["name"]
 

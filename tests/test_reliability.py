@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from test_evaluation import make_workspace
 
+from dlgmm_core import layout
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-NLL = ["marginal_likelihood.py", "--dataset", "mnist", "--model", "dlgmm"]
+NLL = ["marginal_likelihood.py", "--protocol", "authors", "--dataset", "mnist", "--model", "dlgmm"]
 
 
 def _stage(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -34,10 +37,11 @@ def test_marginal_likelihood_killed_midway_leaves_nothing_and_restarts_cleanly(t
     work.mkdir()
     make_workspace(work)
     tree = yaml.safe_load((work / "params.yaml").read_text())
-    tree["eval"]["marginal_likelihood"].update(samples=12000, batch_size=12000, max_examples=30)
+    tree["eval"]["marginal_likelihood"].update(batch_size=12000, max_examples=30)
+    tree["protocol"]["authors"]["eval"]["marginal_likelihood"]["samples"] = 12000
     (work / "params.yaml").write_text(yaml.safe_dump(tree))
     shutil.copytree(work, reference)
-    out = work / "reports/nll/mnist/dlgmm.json"
+    out = layout.nll_result("authors", "mnist", "dlgmm", work)
 
     process = subprocess.Popen([sys.executable, str(ROOT / "stages" / NLL[0]), *NLL[1:]], cwd=work, env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -61,12 +65,30 @@ def test_marginal_likelihood_killed_midway_leaves_nothing_and_restarts_cleanly(t
 
 def test_checkpoint_of_another_model_is_named(tmp_path):
     make_workspace(tmp_path)
-    shutil.copy(tmp_path / "models/mnist/gauss_vae.pt", tmp_path / "models/mnist/dlgmm.pt")
+    dlgmm = layout.checkpoint("authors", "mnist", "dlgmm", tmp_path)
+    shutil.copy(layout.checkpoint("authors", "mnist", "gauss_vae", tmp_path), dlgmm)
     result = _stage(NLL, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "models/mnist/dlgmm.pt" in lines[0] and "gauss_vae" in lines[0], result.stderr
-    assert not (tmp_path / "reports/nll/mnist/dlgmm.json").exists()
+    assert len(lines) == 1 and "models/authors/mnist/dlgmm.pt" in lines[0] and "gauss_vae" in lines[0], result.stderr
+    assert not layout.nll_result("authors", "mnist", "dlgmm", tmp_path).exists()
+
+
+@pytest.mark.parametrize("key, recorded", [("dataset", "omniglot"), ("protocol", "corrected")])
+def test_checkpoint_recording_another_dataset_or_protocol_is_named(tmp_path, key, recorded):
+    """A checkpoint copied in from another dataset's or protocol's folder would give its numbers under this name."""
+    from dlgmm_core import load_checkpoint, save_checkpoint
+
+    make_workspace(tmp_path)
+    path = layout.checkpoint("authors", "mnist", "dlgmm", tmp_path)
+    model = load_checkpoint(path)
+    save_checkpoint(path, model, metadata={**model.checkpoint_metadata, key: recorded})
+    result = _stage(NLL, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path.relative_to(tmp_path)) in lines[0] and f"{key} {recorded!r}" in lines[0], \
+        result.stderr
+    assert not layout.nll_result("authors", "mnist", "dlgmm", tmp_path).exists()
 
 
 def test_non_binary_prepared_data_is_named(tmp_path):
@@ -75,7 +97,7 @@ def test_non_binary_prepared_data_is_named(tmp_path):
     arrays = dict(np.load(path))
     arrays["x_test"][0, 0] = 7
     np.savez_compressed(path, **arrays)
-    result = _stage(["knn.py", "--dataset", "mnist", "--model", "dlgmm"], tmp_path)
+    result = _stage(["knn.py", "--protocol", "authors", "--dataset", "mnist", "--model", "dlgmm"], tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "data/prepared/mnist.npz" in lines[0] and "x_test" in lines[0], result.stderr

@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from dlgmm_core import build_model, load_checkpoint, training
+from dlgmm_core import build_model, layout, load_checkpoint, training
 from dlgmm_core.config import set_params
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.io import save_npz
@@ -338,7 +338,7 @@ def make_workspace(path: Path, **train) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     settings = {"budget": "paper", "seed": SEED, "model.gauss_vae.hidden": 16, "model.gauss_vae.latent": 2,
-                "train.device": "cpu", "train.precision": "float32", "train.lr": 1e-3, "train.patience": 100, **train}
+                "train.device": "cpu", "train.precision": "float32", "train.lr": 1e-3, "protocol.authors.train.patience": 100, **train}
     set_params(path / "params.yaml", [f"{k}={json.dumps(v)}" for k, v in settings.items()])
     labels = {f"y_{s}": np.arange(n) % 10 for s, n in (("train", 3000), ("valid", 300), ("test", 10))}
     save_npz(path / "data" / "prepared" / "mnist.npz", x_train=binary(3000, 1), x_valid=binary(300, 2),
@@ -347,8 +347,8 @@ def make_workspace(path: Path, **train) -> Path:
 
 
 def stage(cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "stages" / "train.py"), "--dataset", "mnist",
-                             "--model", "gauss_vae"], cwd=cwd, env=ENV, text=True,
+    return subprocess.Popen([sys.executable, str(ROOT / "stages" / "train.py"), "--protocol", "authors",
+                             "--dataset", "mnist", "--model", "gauss_vae"], cwd=cwd, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -359,49 +359,49 @@ def stage_here(cwd: Path, monkeypatch, capsys) -> str:
     capsys.readouterr()
     with monkeypatch.context() as patch:
         patch.chdir(cwd)
-        patch.setattr(sys, "argv", ["train.py", "--dataset", "mnist", "--model", "gauss_vae"])
+        patch.setattr(sys, "argv", ["train.py", "--protocol", "authors", "--dataset", "mnist", "--model", "gauss_vae"])
         runpy.run_path(str(ROOT / "stages" / "train.py"), run_name="__main__")
     return capsys.readouterr().out
 
 
 def outputs(cwd: Path) -> tuple[dict, list, dict]:
-    _, extra = load_checkpoint(cwd / "models/mnist/gauss_vae.state.pt", with_extra=True)
-    return weights(cwd / "models/mnist/gauss_vae.pt"), elbos(extra["history"]), extra
+    _, extra = load_checkpoint(layout.train_state("authors", "mnist", "gauss_vae", cwd), with_extra=True)
+    return weights(layout.checkpoint("authors", "mnist", "gauss_vae", cwd)), elbos(extra["history"]), extra
 
 
 def test_stage_sigkill_and_resume_is_bitwise_identical(tmp_path, monkeypatch, capsys):
     epochs = 8
-    ref = make_workspace(tmp_path / "ref", **{"train.max_epochs": epochs})
+    ref = make_workspace(tmp_path / "ref", **{"protocol.authors.train.max_epochs": epochs})
     out = stage_here(ref, monkeypatch, capsys)
     ref_weights, ref_history, _ = outputs(ref)
     assert len(ref_history) == epochs and "from scratch" in out
 
     # The stage in a subprocess, SIGKILLed in the epoch after the second one completed.
-    work = make_workspace(tmp_path / "work", **{"train.max_epochs": epochs})
+    work = make_workspace(tmp_path / "work", **{"protocol.authors.train.max_epochs": epochs})
     proc = stage(work)
     if not any(f"epoch   2/{epochs}" in line for line in proc.stdout):
         pytest.fail(f"the stage ended before epoch 2: {proc.communicate()[1]}")
     time.sleep(0.02)  # an epoch takes about 0.1 s: the kill lands in epoch 3
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    _, extra = load_checkpoint(work / "models/mnist/gauss_vae.state.pt", with_extra=True)
+    _, extra = load_checkpoint(layout.train_state("authors", "mnist", "gauss_vae", work), with_extra=True)
     assert 2 <= extra["epoch"] < epochs and not extra["finished"]
     # DVC deletes the non-persistent outputs before running the stage again.
-    (work / "models/mnist/gauss_vae.pt").unlink(missing_ok=True)
+    layout.checkpoint("authors", "mnist", "gauss_vae", work).unlink(missing_ok=True)
     shutil.rmtree(work / "logs")
     out = stage_here(work, monkeypatch, capsys)
     assert f"resuming after epoch {extra['epoch']}" in out
     got_weights, got_history, _ = outputs(work)
     assert_same_weights(got_weights, ref_weights)
     assert got_history == ref_history
-    logs, ref_logs = work / "logs/mnist/gauss_vae", ref / "logs/mnist/gauss_vae"
+    logs, ref_logs = (layout.train_logs("authors", "mnist", "gauss_vae", d) for d in (work, ref))
     for name in ("train/elbo", "valid/elbo"):
         assert read_tsv(logs / f"plots/metrics/{name}.tsv") == read_tsv(ref_logs / f"plots/metrics/{name}.tsv")
     metrics, ref_metrics = (json.loads((d / "metrics.json").read_text()) for d in (logs, ref_logs))
     assert {k: v for k, v in metrics.items() if k != "timing"} == {k: v for k, v in ref_metrics.items() if k != "timing"}
 
     # Finished: a rerun rewrites the deleted outputs without training.
-    (work / "models/mnist/gauss_vae.pt").unlink()
+    layout.checkpoint("authors", "mnist", "gauss_vae", work).unlink()
     shutil.rmtree(work / "logs")
     out = stage_here(work, monkeypatch, capsys)
     assert "already trained" in out and "epoch   1/" not in out
@@ -409,7 +409,7 @@ def test_stage_sigkill_and_resume_is_bitwise_identical(tmp_path, monkeypatch, ca
     assert read_tsv(logs / "plots/metrics/valid/elbo.tsv") == read_tsv(ref_logs / "plots/metrics/valid/elbo.tsv")
 
     # Another configuration (lr): the state is discarded, not resumed.
-    set_params(work / "params.yaml", ["train.lr=0.002", "train.max_epochs=1"])
+    set_params(work / "params.yaml", ["train.lr=0.002", "protocol.authors.train.max_epochs=1"])
     out = stage_here(work, monkeypatch, capsys)
     assert "written by another configuration (train differ); discarded" in out and "from scratch" in out
     assert len(outputs(work)[1]) == 1

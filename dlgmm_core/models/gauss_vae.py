@@ -6,8 +6,7 @@ from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
 from ..errors import DlgmmError
-from ..estimators import check_component
-from ..nets import bernoulli_log_likelihood, float32_at_least, mlp
+from ..nets import bernoulli_log_likelihood, check_component, float32_at_least, mlp
 
 #: log sigma is clamped to this range: sigma in [4.5e-5, 2.2e4]. Wide enough to
 #: never bind in training, narrow enough that sigma^2 cannot overflow float32

@@ -10,9 +10,8 @@ from torch.distributions import kl_divergence
 from ..distributions import (Kumaraswamy, dirichlet_stick_prior, dp_stick_prior, log_stick_breaking,
                              stick_breaking, stick_log_densities)
 from ..errors import DlgmmError
-from ..estimators import check_component
-from ..nets import (bernoulli_log_likelihood, float32_at_least, gaussian_log_density, gaussian_mixture_log_densities,
-                    mlp, stick_posterior)
+from ..nets import (bernoulli_log_likelihood, check_component, float32_at_least, gaussian_log_density,
+                    gaussian_mixture_log_densities, mlp, stick_posterior)
 from .gauss_vae import LOG_SIGMA_RANGE, encoder_trunk
 
 

@@ -7,8 +7,7 @@ from torch.distributions import kl_divergence
 
 from ..distributions import Kumaraswamy, dp_stick_prior, log_stick_breaking, stick_breaking, stick_log_densities
 from ..errors import DlgmmError
-from ..estimators import check_component
-from ..nets import bernoulli_log_likelihood, mlp, stick_posterior
+from ..nets import bernoulli_log_likelihood, check_component, mlp, stick_posterior
 from .gauss_vae import encoder_trunk
 
 
