@@ -98,7 +98,7 @@ def test_each_protocol_builds_exactly_its_settings(protocol):
 def test_quick_overrides_apply_on_top_of_a_protocol(tree, protocol):
     tree["budget"] = "quick"
     params = params_from_tree(tree, protocol=protocol)
-    assert params.train["max_epochs"] == tree["quick"]["train.max_epochs"] == 8
+    assert params.train["max_epochs"] == tree["quick"]["train.max_epochs"] == 10
     assert params.eval["marginal_likelihood"]["samples"] == tree["quick"]["eval.marginal_likelihood.samples"] == 200
     assert params.train["patience"] == TABLE[protocol]["patience"]  # not in quick: the protocol's
     assert params.eval["marginal_likelihood"]["headline"] == TABLE[protocol]["headline"]
