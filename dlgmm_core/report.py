@@ -28,6 +28,7 @@ cells then read "not run" and the report names the stages to run.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -664,9 +665,11 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, li
     headline = inputs.protocols[inputs.headline]
     out: list[str] = ["# Reproduction report: Approximate Inference for Deep Latent Gaussian Mixtures", ""]
     if params.budget == "quick":
+        overrides = ", ".join(f"`{key}: {json.dumps(value)}`" for key, value in (params.tree.get("quick") or {}).items())
         out += ["> **⚠️ REDUCED BUDGET RUN (`budget: quick`): few epochs, subsets of the data and fewer "
                 "importance samples. These numbers are NOT comparable to the paper's.** "
-                "Run `make repro` (`budget: paper`) for the published protocol.", ""]
+                "Run `make repro` (`budget: paper`) for the published protocol.", ">",
+                f"> The quick budget, over the protocols' settings: {overrides}.", ""]
     else:
         out += ["Budget: `paper` (full splits; each protocol's early stopping, epoch limit and "
                 "importance samples).", ""]

@@ -241,6 +241,8 @@ def test_quick_budget_header_and_k(tmp_path):
     readme = (tmp_path / "reports/README.md").read_text()
     header = readme.split("## ")[0]
     assert "REDUCED BUDGET" in header and "NOT comparable" in header
+    tree = build_tree(budget="quick", k=10)
+    assert tree["quick"] and all(f"`{key}: {json.dumps(value)}`" in header for key, value in tree["quick"].items())
     assert "k (DLGMM components): 10" in header
     assert "DLGMM: `taylor`" in header
     table = parse_table(readme, "## Figure 3b")
