@@ -515,12 +515,10 @@ if __name__ == "__main__":
     run_stage(_main)
 
 
-def stage_arguments(doc: str, models: Iterable[str] = MODEL_KINDS,
-                    default_dataset: str | None = None) -> tuple[Any, Params]:
-    """Parse a per-(protocol, dataset, model) stage's ``--protocol --dataset --model [--params]``; load the params.
+def stage_arguments(doc: str, models: Iterable[str] = MODEL_KINDS, default_dataset: str | None = None) -> Any:
+    """Parse a per-(protocol, dataset, model) stage's ``--protocol --dataset --model``.
 
-    The params are those of ``--protocol``, validated.
-
+    The stage then reads its parameters with :func:`dlgmm_core.resolved.load_stage_params`.
     ``doc`` is the stage's module docstring (its first line is the description).
     """
     import argparse
@@ -529,6 +527,4 @@ def stage_arguments(doc: str, models: Iterable[str] = MODEL_KINDS,
     parser.add_argument("--protocol", required=True, help="the protocol (a name defined under protocol: in the params)")
     parser.add_argument("--dataset", required=default_dataset is None, default=default_dataset, choices=DATASETS)
     parser.add_argument("--model", required=True, choices=list(models))
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    args = parser.parse_args()
-    return args, load_params(args.params, args.protocol)
+    return parser.parse_args()

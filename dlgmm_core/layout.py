@@ -36,6 +36,16 @@ def script(stage: str, root: Root = ".") -> Path:
     return Path(root, "stages", f"{stage}.py")
 
 
+def resolve_stage() -> str:
+    """The DVC stage that validates params.yaml and writes every :func:`stage_params` file."""
+    return "resolve"
+
+
+def report_stage() -> str:
+    """The DVC stage that writes the report."""
+    return "report"
+
+
 def prepare_stage(dataset: str) -> str:
     """The DVC stage that writes :func:`prepared`."""
     return f"prepare@{dataset}"
@@ -76,6 +86,19 @@ def samples_stage(protocol: str, dataset: str, model: str) -> str:
     if model == "qualitative":
         return f"samples_qualitative@{protocol}"
     return f"samples@{protocol}-{dataset}-{model}"
+
+
+# --------------------------------------------------------------------------
+# resolved parameters
+# --------------------------------------------------------------------------
+def stage_params_dir(root: Root = ".") -> Path:
+    """``data/params``: what each stage reads of params.yaml, as the ``resolve`` stage wrote it."""
+    return Path(root, "data", "params")
+
+
+def stage_params(stage: str, root: Root = ".") -> Path:
+    """``data/params/<stage>.json``: the parameters of the DVC stage named ``stage`` (e.g. ``train@authors-mnist-dlgmm``)."""
+    return stage_params_dir(root) / f"{stage}.json"
 
 
 # --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Stage `knn` (Figure 3a): kNN test error (%) on one latent sample per example.
 
-    python stages/knn.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm} [--params params.yaml]
+    python stages/knn.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm}
 
-Reads params.yaml (the settings of protocol PROTOCOL; seed, eval.device, eval.knn), models/<protocol>/<dataset>/<model>.pt and
+Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.knn), models/<protocol>/<dataset>/<model>.pt and
 data/prepared/<dataset>.{npz,json} (which must carry labels). Writes reports/knn/<protocol>/<dataset>/<model>.json:
 {"error@<k>" for k in eval.knn.neighbors, "train_examples", "test_examples"}.
 """
@@ -18,12 +18,14 @@ from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import check_neighbors, embed, knn_errors, load_eval_model, require_labels  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
-from dlgmm_core.layout import knn_result, prepared  # noqa: E402
+from dlgmm_core.layout import knn_result, knn_stage, prepared  # noqa: E402
+from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    args, params = stage_arguments(__doc__, MODEL_KINDS)
+    args = stage_arguments(__doc__, MODEL_KINDS)
+    params = load_stage_params(knn_stage(args.protocol, args.dataset, args.model))
     section = params.eval["knn"]
     npz_path, json_path = prepared(args.dataset)
     require_labels(json_path)

@@ -1,9 +1,10 @@
 """Stage `marginal_likelihood` (Figure 3b): importance-sampled -log p(x) on the test set, with the ELBO and IWAE bounds.
 
     python stages/marginal_likelihood.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm}
-                                         [--params params.yaml]
+                                        
 
-Reads params.yaml (seed, eval.device, eval.marginal_likelihood, with the settings of protocol PROTOCOL),
+Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device,
+eval.marginal_likelihood, with the settings of protocol PROTOCOL),
 models/<protocol>/<dataset>/<model>.pt and data/prepared/<dataset>.npz. Writes
 reports/nll/<protocol>/<dataset>/<model>.json once, at the end, atomically: {"nll", "nll_se" (the
 headline estimator's), "headline", "ours": {...}, "authors": {...}, "elbo", "bounds": {"<s>": -mean IWAE
@@ -21,12 +22,14 @@ from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import Timer, load_eval_model, marginal_likelihood  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
-from dlgmm_core.layout import nll_result, prepared  # noqa: E402
+from dlgmm_core.layout import nll_result, nll_stage, prepared  # noqa: E402
+from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    args, params = stage_arguments(__doc__, MODEL_KINDS)
+    args = stage_arguments(__doc__, MODEL_KINDS)
+    params = load_stage_params(nll_stage(args.protocol, args.dataset, args.model))
     section = params.eval["marginal_likelihood"]
     device = resolve_device(params.eval["device"], key="eval.device")
     model = load_eval_model(params.protocol, args.dataset, args.model, device)

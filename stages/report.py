@@ -1,11 +1,12 @@
 """Stage `report`: reports/README.md (our numbers beside the paper's), reports/metrics.json, training curves.
 
-    python stages/report.py [--params params.yaml]
+    python stages/report.py
 
 Reads reports/nll/<protocol>/*/*.json, reports/knn/<protocol>/*/*.json, the figures under reports/figures/,
-logs/<protocol>/*/*/ (for every protocol of params.yaml's `protocols`) and
-params.yaml (budget, k, model). Writes reports/README.md, reports/metrics.json (flat keys such as
-mnist.dlgmm.nll) and reports/figures/training/<dataset>.png.
+logs/<protocol>/*/*/ (for every protocol of params.yaml's `protocols`) and its parameters (budget, k,
+protocols, quick, the model sections) from data/params/report.json, which the `resolve` stage writes.
+Writes reports/README.md, reports/metrics.json (flat keys such as authors.mnist.dlgmm.nll) and
+reports/figures/training/<protocol>/<dataset>.png.
 """
 from __future__ import annotations
 
@@ -15,16 +16,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import load_params  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.layout import report_stage  # noqa: E402
 from dlgmm_core.report import write_report  # noqa: E402
+from dlgmm_core.resolved import load_stage_params  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    args = parser.parse_args()
-    written = write_report(Path("."), load_params(args.params))
+    parser.parse_args()
+    written = write_report(Path("."), load_stage_params(report_stage()))
     print("report: " + ", ".join(str(p) for p in written))
 
 

@@ -1,9 +1,9 @@
 """Stage `samples`: a grid of images from a model's prior; for `qualitative`, one grid per prior component (Figure 2a/2b).
 
     python stages/samples.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
-                             [--params params.yaml]
+                            
 
-Reads params.yaml (the settings of protocol PROTOCOL; seed, eval.device, eval.samples) and models/<protocol>/<dataset>/<model>.pt. Writes
+Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.samples) and models/<protocol>/<dataset>/<model>.pt. Writes
 reports/figures/samples/<protocol>/<dataset>_<model>.png, or for `qualitative` the folder
 reports/figures/qualitative/<protocol>/ (component_1.png ... component_K.png). Images are Bernoulli means.
 """
@@ -18,12 +18,14 @@ from dlgmm_core.config import MODEL_KEYS, stage_arguments  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import (MODEL_NAMES, load_eval_model, prior_bernoulli_means,  # noqa: E402
                                    save_component_grids, save_grid)
-from dlgmm_core.layout import qualitative_dir, samples_figure  # noqa: E402
+from dlgmm_core.layout import qualitative_dir, samples_figure, samples_stage  # noqa: E402
+from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    args, params = stage_arguments(__doc__, MODEL_KEYS)
+    args = stage_arguments(__doc__, MODEL_KEYS)
+    params = load_stage_params(samples_stage(args.protocol, args.dataset, args.model))
     grid = params.eval["samples"]["grid"]
     device = resolve_device(params.eval["device"], key="eval.device")
     model = load_eval_model(params.protocol, args.dataset, args.model, device)

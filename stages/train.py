@@ -1,9 +1,9 @@
 """Stage `train`: fit one model on one dataset (Adam, early stopping on the validation ELBO); resumable.
 
     python stages/train.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
-                           [--params params.yaml]
+                          
 
-Reads params.yaml (the settings of protocol PROTOCOL; seed, train, model.<model>; k for dlgmm) and data/prepared/<dataset>.npz.
+Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, train, model.<model>; k for dlgmm) and data/prepared/<dataset>.npz.
 Writes models/<protocol>/<dataset>/<model>.pt (best-validation weights), the resumable state
 models/<protocol>/<dataset>/<model>.state.pt (every epoch) and the dvclive logs logs/<protocol>/<dataset>/<model>/.
 Killed and started again, it continues from the last completed epoch.
@@ -23,13 +23,15 @@ from dlgmm_core import build_model  # noqa: E402
 from dlgmm_core.config import MODEL_KEYS, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.layout import checkpoint, prepared, train_logs, train_state  # noqa: E402
+from dlgmm_core.layout import checkpoint, prepared, train_logs, train_stage, train_state  # noqa: E402
+from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import seed_everything  # noqa: E402
 from dlgmm_core.training import train_model  # noqa: E402
 
 
 def main() -> None:
-    args, params = stage_arguments(__doc__, MODEL_KEYS)
+    args = stage_arguments(__doc__, MODEL_KEYS)
+    params = load_stage_params(train_stage(args.protocol, args.dataset, args.model))
     kind, config = params.model_config(args.model)
     data = load_prepared(prepared(args.dataset)[0])
     seed_everything(params.seed)  # weight initialisation

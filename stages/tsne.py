@@ -1,8 +1,8 @@
 """Stage `tsne` (Figure 2c/2d): t-SNE of test-set latent samples, coloured by class.
 
-    python stages/tsne.py --protocol PROTOCOL --dataset mnist --model {gauss_vae,sb_vae,dlgmm,dldpmm} [--params params.yaml]
+    python stages/tsne.py --protocol PROTOCOL --dataset mnist --model {gauss_vae,sb_vae,dlgmm,dldpmm}
 
-Reads params.yaml (the settings of protocol PROTOCOL; seed, eval.device, eval.tsne), models/<protocol>/<dataset>/<model>.pt and
+Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.tsne), models/<protocol>/<dataset>/<model>.pt and
 data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<protocol>/<dataset>_<model>.png.
 """
 from __future__ import annotations
@@ -17,12 +17,14 @@ from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import MODEL_NAMES, embed, load_eval_model, plot_tsne, tsne_embedding  # noqa: E402
 from dlgmm_core.io import read_json  # noqa: E402
-from dlgmm_core.layout import prepare_hint, prepared, tsne_figure  # noqa: E402
+from dlgmm_core.layout import prepare_hint, prepared, tsne_figure, tsne_stage  # noqa: E402
+from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    args, params = stage_arguments(__doc__, MODEL_KINDS, default_dataset="mnist")
+    args = stage_arguments(__doc__, MODEL_KINDS, default_dataset="mnist")
+    params = load_stage_params(tsne_stage(args.protocol, args.model))
     section = params.eval["tsne"]
     npz_path, meta_path = prepared(args.dataset)
     data = load_prepared(npz_path)

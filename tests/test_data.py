@@ -429,9 +429,14 @@ def test_load_prepared_missing_or_corrupt(tmp_path):
 
 
 def run_stage(tmp_path: Path, tree: dict, *args: str) -> subprocess.CompletedProcess:
+    """The resolve stage on ``tree``, then (if it passed) the prepare stage, as DVC runs them."""
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tree))
-    return subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py"), "--params", str(params),
+    resolved = subprocess.run([sys.executable, str(ROOT / "stages" / "resolve.py")], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+    if resolved.returncode:
+        return resolved
+    return subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py"),
                            "--out", str(tmp_path / "prepared"), "--raw", str(tmp_path / "raw"), *args],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
 

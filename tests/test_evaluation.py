@@ -16,6 +16,7 @@ from PIL import Image
 
 from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
+from dlgmm_core.resolved import resolve
 from dlgmm_core.evaluation import (atomic_dir, check_neighbors, embed, grid_png_size, knn_errors,
                                    marginal_likelihood, plot_tsne, prior_bernoulli_means, require_labels,
                                    save_component_grids, save_grid, tile, tsne_embedding)
@@ -316,6 +317,7 @@ def make_workspace(root: Path) -> None:
 
     tree = tiny_params()
     (root / "params.yaml").write_text(yaml.safe_dump(tree))
+    resolve(root / "params.yaml", root)
     rng = np.random.default_rng(0)
     arrays = {}
     for split, n in (("train", 60), ("valid", 10), ("test", 30)):

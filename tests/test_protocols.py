@@ -12,7 +12,9 @@ import yaml
 from dlgmm_core import build_model
 from dlgmm_core.config import load_params, params_from_tree, set_params, stage_arguments
 from dlgmm_core.errors import DlgmmError
+from dlgmm_core.layout import train_stage
 from dlgmm_core.registry import MODEL_KEYS
+from dlgmm_core.resolved import load_stage_params, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -241,10 +243,15 @@ def test_every_protocol_sets_the_same_keys(tree):
 
 
 # --- the stages' arguments ------------------------------------------------------------------
-def test_stage_arguments_load_the_protocol_named(monkeypatch):
-    base = ["stage", "--dataset", "mnist", "--model", "dlgmm", "--params", str(PARAMS)]
+def test_stage_arguments_load_the_protocol_named(monkeypatch, tmp_path):
+    base = ["stage", "--dataset", "mnist", "--model", "dlgmm"]
     monkeypatch.setattr(sys, "argv", base + ["--protocol", "corrected"])
-    args, params = stage_arguments("A stage.", MODEL_KEYS)
+    args = stage_arguments("A stage.", MODEL_KEYS)
+    tree = yaml.safe_load(PARAMS.read_text())
+    tree["protocols"] = ["authors", "corrected"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree))
+    resolve(tmp_path / "params.yaml", tmp_path)
+    params = load_stage_params(train_stage(args.protocol, args.dataset, args.model), tmp_path)
     assert args.protocol == params.protocol == "corrected" and params.train["patience"] == 30
     monkeypatch.setattr(sys, "argv", base)
     with pytest.raises(SystemExit) as exit_:

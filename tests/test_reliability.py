@@ -16,6 +16,7 @@ import yaml
 from test_evaluation import make_workspace
 
 from dlgmm_core import layout
+from dlgmm_core.resolved import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
@@ -40,6 +41,7 @@ def test_marginal_likelihood_killed_midway_leaves_nothing_and_restarts_cleanly(t
     tree["eval"]["marginal_likelihood"].update(batch_size=12000, max_examples=30)
     tree["protocol"]["authors"]["eval"]["marginal_likelihood"]["samples"] = 12000
     (work / "params.yaml").write_text(yaml.safe_dump(tree))
+    resolve(work / "params.yaml", work)
     shutil.copytree(work, reference)
     out = layout.nll_result("authors", "mnist", "dlgmm", work)
 

@@ -26,6 +26,7 @@ from dlgmm_core import build_model, layout, load_checkpoint, training
 from dlgmm_core.config import set_params
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.io import save_npz
+from dlgmm_core.resolved import resolve
 from dlgmm_core.runtime import seed_everything
 from dlgmm_core.training import STATE_FORMAT, TrainState, train_model, validation_elbo
 
@@ -340,6 +341,7 @@ def make_workspace(path: Path, **train) -> Path:
     settings = {"budget": "paper", "seed": SEED, "model.gauss_vae.hidden": 16, "model.gauss_vae.latent": 2,
                 "train.device": "cpu", "train.precision": "float32", "train.lr": 1e-3, "protocol.authors.train.patience": 100, **train}
     set_params(path / "params.yaml", [f"{k}={json.dumps(v)}" for k, v in settings.items()])
+    resolve(path / "params.yaml", path)
     labels = {f"y_{s}": np.arange(n) % 10 for s, n in (("train", 3000), ("valid", 300), ("test", 10))}
     save_npz(path / "data" / "prepared" / "mnist.npz", x_train=binary(3000, 1), x_valid=binary(300, 2),
              x_test=binary(10, 3), **labels)
@@ -410,19 +412,23 @@ def test_stage_sigkill_and_resume_is_bitwise_identical(tmp_path, monkeypatch, ca
 
     # Another configuration (lr): the state is discarded, not resumed.
     set_params(work / "params.yaml", ["train.lr=0.002", "protocol.authors.train.max_epochs=1"])
+    resolve(work / "params.yaml", work)
     out = stage_here(work, monkeypatch, capsys)
     assert "written by another configuration (train differ); discarded" in out and "from scratch" in out
     assert len(outputs(work)[1]) == 1
 
 
 def test_stage_invalid_params_exit_2_one_line(tmp_path):
+    """The resolve stage refuses a bad value with one line and leaves the stages' parameters as they were."""
     work = make_workspace(tmp_path)
+    before = {p.name: p.read_bytes() for p in layout.stage_params_dir(work).iterdir()}
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["train"]["lr"] = 0
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = stage(work)
-    out, err = proc.communicate(timeout=120)
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "resolve.py")], cwd=work, env=ENV, text=True,
+                          capture_output=True, timeout=120)
     assert proc.returncode == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "train.lr" in lines[0] and "Traceback" not in err
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "train.lr" in lines[0] and "Traceback" not in proc.stderr
+    assert {p.name: p.read_bytes() for p in layout.stage_params_dir(work).iterdir()} == before
     assert not (work / "models").exists()

@@ -21,7 +21,23 @@ from ..layout import prepared_in
 from .contract import NO_LABEL, PIXELS, SIDE, SPLITS, X_KEYS, Y_KEYS, has_labels, load_prepared, summarize, validate
 
 __all__ = ["DATASETS", "NO_LABEL", "PIXELS", "SIDE", "SPLITS", "X_KEYS", "Y_KEYS",
-           "prepare_dataset", "load_prepared", "has_labels"]
+           "check_local_sources", "prepare_dataset", "load_prepared", "has_labels"]
+
+
+def check_local_sources(dataset: str, section: dict) -> None:
+    """The local files ``data.<dataset>`` names (``omniglot.dir``, ``mnist.amat.dir`` with ``source: amat``) exist,
+    are what the source reads and match their pins; DlgmmError naming the folder, file or key otherwise.
+
+    Nothing is downloaded: a download is checked by :func:`prepare_dataset` when it is made.
+    """
+    if dataset == "omniglot":
+        from .omniglot import locate
+
+        locate(section, None)
+    elif section.get("source") == "amat":
+        from .mnist import locate_amat
+
+        locate_amat(section, None)
 
 
 def prepare_dataset(dataset: str, section: dict, out_dir: Path, raw_dir: Path) -> dict:

@@ -124,12 +124,16 @@ def prepare_wheel(section: dict, raw_dir: Path) -> tuple[dict, dict]:
     return arrays, meta
 
 
-def prepare_amat(section: dict, raw_dir: Path) -> tuple[dict, dict]:
+def locate_amat(section: dict, raw_dir: Path | None) -> list[tuple[str, Path, dict]]:
+    """``[(split, file, record), ...]`` of the three .amat files: the local ``amat.dir``'s, checked against their
+    pins, or (``raw_dir`` given) verified downloads. With ``raw_dir=None`` and no local folder, nothing is checked."""
     params = ParamReader(section, prefix=PREFIX)
     folder = params.typed("amat.dir", str).strip()
     url = params.typed("amat.url", str)
     pins = params.typed("amat.sha256", dict, default={}) or {}
-    records, arrays = [], {}
+    if not folder and raw_dir is None:
+        return []
+    found = []
     for split, name in AMAT_FILES.items():
         pin = pins.get(name) or ""
         if not isinstance(pin, str):
@@ -151,6 +155,13 @@ def prepare_amat(section: dict, raw_dir: Path) -> tuple[dict, dict]:
             path = Path(raw_dir) / name
             record = download.fetch_url(url.rstrip("/") + "/" + name, path, pin, key,
                                         hint=f"set {PREFIX}.amat.dir to a local folder holding the .amat files")
+        found.append((split, path, record))
+    return found
+
+
+def prepare_amat(section: dict, raw_dir: Path) -> tuple[dict, dict]:
+    records, arrays = [], {}
+    for split, path, record in locate_amat(section, raw_dir):
         records.append(record)
         arrays[f"x_{split}"] = read_amat(path)
         arrays[f"y_{split}"] = np.full(arrays[f"x_{split}"].shape[0], NO_LABEL, dtype=np.int64)

@@ -61,8 +61,11 @@ def _fetch(url: str, raw_dir: Path, pins: list[tuple[str, str]], url_key: str) -
     return dest, _check_more(record, pinned[1:])
 
 
-def locate(section: dict, raw_dir: Path) -> tuple[str, list[tuple[Path, dict]]]:
-    """``(source, [(file, record), ...])``: the local folder's files, or verified downloads."""
+def locate(section: dict, raw_dir: Path | None) -> tuple[str, list[tuple[Path, dict]]]:
+    """``(source, [(file, record), ...])``: the local folder's files, or (``raw_dir`` given) verified downloads.
+
+    With ``raw_dir=None`` and no local folder, nothing is checked: ``(source, [])``.
+    """
     params = ParamReader(section, prefix=PREFIX)
     source = params.typed("source", str)
     if source not in ("chardata", "lake"):
@@ -87,6 +90,8 @@ def locate(section: dict, raw_dir: Path) -> tuple[str, list[tuple[Path, dict]]]:
         shown = ", ".join(present[:10]) + (" ..." if len(present) > 10 else "") if present else "nothing"
         raise DlgmmError(f"{folder}: holds neither {CHARDATA} nor Lake-format {' / '.join(LAKE_PATTERNS)} "
                          f"(found {shown}); fix {PREFIX}.dir in params.yaml")
+    if raw_dir is None:
+        return source, []
     if source == "chardata":
         url = params.typed("chardata.url", str)
         return "chardata", [_fetch(url, raw_dir, _pins(section, CHARDATA, "chardata.sha256"), f"{PREFIX}.chardata.url")]

@@ -1,0 +1,169 @@
+"""Resolved parameters: params.yaml validated once, split into exactly what each stage reads.
+
+The pipeline's first stage, ``resolve`` (``stages/resolve.py``), loads
+``params.yaml`` through :mod:`dlgmm_core.config` (every section and every
+defined protocol validated, the protocol merged, the budget applied) and
+writes one small JSON file per stage, ``data/params/<stage>.json``
+(:func:`dlgmm_core.layout.stage_params`), holding exactly the values that
+stage reads (:func:`stage_views`). Every other stage depends on its own file
+instead of on sections of ``params.yaml``, and reads its values from it
+(:func:`load_stage_params`). So:
+
+- a bad value anywhere fails the ``resolve`` stage, before DVC has removed
+  any other stage's outputs (its own folder is ``persist: true`` and written
+  only after everything validated, so the files of the last good
+  parameters stay);
+- a change reruns exactly the stages whose values it changes: an override
+  only the t-SNE reads changes only the t-SNE's file, and an edit of the quick
+  budget leaves every file of a paper-budget run as it was.
+
+Standard library only (with the config loader): resolving never loads torch,
+except to check that a ``cuda`` device exists.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from . import layout, registry
+from .config import DATASETS, Params, load_params
+from .errors import DlgmmError
+from .io import read_json, write_json
+
+#: The devices a stage view names, by the key the error names.
+_DEVICE_KEYS = ("train.device", "eval.device")
+
+
+def _eval_view(params: Params, section: str) -> dict:
+    """What an evaluation stage reads: the seed, the evaluation device and its own ``eval`` section."""
+    return {"protocol": params.protocol, "seed": params.seed,
+            "eval": {"device": params.eval["device"], section: params.eval[section]}}
+
+
+def _train_view(params: Params, key: str) -> dict:
+    """What the training stage of model ``key`` reads: seed, budget, ``train``, ``model.<key>`` and its top-level keys."""
+    view = {"protocol": params.protocol, "seed": params.seed, "budget": params.budget,
+            "train": params.train, "model": {key: params.tree["model"][key]}}
+    for top_level in registry.model_key(key).top_level.values():
+        view[top_level] = params.tree[top_level]
+    return view
+
+
+def stage_views(by_protocol: dict[str, Params]) -> dict[str, dict]:
+    """``{stage name: the values it reads}`` for every stage of ``dvc.yaml`` but ``resolve`` itself.
+
+    ``by_protocol``: the validated parameters of every protocol the pipeline
+    runs, in the order of ``protocols`` (the first is the report's headline).
+    """
+    headline = next(iter(by_protocol.values()))
+    views: dict[str, dict] = {}
+    for dataset in DATASETS:
+        views[layout.prepare_stage(dataset)] = {"data": {dataset: headline.data(dataset)}}
+    for protocol, params in by_protocol.items():
+        for dataset in DATASETS:
+            for key in registry.trained_keys(dataset):
+                views[layout.train_stage(protocol, dataset, key)] = _train_view(params, key)
+            for key in registry.evaluated_keys():
+                views[layout.nll_stage(protocol, dataset, key)] = _eval_view(params, "marginal_likelihood")
+                views[layout.knn_stage(protocol, dataset, key)] = _eval_view(params, "knn")
+                views[layout.samples_stage(protocol, dataset, key)] = _eval_view(params, "samples")
+        for key in registry.evaluated_keys():
+            views[layout.tsne_stage(protocol, key)] = _eval_view(params, "tsne")
+        for key in registry.trained_keys("mnist"):
+            if key not in registry.evaluated_keys():  # the qualitative model: its component grids only
+                views[layout.samples_stage(protocol, "mnist", key)] = _eval_view(params, "samples")
+    # The report reads params.yaml's shape: `protocol` holds the definitions, the model sections the headline's.
+    tree = headline.tree
+    views[layout.report_stage()] = {"budget": tree["budget"], "k": tree["k"], "protocols": tree["protocols"],
+                                    "quick": tree.get("quick") or {}, "protocol": tree["protocol"],
+                                    "model": tree["model"]}
+    return views
+
+
+def shadowed_by_quick(raw: dict, by_protocol: dict[str, Params]) -> list[str]:
+    """One line per value of ``params.yaml`` that the quick budget's overrides replace (``budget: quick`` only)."""
+    if raw.get("budget") != "quick":
+        return []
+    lines = []
+    for dotted, value in (raw.get("quick") or {}).items():
+        node: Any = raw
+        parts = str(dotted).split(".")
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        written = dotted
+        if node is None:  # not in a base section: a protocol setting
+            written, node = _protocol_value(raw, parts)
+        if node is not None and node != value:
+            lines.append(f"{written}: {json.dumps(node)} is replaced by quick.{dotted}: {json.dumps(value)}")
+    return lines
+
+
+def _protocol_value(raw: dict, parts: list[str]) -> tuple[str, Any]:
+    """The value the protocols write at ``parts`` (``protocol.<name>.<key>`` of the first that sets it)."""
+    for name, definition in (raw.get("protocol") or {}).items():
+        node: Any = definition
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            return f"protocol.{name}.{'.'.join(parts)}", node
+    return ".".join(parts), None
+
+
+def check_devices(views: dict[str, dict]) -> None:
+    """A ``cuda`` device named anywhere must exist (DlgmmError naming the key), before any stage runs."""
+    wanted = {key for view in views.values() for key in _DEVICE_KEYS
+              if (view.get(key.split(".")[0]) or {}).get("device") == "cuda"}
+    if wanted:
+        from .runtime import resolve_device
+
+        for key in sorted(wanted):
+            resolve_device("cuda", key=key)
+
+
+def check_data_sources(by_protocol: dict[str, Params]) -> None:
+    """A local data folder named in params.yaml must exist and hold what its source reads, and pinned files match.
+
+    Downloads cannot be checked before they are made; the prepare stage checks them.
+    """
+    from .data import check_local_sources
+
+    headline = next(iter(by_protocol.values()))
+    for dataset in DATASETS:
+        check_local_sources(dataset, headline.data(dataset))
+
+
+def resolve(params_path: str | os.PathLike = "params.yaml", root: str | os.PathLike = ".") -> list[str]:
+    """Validate ``params_path`` and (re)write every stage's file under ``root``; return notices for the user.
+
+    Nothing is written unless everything validated. Files of stages that no
+    longer exist (a protocol taken off the list) are removed.
+    """
+    from .config import read_params_tree
+
+    raw = read_params_tree(params_path)
+    first = load_params(params_path)
+    by_protocol = {name: load_params(params_path, name) for name in first.protocols}
+    views = stage_views(by_protocol)
+    check_devices(views)
+    check_data_sources(by_protocol)
+    folder = layout.stage_params_dir(root)
+    for name, view in views.items():
+        write_json(layout.stage_params(name, root), view)
+    wanted = {layout.stage_params(name, root).name for name in views}
+    for stale in folder.glob("*.json"):
+        if stale.name not in wanted:
+            stale.unlink()
+    return shadowed_by_quick(raw, by_protocol)
+
+
+def load_stage_params(stage: str, root: str | os.PathLike = ".") -> Params:
+    """The parameters of ``stage``, as the ``resolve`` stage wrote them (validated there)."""
+    path = layout.stage_params(stage, root)
+    if not path.is_file():
+        raise DlgmmError(f"{path}: not found; resolve the parameters first: `python {layout.script('resolve')}` "
+                         f"(or `dvc repro {layout.resolve_stage()}`), from the repository root")
+    view = read_json(path, f"run `python {layout.script('resolve')}` again")
+    protocol = view["protocol"] if isinstance(view.get("protocol"), str) else (view.get("protocols") or [""])[0]
+    return Params(tree=view, source=str(path), protocol=protocol)

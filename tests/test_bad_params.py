@@ -1,0 +1,138 @@
+"""A rejected value costs nothing: after a complete tiny pipeline, each of more than twenty bad values of
+params.yaml, in every section, given through ``dvc exp run -S`` or an edit plus ``dvc repro``, is refused
+with one line naming its key, every output file stays byte-identical, and once the value is taken back
+``dvc status`` finds nothing to run.
+
+The tiny project is the one of ``tests/test_pipeline.py`` (offline data, tiny models), run once here.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_pipeline import _env, _project, _run
+
+from dlgmm_core.config import read_yaml
+
+ZEROS = "0" * 64
+
+#: ``(how, assignment, the key the error names)``: ``exp`` goes through ``dvc exp run -S``, ``edit``
+#: writes the value into params.yaml and runs ``dvc repro``. Values are YAML, as after ``-S key=``.
+BAD = [
+    ("exp", "k=0", "k"),
+    ("edit", "k=-1", "k"),
+    ("edit", "k=abc", "k"),
+    ("exp", "train.lr=0", "train.lr"),
+    ("edit", "train.batch_size=0", "train.batch_size"),
+    ("edit", "protocol.authors.train.patience=-1", "protocol.authors.train.patience"),
+    ("edit", "protocol.corrected.train.max_epochs=0", "protocol.corrected.train.max_epochs"),
+    ("edit", "seed=-1", "seed"),
+    ("edit", "budget=fast", "budget"),
+    ("edit", "train.device=cuda", "train.device"),
+    ("edit", "train.precision=fp8", "train.precision"),
+    ("edit", "model.dldpmm.truncation=1", "model.dldpmm.truncation"),
+    ("edit", "model.dlgmm.prior_means=[0, 1, 2]", "model.dlgmm.prior_means"),
+    ("edit", "protocol.authors.model.sb_vae.kl=simpson", "protocol.authors.model.sb_vae.kl"),
+    ("exp", "eval.marginal_likelihood.batch_size=0", "eval.marginal_likelihood.batch_size"),
+    ("edit", "eval.knn.neighbors=[0]", "eval.knn.neighbors"),
+    ("edit", "eval.tsne.perplexity=-1", "eval.tsne.perplexity"),
+    ("edit", "eval.samples.grid=0", "eval.samples.grid"),
+    ("edit", "eval.device=tpu", "eval.device"),
+    ("edit", "protocols=[authors, nobody]", "protocols"),
+    ("edit", "data.omniglot.dir=nowhere", "data.omniglot.dir"),
+    ("edit", f"data.omniglot.chardata.sha256={ZEROS}", "data.omniglot.chardata.sha256"),
+    ("edit", f"data.mnist.wheel.sha256={ZEROS}", "data.mnist.wheel.sha256"),
+    ("edit", "data.omniglot.lake_split=[0.5, 0.5]", "data.omniglot.lake_split"),
+    # a typo key: refused with the nearest known key
+    ("edit", "train.max_epoch=2", "train.max_epoch"),
+    # shadowed by the quick budget: still checked, though quick replaces it
+    ("edit", "budget=quick|protocol.authors.eval.marginal_likelihood.samples=0",
+     "protocol.authors.eval.marginal_likelihood.samples"),
+]
+
+#: What a run writes: every result, log, checkpoint, prepared dataset and resolved parameter file.
+OUTPUTS = ("models", "logs", "reports", "data/prepared", "data/params")
+
+
+def _snapshot(work: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(work)): p.read_bytes() for top in OUTPUTS for p in sorted((work / top).rglob("*"))
+            if p.is_file()}
+
+
+def _edit(params: Path, assignments: str) -> None:
+    """Write ``key=value`` assignments into params.yaml by hand (no validation), creating a missing last key."""
+    import yaml
+
+    tree = read_yaml(params)
+    for assignment in assignments.split("|"):
+        key, _, text = assignment.partition("=")
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = yaml.safe_load(text)
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    work = _project(tmp_path_factory.mktemp("bad_params"))
+    _run([sys.executable, "-m", "dvc", "repro"], work)
+    _run(["git", "add", "-A"], work)
+    _run(["git", "commit", "-qm", "results"], work)
+    return work
+
+
+def test_more_than_twenty_bad_values_cost_nothing(finished):
+    work = finished
+    params = work / "params.yaml"
+    original = params.read_bytes()
+    before = _snapshot(work)
+    assert len(BAD) > 20 and before
+    sections = {key.split(".")[0] if not key.startswith("protocol.") else "protocol" for _, _, key in BAD}
+    assert {"k", "seed", "budget", "protocols", "protocol", "data", "model", "train", "eval"} <= sections
+    for how, assignment, key in BAD:
+        if how == "exp":
+            args = [sys.executable, "-m", "dvc", "exp", "run", "-S", assignment]
+        else:
+            _edit(params, assignment)
+            args = [sys.executable, "-m", "dvc", "repro"]
+        result = subprocess.run(args, cwd=work, env=_env(work), capture_output=True, text=True)
+        output = result.stdout + result.stderr
+        params.write_bytes(original)
+        assert result.returncode != 0, f"{assignment} was accepted:\n{output[-2000:]}"
+        errors = [line for line in output.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and key in errors[0], f"{assignment}:\n{output[-2000:]}"
+        assert "Traceback" not in output, f"{assignment}:\n{output[-3000:]}"
+        assert _snapshot(work) == before, f"{assignment} changed an output"
+    status = _run([sys.executable, "-m", "dvc", "status"], work)
+    assert "up to date" in status, status
+
+
+def test_a_typo_key_suggests_the_known_one(finished):
+    result = subprocess.run([sys.executable, "-m", "dlgmm_core.config", "check"], cwd=finished, env=_env(finished),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    _edit(finished / "params.yaml", "train.max_epoch=2")
+    try:
+        result = subprocess.run([sys.executable, str(finished / "stages/resolve.py")], cwd=finished,
+                                env=_env(finished), capture_output=True, text=True)
+    finally:
+        _run(["git", "checkout", "params.yaml"], finished)
+    assert result.returncode == 2 and "did you mean" in result.stderr, result.stderr
+
+
+def test_an_equal_float_written_another_way_changes_nothing(finished):
+    """params.yaml is read as YAML 1.2, as DVC reads it: `lr: 3e-4` is the same float as `lr: 0.0003`."""
+    params = finished / "params.yaml"
+    text = params.read_text()
+    assert "lr: 0.0003" in text
+    params.write_text(text.replace("lr: 0.0003", "lr: 3e-4"))
+    try:
+        output = _run([sys.executable, "-m", "dvc", "repro"], finished)
+    finally:
+        _run(["git", "checkout", "params.yaml"], finished)
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert ran <= {"resolve"}, ran
