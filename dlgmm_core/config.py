@@ -638,8 +638,14 @@ def _main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m dlgmm_core.config", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    setter = sub.add_parser("set", help="set key=value pairs in params.yaml")
-    setter.add_argument("assignments", nargs="+", metavar="key=value")
+    setter = sub.add_parser("set", help="set key=value pairs in params.yaml",
+                            description="Set key=value pairs in params.yaml (dotted keys, YAML values), keeping its "
+                                        "comments; the result is validated before the file is replaced.")
+    setter.add_argument("assignments", nargs="+", metavar="key=value",
+                        help="a dotted key and a YAML value, e.g. train.lr=3e-4; quote or bracket a key segment that "
+                             "holds a dot, and quote the whole argument for the shell: "
+                             "'data.omniglot.known_sha256.\"images_background_small1.zip\"=<sha256>' or "
+                             "'data.omniglot.known_sha256[images_background_small1.zip]=<sha256>'")
     setter.add_argument("--file", default="params.yaml")
     checker = sub.add_parser("check", help="validate params.yaml")
     checker.add_argument("--file", default="params.yaml")
