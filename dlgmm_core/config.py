@@ -25,7 +25,7 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from . import registry
 from .errors import DlgmmError
@@ -565,11 +565,11 @@ def set_params(path: str | Path, assignments: list[str]) -> None:
     rt.indent(mapping=2, sequence=4, offset=2)
     rt.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     try:
-        text = path.read_text()
+        content = path.read_text()
     except FileNotFoundError:
         raise DlgmmError(f"{path}: file not found") from None
-    parse_yaml(text, str(path))  # a syntax error named as load_params names it
-    document = rt.load(text)
+    parse_yaml(content, str(path))  # a syntax error named as load_params names it
+    document = rt.load(content)
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         if not sep or not key:
@@ -614,10 +614,10 @@ def _as_key(parts: Iterable[Any]) -> str:
 def _set_hint(document: Any, parts: list[str]) -> str:
     """``" (did you mean <key>?)"``: the key of ``document`` nearest ``parts``, a protocol setting also by its section's key."""
     known: dict[str, str] = {}
-    for path in _leaf_paths(document):
-        known[".".join(map(str, path))] = known[_as_key(path)] = _as_key(path)
-        if path[0] == "protocol" and len(path) > 2:
-            known.setdefault(".".join(map(str, path[2:])), _as_key(path))
+    for leaf in _leaf_paths(document):
+        known[".".join(map(str, leaf))] = known[_as_key(leaf)] = _as_key(leaf)
+        if leaf[0] == "protocol" and len(leaf) > 2:
+            known.setdefault(".".join(map(str, leaf[2:])), _as_key(leaf))
     return _did_you_mean(".".join(parts), known)
 
 
