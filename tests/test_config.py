@@ -1,14 +1,14 @@
 """params.yaml loading and validation: every bad value is named before any work starts."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from dlgmm_core.config import load_params, params_from_tree, set_params
+from dlgmm_core.config import load_params, params_from_tree, read_yaml, set_params
 from dlgmm_core.errors import DlgmmError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture()
 def tree() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    return read_yaml(ROOT / "params.yaml")
 
 
 def _set(tree: dict, dotted: str, value) -> dict:
@@ -174,3 +174,179 @@ def test_train_section_checked_on_its_own_with_defaults():
         validate_train({"lr": 0.001, "batch_size": 0, "patience": 2, "max_epochs": 3})
     with pytest.raises(DlgmmError, match="train config: missing key train.max_epochs"):
         validate_train({"lr": 0.001, "batch_size": 10, "patience": 2})
+
+
+# --- YAML 1.2, as DVC reads params.yaml -------------------------------------------------------
+def _edited(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the committed params.yaml in ``tmp_path`` with the text ``old`` replaced by ``new`` (once)."""
+    text = (ROOT / "params.yaml").read_text()
+    assert text.count(old) == 1
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def _dvc_reading(path: Path):
+    from dvc.utils.serialize import load_yaml
+
+    return load_yaml(str(path))
+
+
+@pytest.mark.parametrize("written, value", [("1e-3", 0.001), ("3e-4", 0.0003), ("3.0e-4", 0.0003)])
+def test_hand_written_exponents_are_numbers_as_for_dvc(tmp_path, written, value):
+    path = _edited(tmp_path, "lr: 0.0003", f"lr: {written}")
+    assert read_yaml(path) == _dvc_reading(path)
+    assert load_params(path).train["lr"] == value
+    result = subprocess.run([sys.executable, "-m", "dlgmm_core.config", "check", "--file", str(path)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{path}: ok"
+
+
+def test_the_committed_file_reads_as_dvc_reads_it():
+    assert read_yaml(ROOT / "params.yaml") == _dvc_reading(ROOT / "params.yaml")
+
+
+def test_yaml_1_2_scalars_read_as_dvc_reads_them(tmp_path):
+    path = tmp_path / "values.yaml"
+    path.write_text("a: yes\nb: on\nc: 0777\nd: 1_000\ne: 3e-4\nf: '00'\ng: [1e3, .5, null, true]\n")
+    values = read_yaml(path)
+    assert values == _dvc_reading(path) == {"a": "yes", "b": "on", "c": 777, "d": 1000, "e": 0.0003, "f": "00",
+                                            "g": [1000.0, 0.5, None, True]}
+    assert [type(v) for v in values["g"]] == [float, float, type(None), bool]
+
+
+def test_a_pin_of_zeros_stays_a_string(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    zeros = "0" * 64
+    set_params(path, [f'data.omniglot.known_sha256."images_background_small1.zip"={zeros}',
+                      f"data.mnist.wheel.sha256={zeros}", "data.omniglot.dir=2016"])
+    for tree in (read_yaml(path), _dvc_reading(path)):
+        assert tree["data"]["omniglot"]["known_sha256"]["images_background_small1.zip"] == zeros
+        assert tree["data"]["mnist"]["wheel"]["sha256"] == zeros
+        assert tree["data"]["omniglot"]["dir"] == "2016"
+    assert load_params(path).data("mnist")["wheel"]["sha256"] == zeros
+
+
+def test_invalid_yaml_is_one_line_naming_the_file(tmp_path):
+    path = _edited(tmp_path, "lr: 0.0003", "lr: [0.0003")
+    with pytest.raises(DlgmmError, match=rf"^{path}: not valid YAML \(.*\)$") as error:
+        load_params(path)
+    assert "\n" not in str(error.value)
+    with pytest.raises(DlgmmError, match=rf"^{path}: not valid YAML "):
+        set_params(path, ["budget=quick"])
+
+
+def test_a_missing_default_file_says_where_to_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DlgmmError, match=rf"^params.yaml: file not found in {tmp_path}; run the stages from the "
+                                         rf"repository root \(where dvc.yaml is\)$"):
+        load_params()
+    with pytest.raises(DlgmmError, match=rf"^{tmp_path / 'other.yaml'}: file not found$"):
+        load_params(tmp_path / "other.yaml")
+
+
+# --- unknown keys -----------------------------------------------------------------------------
+def _add(tree: dict, dotted: str, value) -> dict:
+    node = tree
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    assert last not in node
+    node[last] = value
+    return tree
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("K", 10, "unknown key K (did you mean k?)"),
+        ("sead", 1, "unknown key sead (did you mean seed?)"),
+        ("budgte", "paper", "unknown key budgte (did you mean budget?)"),
+        ("protocls", ["authors"], "unknown key protocls (did you mean protocols?)"),
+        ("data.mnist.binarise_seed", 1, "unknown key data.mnist.binarise_seed (did you mean data.mnist.binarize_seed?)"),
+        ("data.mnist.wheel.sha265", "", "unknown key data.mnist.wheel.sha265 (did you mean data.mnist.wheel.sha256?)"),
+        ("data.omniglot.lake.url", [], "unknown key data.omniglot.lake.url (did you mean data.omniglot.lake.urls?)"),
+        ("model.sb_vae.alpha_0", 5.0, "unknown key model.sb_vae.alpha_0 (did you mean model.sb_vae.alpha0?)"),
+        ("model.dlgmm.prior_mean", [0.0], "unknown key model.dlgmm.prior_mean (did you mean model.dlgmm.prior_means?)"),
+        ("train.max_epoch", 5, "unknown key train.max_epoch (did you mean protocol.authors.train.max_epochs?)"),
+        ("train.max_train_example", 5,
+         "unknown key train.max_train_example (did you mean train.max_train_examples?)"),
+        ("eval.tsne.perplexty", 3.0, "unknown key eval.tsne.perplexty (did you mean eval.tsne.perplexity?)"),
+        ("eval.marginal_likelihood.sample", 3, "unknown key eval.marginal_likelihood.sample "
+                                               "(did you mean protocol.authors.eval.marginal_likelihood.samples?)"),
+    ],
+)
+def test_unknown_keys_are_refused_with_the_nearest_known_key(tree, key, value, message):
+    with pytest.raises(DlgmmError, match="^params.yaml: " + re.escape(message) + "$"):
+        params_from_tree(_add(tree, key, value))
+
+
+def test_an_unknown_key_in_the_protocols_is_named_where_written(tree):
+    for definition in tree["protocol"].values():
+        definition["train"]["max_epoch"] = 3
+    with pytest.raises(DlgmmError, match=r"^params.yaml: unknown key protocol.authors.train.max_epoch "
+                                         r"\(did you mean protocol.authors.train.max_epochs\?\)$"):
+        params_from_tree(tree)
+
+
+@pytest.mark.parametrize("budget", ["quick", "paper"])
+def test_an_unknown_quick_override_is_refused_with_the_nearest_key(tree, budget):
+    tree["budget"] = budget
+    tree["quick"]["train.max_epoch"] = 3
+    with pytest.raises(DlgmmError, match=r"^params.yaml: quick.train.max_epoch overrides an unknown key "
+                                         r"train.max_epoch \(did you mean train.max_epochs\?\)$"):
+        params_from_tree(tree)
+
+
+def test_the_pin_maps_take_any_file_name(tree):
+    tree["data"]["omniglot"]["known_sha256"]["images_evaluation.zip"] = "ab" * 32
+    tree["data"]["mnist"]["amat"]["sha256"]["extra.amat"] = ""
+    tree["data"]["omniglot"]["lake"]["urls"].append("https://example.org/more.zip")
+    assert params_from_tree(tree).data("omniglot")["known_sha256"]["images_evaluation.zip"] == "ab" * 32
+
+
+def test_set_refuses_an_unknown_key_with_the_nearest_known_key(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    before = path.read_text()
+    with pytest.raises(DlgmmError, match=rf"^{path}: unknown key train.max_epoch "
+                                         r"\(did you mean protocol.authors.train.max_epochs\?\)$"):
+        set_params(path, ["train.max_epoch=2"])
+    with pytest.raises(DlgmmError, match=rf"^{path}: unknown key protocol.corrected.train.max_epoch "
+                                         r"\(did you mean protocol.corrected.train.max_epochs\?\)$"):
+        set_params(path, ["protocol.corrected.train.max_epoch=2"])
+    with pytest.raises(DlgmmError, match=rf"^{path}: unknown key train.patience "
+                                         r"\(a protocol setting: protocol.authors.train.patience\)$"):
+        set_params(path, ["train.patience=2"])
+    result = subprocess.run([sys.executable, "-m", "dlgmm_core.config", "set", "--file", str(path), "K=4"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {path}: unknown key K (did you mean k?)"]
+    assert path.read_text() == before
+
+
+# --- keys holding dots ------------------------------------------------------------------------
+@pytest.mark.parametrize("written", ['"images_background_small1.zip"', "'images_background_small1.zip'",
+                                     "[images_background_small1.zip]"])
+def test_set_addresses_a_key_holding_dots(tmp_path, written):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    pin = "ab" * 32
+    separator = "" if written.startswith("[") else "."
+    set_params(path, [f"data.omniglot.known_sha256{separator}{written}={pin}"])
+    known = load_params(path).data("omniglot")["known_sha256"]
+    assert known["images_background_small1.zip"] == pin
+    assert known["images_background_small2.zip"] == read_yaml(ROOT / "params.yaml")["data"]["omniglot"][
+        "known_sha256"]["images_background_small2.zip"]
+
+
+def test_set_suggests_quoting_a_key_holding_dots(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    with pytest.raises(DlgmmError, match=rf'^{path}: unknown key data.omniglot.known_sha256.images_background_small1.zip '
+                                         r'\(did you mean data.omniglot.known_sha256."images_background_small1.zip"\?\)$'):
+        set_params(path, ["data.omniglot.known_sha256.images_background_small1.zip=" + "ab" * 32])
+    with pytest.raises(DlgmmError, match=rf"^{path}: cannot read the key data.omniglot.known_sha256.\"a.zip: "):
+        set_params(path, ['data.omniglot.known_sha256."a.zip=' + "ab" * 32])

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from dlgmm_core import build_model
-from dlgmm_core.config import load_params, params_from_tree, set_params, stage_arguments
+from dlgmm_core.config import load_params, params_from_tree, read_yaml, set_params, stage_arguments
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.layout import train_stage
 from dlgmm_core.registry import MODEL_KEYS
@@ -33,7 +32,7 @@ TABLE = {
 
 @pytest.fixture()
 def tree() -> dict:
-    return yaml.safe_load(PARAMS.read_text())
+    return read_yaml(PARAMS)
 
 
 @pytest.fixture()
@@ -61,7 +60,7 @@ def _effective(params) -> dict:
 
 # --- the table ------------------------------------------------------------------------------
 def test_the_committed_file_runs_the_authors_protocol_and_defines_both():
-    tree = yaml.safe_load(PARAMS.read_text())
+    tree = read_yaml(PARAMS)
     assert tree["protocols"] == ["authors"] and list(tree["protocol"]) == ["authors", "corrected"]
     assert load_params(PARAMS).protocol == "authors"
     for key in ("kl", "taylor_terms", "encoder_activation"):  # a setting lives in one place: the protocol
@@ -124,7 +123,7 @@ def _bad_value(key: str):
     return {"encoder_activation": "tanh", "kl": "exact", "headline": "best"}.get(key.rpartition(".")[2], 0)
 
 
-SETTINGS = [(name, key) for name, definition in yaml.safe_load(PARAMS.read_text())["protocol"].items()
+SETTINGS = [(name, key) for name, definition in read_yaml(PARAMS)["protocol"].items()
             for key in _leaves(definition)]
 
 
@@ -158,7 +157,7 @@ def test_each_protocol_setting_is_checked_with_its_key_named(params_file, name, 
 
 def test_the_check_command_refuses_a_bad_value_in_a_protocol_that_does_not_run(params_file):
     params_file.write_text(params_file.read_text().replace("      patience: 30", "      patience: 0"))
-    assert yaml.safe_load(params_file.read_text())["protocols"] == ["authors"]
+    assert read_yaml(params_file)["protocols"] == ["authors"]
     result = subprocess.run([sys.executable, "-m", "dlgmm_core.config", "check", "--file", str(params_file)],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2
