@@ -535,6 +535,8 @@ def _validated(tree: dict, source: str) -> tuple[list[str], dict[str, ParamReade
     for name in tree["protocol"]:
         effective = copy.deepcopy(tree)
         origins = _merge_protocol(effective, name, source)
+        if quick:  # the values the quick budget replaces are checked too: a bad one is refused, never hidden
+            _validate(ParamReader(copy.deepcopy(effective), source, origins=dict(origins)))
         _apply_overrides(effective, overrides, source, origins, apply=quick)
         reader = ParamReader(effective, source, origins=origins)
         _validate(reader)
@@ -661,6 +663,24 @@ if __name__ == "__main__":
     from .errors import run_stage
 
     run_stage(_main)
+
+
+def load_stage_params(stage: str, root: str | os.PathLike = ".") -> Params:
+    """The parameters of the DVC stage ``stage``, as the ``resolve`` stage wrote them (validated there).
+
+    ``data/params/<stage>.json`` holds exactly the values the stage reads
+    (:mod:`dlgmm_core.resolved`); a stage never reads params.yaml itself.
+    """
+    from . import layout
+    from .io import read_json
+
+    path = layout.stage_params(stage, root)
+    if not path.is_file():
+        raise DlgmmError(f"{path}: not found; resolve the parameters first: `python {layout.script('resolve')}` "
+                         f"(or `dvc repro {layout.resolve_stage()}`), from the repository root")
+    view = read_json(path, f"run `python {layout.script('resolve')}` again")
+    protocol = view["protocol"] if isinstance(view.get("protocol"), str) else (view.get("protocols") or [""])[0]
+    return Params(tree=view, source=str(path), protocol=protocol)
 
 
 def stage_arguments(doc: str, models: Iterable[str] = MODEL_KINDS, default_dataset: str | None = None) -> Any:

@@ -7,7 +7,7 @@ writes one small JSON file per stage, ``data/params/<stage>.json``
 (:func:`dlgmm_core.layout.stage_params`), holding exactly the values that
 stage reads (:func:`stage_views`). Every other stage depends on its own file
 instead of on sections of ``params.yaml``, and reads its values from it
-(:func:`load_stage_params`). So:
+(:func:`dlgmm_core.config.load_stage_params`). So:
 
 - a bad value anywhere fails the ``resolve`` stage, before DVC has removed
   any other stage's outputs (its own folder is ``persist: true`` and written
@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from . import layout, registry
-from .config import DATASETS, Params, load_params
+from .config import DATASETS, Params, load_params, read_yaml
 from .errors import DlgmmError
-from .io import read_json, write_json
+from .io import write_json
 
 #: The devices a stage view names, by the key the error names.
 _DEVICE_KEYS = ("train.device", "eval.device")
@@ -140,9 +139,7 @@ def resolve(params_path: str | os.PathLike = "params.yaml", root: str | os.PathL
     Nothing is written unless everything validated. Files of stages that no
     longer exist (a protocol taken off the list) are removed.
     """
-    from .config import read_params_tree
-
-    raw = read_params_tree(params_path)
+    raw = read_yaml(params_path)
     first = load_params(params_path)
     by_protocol = {name: load_params(params_path, name) for name in first.protocols}
     views = stage_views(by_protocol)
@@ -156,14 +153,3 @@ def resolve(params_path: str | os.PathLike = "params.yaml", root: str | os.PathL
         if stale.name not in wanted:
             stale.unlink()
     return shadowed_by_quick(raw, by_protocol)
-
-
-def load_stage_params(stage: str, root: str | os.PathLike = ".") -> Params:
-    """The parameters of ``stage``, as the ``resolve`` stage wrote them (validated there)."""
-    path = layout.stage_params(stage, root)
-    if not path.is_file():
-        raise DlgmmError(f"{path}: not found; resolve the parameters first: `python {layout.script('resolve')}` "
-                         f"(or `dvc repro {layout.resolve_stage()}`), from the repository root")
-    view = read_json(path, f"run `python {layout.script('resolve')}` again")
-    protocol = view["protocol"] if isinstance(view.get("protocol"), str) else (view.get("protocols") or [""])[0]
-    return Params(tree=view, source=str(path), protocol=protocol)

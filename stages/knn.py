@@ -13,13 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import MODEL_KINDS, stage_arguments  # noqa: E402
+from dlgmm_core.config import MODEL_KINDS, load_stage_params, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import check_neighbors, embed, knn_errors, load_eval_model, require_labels  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.layout import knn_result, knn_stage, prepared  # noqa: E402
-from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 

@@ -17,13 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import MODEL_KINDS, stage_arguments  # noqa: E402
+from dlgmm_core.config import MODEL_KINDS, load_stage_params, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import Timer, load_eval_model, marginal_likelihood  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.layout import nll_result, nll_stage, prepared  # noqa: E402
-from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 

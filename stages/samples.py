@@ -14,12 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import MODEL_KEYS, stage_arguments  # noqa: E402
+from dlgmm_core.config import MODEL_KEYS, load_stage_params, stage_arguments  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import (MODEL_NAMES, load_eval_model, prior_bernoulli_means,  # noqa: E402
                                    save_component_grids, save_grid)
 from dlgmm_core.layout import qualitative_dir, samples_figure, samples_stage  # noqa: E402
-from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 

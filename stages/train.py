@@ -20,11 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dlgmm_core import build_model  # noqa: E402
-from dlgmm_core.config import MODEL_KEYS, stage_arguments  # noqa: E402
+from dlgmm_core.config import MODEL_KEYS, load_stage_params, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.layout import checkpoint, prepared, train_logs, train_stage, train_state  # noqa: E402
-from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import seed_everything  # noqa: E402
 from dlgmm_core.training import train_model  # noqa: E402
 

@@ -12,13 +12,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import MODEL_KINDS, stage_arguments  # noqa: E402
+from dlgmm_core.config import MODEL_KINDS, load_stage_params, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import MODEL_NAMES, embed, load_eval_model, plot_tsne, tsne_embedding  # noqa: E402
 from dlgmm_core.io import read_json  # noqa: E402
 from dlgmm_core.layout import prepare_hint, prepared, tsne_figure, tsne_stage  # noqa: E402
-from dlgmm_core.resolved import load_stage_params  # noqa: E402
 from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
 
 

@@ -55,6 +55,15 @@ def expected(script: str, args: dict[str, str]) -> dict:
     p, d, m = args.get("protocol"), args.get("dataset"), args.get("model")
     npz, meta = layout.prepared(d) if d else (None, None)
     stage = Path(script).stem
+    if stage == "resolve":
+        return {"name": layout.resolve_stage(), "outs": {layout.stage_params_dir()}, "metrics": set(), "plots": set(),
+                "data": set()}
+    want = _expected_without_params(stage, p, d, m, npz, meta)
+    want["data"] = want["data"] | {layout.stage_params(want["name"])}
+    return want
+
+
+def _expected_without_params(stage: str, p, d, m, npz, meta) -> dict:
     if stage == "prepare":
         return {"name": layout.prepare_stage(d), "outs": {npz, meta}, "metrics": set(), "plots": set(), "data": set()}
     ckpt = layout.checkpoint(p, d, m) if p else None
@@ -79,7 +88,7 @@ def expected(script: str, args: dict[str, str]) -> dict:
                 "metrics": {layout.report_metrics()}, "plots": set(),
                 "data": {layout.nll_dir(), layout.knn_dir(), layout.tsne_dir(), layout.samples_dir(),
                          layout.qualitative_root(), layout.logs_dir()}}
-    raise AssertionError(f"a stage script the layout does not know: {script}")
+    raise AssertionError(f"a stage script the layout does not know: {stage}")
 
 
 def covered(path: Path, deps: list[str]) -> bool:
@@ -102,8 +111,8 @@ def test_every_stage_script_has_a_stage():
     scripts = {command(stage)[0] for stage in STAGES}
     assert scripts == {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py")}
     protocols = yaml.safe_load((ROOT / "params.yaml").read_text())["protocols"]
-    # per protocol: 9 trainings, 8 marginal likelihoods, 8 kNN, 4 t-SNE, 9 sample grids; then 2 prepare + report
-    assert len(STAGES) == 38 * len(protocols) + 3
+    # per protocol: 9 trainings, 8 marginal likelihoods, 8 kNN, 4 t-SNE, 9 sample grids; then resolve, 2 prepare, report
+    assert len(STAGES) == 38 * len(protocols) + 4
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=[s["name"] for s in STAGES])
@@ -226,3 +235,12 @@ def test_read_json_names_the_file_and_the_remedy(tmp_path):
     assert str(err.value) == f"{path}: expected a JSON object; run its stage"
     path.write_text('{"nll": 1.5}')
     assert read_json(path, "run its stage") == {"nll": 1.5}
+
+
+def test_resolve_writes_exactly_one_parameter_file_per_stage(tmp_path):
+    """Every stage but resolve reads data/params/<its name>.json, and resolve writes those and no others."""
+    from dlgmm_core.resolved import resolve
+
+    resolve(ROOT / "params.yaml", tmp_path)
+    written = {p.name for p in layout.stage_params_dir(tmp_path).iterdir()}
+    assert written == {layout.stage_params(s["name"]).name for s in STAGES if s["name"] != layout.resolve_stage()}

@@ -1,6 +1,7 @@
 """The two protocols of params.yaml: each builds exactly its settings; every setting is overridable and checked."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,11 +10,11 @@ import pytest
 import torch
 
 from dlgmm_core import build_model
-from dlgmm_core.config import load_params, params_from_tree, read_yaml, set_params, stage_arguments
+from dlgmm_core.config import load_params, load_stage_params, params_from_tree, read_yaml, set_params, stage_arguments
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.layout import train_stage
 from dlgmm_core.registry import MODEL_KEYS
-from dlgmm_core.resolved import load_stage_params, resolve
+from dlgmm_core.resolved import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -246,9 +247,9 @@ def test_stage_arguments_load_the_protocol_named(monkeypatch, tmp_path):
     base = ["stage", "--dataset", "mnist", "--model", "dlgmm"]
     monkeypatch.setattr(sys, "argv", base + ["--protocol", "corrected"])
     args = stage_arguments("A stage.", MODEL_KEYS)
-    tree = yaml.safe_load(PARAMS.read_text())
+    tree = read_yaml(PARAMS)
     tree["protocols"] = ["authors", "corrected"]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree))
+    (tmp_path / "params.yaml").write_text(json.dumps(tree))  # JSON is YAML 1.2
     resolve(tmp_path / "params.yaml", tmp_path)
     params = load_stage_params(train_stage(args.protocol, args.dataset, args.model), tmp_path)
     assert args.protocol == params.protocol == "corrected" and params.train["patience"] == 30
