@@ -121,7 +121,7 @@ def check_devices(views: dict[str, dict]) -> None:
             resolve_device("cuda", key=key)
 
 
-def check_data_sources(by_protocol: dict[str, Params]) -> None:
+def check_data_sources(by_protocol: dict[str, Params], root: str | os.PathLike = ".") -> None:
     """A local data folder named in params.yaml must exist and hold what its source reads, and pinned files match.
 
     Downloads cannot be checked before they are made; the prepare stage checks them.
@@ -130,7 +130,7 @@ def check_data_sources(by_protocol: dict[str, Params]) -> None:
 
     headline = next(iter(by_protocol.values()))
     for dataset in DATASETS:
-        check_local_sources(dataset, headline.data(dataset))
+        check_local_sources(dataset, headline.data(dataset), layout.raw_dir(root))
 
 
 def resolve(params_path: str | os.PathLike = "params.yaml", root: str | os.PathLike = ".") -> list[str]:
@@ -144,7 +144,7 @@ def resolve(params_path: str | os.PathLike = "params.yaml", root: str | os.PathL
     by_protocol = {name: load_params(params_path, name) for name in first.protocols}
     views = stage_views(by_protocol)
     check_devices(views)
-    check_data_sources(by_protocol)
+    check_data_sources(by_protocol, root)
     folder = layout.stage_params_dir(root)
     for name, view in views.items():
         write_json(layout.stage_params(name, root), view)

