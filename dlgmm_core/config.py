@@ -442,6 +442,13 @@ def _validate(c: ParamReader) -> None:
         _validate_model(c, key)
 
     _validate_train(c)
+    by_model = c.raw("train.max_epochs_by_model")
+    if not isinstance(by_model, dict):
+        raise c.fail("train.max_epochs_by_model", "must be a mapping of model keys to epoch limits", by_model)
+    for key in by_model:
+        if key not in MODEL_KEYS:
+            raise c.fail(f"train.max_epochs_by_model.{key}", f"names no model (known: {', '.join(MODEL_KEYS)})", key)
+        c.integer(f"train.max_epochs_by_model.{key}", minimum=1)
 
     c.choice("eval.device", DEVICES)
     c.choice("eval.marginal_likelihood.headline", HEADLINES)

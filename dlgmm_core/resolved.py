@@ -42,9 +42,14 @@ def _eval_view(params: Params, section: str) -> dict:
 
 
 def _train_view(params: Params, key: str) -> dict:
-    """What the training stage of model ``key`` reads: seed, budget, ``train``, ``model.<key>`` and its top-level keys."""
+    """What the training stage of model ``key`` reads: seed, budget, ``train``, ``model.<key>`` and its top-level keys.
+
+    ``train.max_epochs_by_model`` is resolved here: the stage sees its own model's epoch limit as ``max_epochs``.
+    """
+    train = params.train
+    train["max_epochs"] = train.pop("max_epochs_by_model").get(key, train["max_epochs"])
     view = {"protocol": params.protocol, "seed": params.seed, "budget": params.budget,
-            "train": params.train, "model": {key: params.tree["model"][key]}}
+            "train": train, "model": {key: params.tree["model"][key]}}
     for top_level in registry.model_key(key).top_level.values():
         view[top_level] = params.tree[top_level]
     return view
