@@ -4,8 +4,9 @@
                            [--params params.yaml]
 
 Reads params.yaml (the settings of protocol PROTOCOL; seed, train, model.<model>; k for dlgmm) and data/prepared/<dataset>.npz.
-Writes models/<protocol>/<dataset>/<model>.pt (best-validation weights), the resumable state
-models/<protocol>/<dataset>/<model>.state.pt (every epoch) and the dvclive logs logs/<protocol>/<dataset>/<model>/.
+Writes models/<protocol>/<dataset>/<model>.pt (best-validation weights) and the dvclive logs
+logs/<protocol>/<dataset>/<model>/, and after every epoch the resumable state
+.dlgmm/train-state/<protocol>/<dataset>/<model>.state.pt (ignored by git and DVC: not an output).
 Killed and started again, it continues from the last completed epoch.
 """
 from __future__ import annotations
