@@ -132,9 +132,24 @@ def checkpoint(protocol: str, dataset: str, model: str, root: Root = ".") -> Pat
     return Path(root, "models", protocol, dataset, f"{model}.pt")
 
 
+def train_state_dir(root: Root = ".") -> Path:
+    """``.dlgmm/train-state``: the resumable training states, ignored by git and DVC.
+
+    Not a DVC output: DVC's copies of the workspace for ``dvc exp run --queue``
+    / ``--temp`` and fresh clones lack untracked files, and a missing output
+    made every training stage look changed there. The checkpoints are what
+    DVC caches; a state only lets a killed training resume in its workspace.
+    """
+    return Path(root, ".dlgmm", "train-state")
+
+
 def train_state(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``models/<protocol>/<dataset>/<model>.state.pt``: the resumable training state."""
-    return Path(root, "models", protocol, dataset, f"{model}.state.pt")
+    """``.dlgmm/train-state/<protocol>/<dataset>/<model>.state.pt``: the resumable training state.
+
+    One file per training stage; a state another configuration wrote there
+    is discarded by its fingerprint (:mod:`dlgmm_core.training`), never resumed.
+    """
+    return Path(train_state_dir(root), protocol, dataset, f"{model}.state.pt")
 
 
 def logs_dir(root: Root = ".") -> Path:

@@ -1,11 +1,12 @@
 """Stage `train`: fit one model on one dataset (Adam, early stopping on the validation ELBO); resumable.
 
     python stages/train.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
-                          
 
-Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, train, model.<model>; k for dlgmm) and data/prepared/<dataset>.npz.
-Writes models/<protocol>/<dataset>/<model>.pt (best-validation weights), the resumable state
-models/<protocol>/<dataset>/<model>.state.pt (every epoch) and the dvclive logs logs/<protocol>/<dataset>/<model>/.
+Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, train,
+model.<model>; k for dlgmm) and data/prepared/<dataset>.npz.
+Writes models/<protocol>/<dataset>/<model>.pt (best-validation weights) and the dvclive logs
+logs/<protocol>/<dataset>/<model>/, and after every epoch the resumable state
+.dlgmm/train-state/<protocol>/<dataset>/<model>.state.pt (ignored by git and DVC: not an output).
 Killed and started again, it continues from the last completed epoch.
 """
 from __future__ import annotations

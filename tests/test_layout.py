@@ -68,7 +68,7 @@ def _expected_without_params(stage: str, p, d, m, npz, meta) -> dict:
         return {"name": layout.prepare_stage(d), "outs": {npz, meta}, "metrics": set(), "plots": set(), "data": set()}
     ckpt = layout.checkpoint(p, d, m) if p else None
     if stage == "train":
-        return {"name": layout.train_stage(p, d, m), "outs": {ckpt, layout.train_state(p, d, m)},
+        return {"name": layout.train_stage(p, d, m), "outs": {ckpt},
                 "metrics": {layout.train_metrics(p, d, m)}, "plots": {layout.train_plots(p, d, m)}, "data": {npz}}
     if stage == "marginal_likelihood":
         return {"name": layout.nll_stage(p, d, m), "outs": {layout.nll_result(p, d, m)}, "metrics": set(),
@@ -142,6 +142,22 @@ def test_training_fingerprint_covers_exactly_the_training_code_deps():
                                         "train_qualitative@authors"}
     for stage in train:
         assert code_dep_sources(stage["deps"]) == set(code_files()), stage["name"]
+
+
+def test_training_states_are_ignored_by_git_and_dvc_and_outside_every_output():
+    """Queued and temporary experiments and fresh clones lack untracked files: a state must not be an output."""
+    from dvc.repo import Repo
+
+    declared = [out for s in STAGES for kind in ("outs", "metrics", "plots") for out in s[kind]]
+    states = [layout.train_state(args["protocol"], args["dataset"], args["model"])
+              for script, args in map(command, STAGES) if script == TRAIN_SCRIPT.as_posix()]
+    assert len(set(states)) == len(states) == 9 * len(yaml.safe_load((ROOT / "params.yaml").read_text())["protocols"])
+    with Repo(str(ROOT)) as repo:
+        for state in states:
+            assert layout.train_state_dir() in state.parents, state
+            assert not covered(state, declared), f"{state} lies in a declared output"
+            assert repo.dvcignore.is_ignored_file(str(ROOT / state)), f"{state}: not in .dvcignore"
+            assert repo.scm.is_ignored(str(ROOT / state)), f"{state}: not in .gitignore"
 
 
 def test_training_fingerprint_follows_the_sources(tmp_path, monkeypatch):

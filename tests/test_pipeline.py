@@ -1,12 +1,22 @@
 """The whole DVC pipeline on tiny offline data: repeatable, cached, and `-S k=...` touches only the DLGMM.
 
 A copy of the project (dvc.yaml, params.yaml with tiny sizes, stages/,
-dlgmm_core/) is made in a temporary git + DVC repository, with a tiny fake
-MNIST wheel placed in the download cache and a tiny ``chardata.mat`` as the
-local Omniglot folder. Two such copies run ``dvc repro`` from scratch side by
-side; their ``reports/metrics.json`` must be identical, a second ``dvc repro``
-must do nothing, and ``dvc exp run -S k=3`` must change the DLGMM's metrics
-and no other model's.
+dlgmm_core/, .gitignore, .dvcignore) is made in a temporary git + DVC
+repository, with a tiny fake MNIST wheel placed in the download cache and a
+tiny ``chardata.mat`` as the local Omniglot folder. Two such copies run
+``dvc repro`` from scratch side by side; their ``reports/metrics.json`` must be
+identical, a second ``dvc repro`` must do nothing, ``dvc exp run -S k=3`` must
+change the DLGMM's metrics and no other model's, and adding a protocol must
+leave every stage of the others up to date.
+
+With the second copy's results committed: a temporary experiment
+(``dvc exp run --temp -S k=4``) and a queued one (``dvc exp run --queue -S k=4``,
+``dvc queue start``) run in DVC's own copies of the repository, which lack
+the untracked training states, and must still run only the DLGMM's stages
+(the temporary one trains the two DLGMMs from scratch and nothing else; the
+queued one, with the same k, restores them from DVC's run cache); and ``dvc push`` to a local remote,
+``git clone`` and ``dvc pull`` must give a clone in which ``dvc status``
+finds nothing to run.
 """
 from __future__ import annotations
 
@@ -15,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,9 +92,10 @@ def _project(work: Path) -> Path:
     wheel = write_wheel(work / "data" / "raw" / WHEEL, mnist_pickle_bytes(grey))
     write_chardata(work / "raw_omniglot" / "chardata.mat", n_train=60, n_test=30, classes=3)
     set_params(work / "params.yaml", TINY + [f"data.mnist.wheel.sha256={sha256(wheel)}"])
-    (work / ".gitignore").write_text("/data/raw/\n/raw_omniglot/\n/.site_cache/\n*.state.pt\n")
+    (work / ".gitignore").write_text((ROOT / ".gitignore").read_text() + "/raw_omniglot/\n/.site_cache/\n")
     _run(["git", "init", "-q"], work)
     _run([sys.executable, "-m", "dvc", "init", "-q"], work)
+    shutil.copy(ROOT / ".dvcignore", work / ".dvcignore")
     _run(["git", "add", "-A"], work)
     _run(["git", "commit", "-qm", "tiny project"], work)
     return work
@@ -179,3 +191,81 @@ def test_the_committed_gitignores_cover_what_dvc_writes(two_runs):
     assert DVC_GITIGNORES
     status = _run(["git", "status", "--porcelain", "-uall"], work)
     assert not [line for line in status.splitlines() if line.endswith(".gitignore")], status
+
+
+@pytest.fixture(scope="module")
+def committed(two_runs) -> Path:
+    """The second run's workspace with its results committed to git: the baseline DVC's own copies start from."""
+    _, work = two_runs
+    _run(["git", "add", "-A"], work)
+    _run(["git", "commit", "-qm", "baseline results"], work)
+    return work
+
+
+def _stages_run(output: str) -> set[str]:
+    """The stages a `dvc repro` output ran, or restored from DVC's run cache instead of running."""
+    return {line.split("'")[1] for line in output.splitlines()
+            if line.startswith("Running stage") or (line.startswith("Stage '") and "is cached" in line)}
+
+
+def _trainings_from_scratch(output: str) -> list[str]:
+    """The ``<dataset>/<model>`` of every training a `dvc repro` output started from scratch, sorted."""
+    return sorted(line.split(":")[0] for line in output.splitlines() if line.endswith("; from scratch"))
+
+
+def _assert_only_the_dlgmm_ran(output: str) -> None:
+    ran = _stages_run(output)
+    assert {"train_dlgmm@authors-mnist", "train_dlgmm@authors-omniglot", "report"} <= ran, ran
+    assert all("dlgmm" in stage or stage == "report" for stage in ran), ran
+
+
+def test_queued_and_temporary_experiments_reuse_every_cached_training(committed):
+    """DVC's copies of the repository lack the untracked training states; no training stage but the DLGMM's runs."""
+    work = committed
+    tracked = _run(["git", "ls-files"], work).splitlines()
+    assert layout.train_state("authors", "mnist", "gauss_vae", work).is_file()
+    assert not any(name.endswith(".state.pt") or name.startswith(".dlgmm/") for name in tracked)
+    dvc = [sys.executable, "-m", "dvc"]
+
+    temporary = _run([*dvc, "exp", "run", "--temp", "-S", "k=4"], work)
+    _assert_only_the_dlgmm_ran(temporary)
+    assert _trainings_from_scratch(temporary) == ["mnist/dlgmm", "omniglot/dlgmm"], temporary
+
+    queued = _run([*dvc, "exp", "run", "--queue", "-S", "k=4"], work)
+    name = queued.split("Queued experiment '")[1].split("'")[0]
+    _run([*dvc, "queue", "start", "-j", "1"], work)
+    deadline = time.monotonic() + 300
+    while True:
+        status = _run([*dvc, "queue", "status"], work)
+        task = next(line for line in status.splitlines() if f" {name} " in line)
+        if task.split()[-1] not in ("Queued", "Running"):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    log = _run([*dvc, "queue", "logs", name], work)
+    assert task.split()[-1] == "Success", f"{status}\n{log[-3000:]}"
+    _assert_only_the_dlgmm_ran(log)
+    # The same k as the temporary experiment: DVC's run cache restores even the DLGMM's trainings.
+    assert _trainings_from_scratch(log) == [], log
+
+
+def test_a_dvc_remote_carries_the_results_to_a_fresh_clone(committed, tmp_path):
+    """`dvc push`, `git clone`, `dvc pull`: the clone has every output and nothing to run."""
+    work = committed
+    dvc = [sys.executable, "-m", "dvc"]
+    _run([*dvc, "remote", "add", "-d", "local", str(tmp_path / "remote")], work)
+    _run(["git", "add", ".dvc/config"], work)
+    _run(["git", "commit", "-qm", "a DVC remote"], work)
+    _run([*dvc, "push"], work)
+
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    assert "local" in _run([*dvc, "remote", "list"], clone)
+    _run([*dvc, "pull"], clone)
+    status = json.loads(_run([*dvc, "status", "--json"], clone))
+    assert status == {}, status
+    assert not layout.train_state_dir(clone).exists()
+    for model in ("gauss_vae", "dlgmm"):
+        assert layout.checkpoint("authors", "mnist", model, clone).read_bytes() == \
+            layout.checkpoint("authors", "mnist", model, work).read_bytes()
+    assert layout.report_metrics(clone).read_bytes() == layout.report_metrics(work).read_bytes()
