@@ -29,7 +29,7 @@ from typing import Any
 from . import layout, registry
 from .config import DATASETS, Params, load_params, read_yaml
 from .errors import DlgmmError
-from .io import write_json
+from .io import read_json, write_json
 
 #: The devices a stage view names, by the key the error names.
 _DEVICE_KEYS = ("train.device", "eval.device")
@@ -129,13 +129,20 @@ def check_devices(views: dict[str, dict]) -> None:
 def check_data_sources(by_protocol: dict[str, Params], root: str | os.PathLike = ".") -> None:
     """A local data folder named in params.yaml must exist and hold what its source reads, and pinned files match.
 
-    Downloads cannot be checked before they are made; the prepare stage checks them.
+    Only where a dataset's settings differ from those last resolved, that is where its prepare stage will
+    run: an unchanged dataset is already prepared (and DVC's temporary copies of the repository for
+    queued experiments lack the git-ignored data folders). Downloads cannot be checked before they are
+    made; the prepare stage checks them.
     """
     from .data import check_local_sources
 
     headline = next(iter(by_protocol.values()))
     for dataset in DATASETS:
-        check_local_sources(dataset, headline.data(dataset), layout.raw_dir(root))
+        section = headline.data(dataset)
+        previous = layout.stage_params(layout.prepare_stage(dataset), root)
+        if previous.is_file() and read_json(previous, "").get("data", {}).get(dataset) == section:
+            continue
+        check_local_sources(dataset, section, layout.raw_dir(root))
 
 
 def resolve(params_path: str | os.PathLike = "params.yaml", root: str | os.PathLike = ".") -> list[str]:

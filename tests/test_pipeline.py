@@ -4,19 +4,14 @@ A copy of the project (dvc.yaml, params.yaml with tiny sizes, stages/,
 dlgmm_core/, .gitignore, .dvcignore) is made in a temporary git + DVC
 repository, with a tiny fake MNIST wheel placed in the download cache and a
 tiny ``chardata.mat`` as the local Omniglot folder. Two such copies run
-``dvc repro`` from scratch side by side; their ``reports/metrics.json`` must be
+``dvc repro`` from scratch (one is shared with ``tests/test_dvc_mechanics.py``); their ``reports/metrics.json`` must be
 identical, a second ``dvc repro`` must do nothing, ``dvc exp run -S k=3`` must
 change the DLGMM's metrics and no other model's, and adding a protocol must
 leave every stage of the others up to date.
 
-With the second copy's results committed: a temporary experiment
-(``dvc exp run --temp -S k=4``) and a queued one (``dvc exp run --queue -S k=4``,
-``dvc queue start``) run in DVC's own copies of the repository, which lack
-the untracked training states, and must still run only the DLGMM's stages
-(the temporary one trains the two DLGMMs from scratch and nothing else; the
-queued one, with the same k, restores them from DVC's run cache); and ``dvc push`` to a local remote,
-``git clone`` and ``dvc pull`` must give a clone in which ``dvc status``
-finds nothing to run.
+The DVC-generated .gitignore files are committed: a run leaves none new or changed.
+Rejected values, queued and temporary experiments and a DVC remote are in
+``tests/test_dvc_mechanics.py``.
 """
 from __future__ import annotations
 
@@ -25,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -106,15 +100,40 @@ def _repro(work: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def finished_project(tmp_path_factory, name: str) -> Path:
+    """A copy, in a folder of its own named ``name``, of ONE tiny project that ran ``dvc repro`` to the end with its
+    results committed; the run is made once per test session, by whichever test file (xdist worker) asks first."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker
+    done = shared / "tiny_pipeline"
+    with FileLock(str(shared / "tiny_pipeline.lock")):
+        if not (done / ".finished").is_file():
+            build = shared / "tiny_pipeline.building"
+            shutil.rmtree(build, ignore_errors=True)
+            build.mkdir()
+            _project(build)
+            _run([sys.executable, "-m", "dvc", "repro"], build)
+            _run(["git", "add", "-A"], build)
+            _run(["git", "commit", "-qm", "results"], build)
+            (build / ".finished").touch()
+            shutil.rmtree(done, ignore_errors=True)
+            build.rename(done)
+    copy = tmp_path_factory.mktemp(name) / "project"
+    shutil.copytree(done, copy, symlinks=True)
+    (copy / ".finished").unlink()
+    return copy
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory) -> tuple[Path, Path]:
-    first = _project(tmp_path_factory.mktemp("run_a"))
+    """Two tiny projects run from scratch: the session's shared run (usually made meanwhile by the other xdist
+    worker, for tests/test_dvc_mechanics.py), and one of this module's own."""
     second = _project(tmp_path_factory.mktemp("run_b"))
-    runs = [(first, _repro(first)), (second, _repro(second))]
-    for work, process in runs:
-        output, _ = process.communicate()
-        assert process.returncode == 0, f"dvc repro failed in {work}:\n{output[-5000:]}"
-    return first, second
+    process = _repro(second)
+    output, _ = process.communicate()
+    assert process.returncode == 0, f"dvc repro failed in {second}:\n{output[-5000:]}"
+    return finished_project(tmp_path_factory, "run_a"), second
 
 
 def test_every_declared_output_is_produced(two_runs):
@@ -155,11 +174,11 @@ def test_sweeping_k_reruns_only_the_dlgmm(two_runs):
     work, _ = two_runs
     before = json.loads((work / "reports" / "metrics.json").read_text())
     _run(["git", "add", "-A"], work)
-    _run(["git", "commit", "-qm", "baseline results"], work)
+    _run(["git", "commit", "-qm", "baseline results", "--allow-empty"], work)
     output = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "k=3"], work)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
     assert {"train_dlgmm@authors-mnist", "train_dlgmm@authors-omniglot", "report"} <= ran
-    assert all("dlgmm" in stage or stage == "report" for stage in ran), ran
+    assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
     diff = json.loads(_run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], work))
     changed = {(path, key) for path, entries in diff.items() for key, change in entries.items()
                if change.get("diff")}
@@ -182,90 +201,12 @@ def test_adding_a_protocol_leaves_the_others_cached(two_runs):
     changed = set(status)
     assert any(name.startswith("train@corrected-") for name in changed), changed
     assert not any("@authors" in name or name.startswith("prepare@") for name in changed), changed
-    assert changed - {"report"} == {name for name in changed if "@corrected" in name}
+    assert changed - {"resolve", "report"} == {name for name in changed if "@corrected" in name}
 
 
 def test_the_committed_gitignores_cover_what_dvc_writes(two_runs):
     """After `dvc repro`, no .gitignore is new or changed: the ones DVC writes are committed as it writes them."""
-    work, _ = two_runs
+    _, work = two_runs  # the run whose results are not committed
     assert DVC_GITIGNORES
     status = _run(["git", "status", "--porcelain", "-uall"], work)
     assert not [line for line in status.splitlines() if line.endswith(".gitignore")], status
-
-
-@pytest.fixture(scope="module")
-def committed(two_runs) -> Path:
-    """The second run's workspace with its results committed to git: the baseline DVC's own copies start from."""
-    _, work = two_runs
-    _run(["git", "add", "-A"], work)
-    _run(["git", "commit", "-qm", "baseline results"], work)
-    return work
-
-
-def _stages_run(output: str) -> set[str]:
-    """The stages a `dvc repro` output ran, or restored from DVC's run cache instead of running."""
-    return {line.split("'")[1] for line in output.splitlines()
-            if line.startswith("Running stage") or (line.startswith("Stage '") and "is cached" in line)}
-
-
-def _trainings_from_scratch(output: str) -> list[str]:
-    """The ``<dataset>/<model>`` of every training a `dvc repro` output started from scratch, sorted."""
-    return sorted(line.split(":")[0] for line in output.splitlines() if line.endswith("; from scratch"))
-
-
-def _assert_only_the_dlgmm_ran(output: str) -> None:
-    ran = _stages_run(output)
-    assert {"train_dlgmm@authors-mnist", "train_dlgmm@authors-omniglot", "report"} <= ran, ran
-    assert all("dlgmm" in stage or stage == "report" for stage in ran), ran
-
-
-def test_queued_and_temporary_experiments_reuse_every_cached_training(committed):
-    """DVC's copies of the repository lack the untracked training states; no training stage but the DLGMM's runs."""
-    work = committed
-    tracked = _run(["git", "ls-files"], work).splitlines()
-    assert layout.train_state("authors", "mnist", "gauss_vae", work).is_file()
-    assert not any(name.endswith(".state.pt") or name.startswith(".dlgmm/") for name in tracked)
-    dvc = [sys.executable, "-m", "dvc"]
-
-    temporary = _run([*dvc, "exp", "run", "--temp", "-S", "k=4"], work)
-    _assert_only_the_dlgmm_ran(temporary)
-    assert _trainings_from_scratch(temporary) == ["mnist/dlgmm", "omniglot/dlgmm"], temporary
-
-    queued = _run([*dvc, "exp", "run", "--queue", "-S", "k=4"], work)
-    name = queued.split("Queued experiment '")[1].split("'")[0]
-    _run([*dvc, "queue", "start", "-j", "1"], work)
-    deadline = time.monotonic() + 300
-    while True:
-        status = _run([*dvc, "queue", "status"], work)
-        task = next(line for line in status.splitlines() if f" {name} " in line)
-        if task.split()[-1] not in ("Queued", "Running"):
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(2)
-    log = _run([*dvc, "queue", "logs", name], work)
-    assert task.split()[-1] == "Success", f"{status}\n{log[-3000:]}"
-    _assert_only_the_dlgmm_ran(log)
-    # The same k as the temporary experiment: DVC's run cache restores even the DLGMM's trainings.
-    assert _trainings_from_scratch(log) == [], log
-
-
-def test_a_dvc_remote_carries_the_results_to_a_fresh_clone(committed, tmp_path):
-    """`dvc push`, `git clone`, `dvc pull`: the clone has every output and nothing to run."""
-    work = committed
-    dvc = [sys.executable, "-m", "dvc"]
-    _run([*dvc, "remote", "add", "-d", "local", str(tmp_path / "remote")], work)
-    _run(["git", "add", ".dvc/config"], work)
-    _run(["git", "commit", "-qm", "a DVC remote"], work)
-    _run([*dvc, "push"], work)
-
-    clone = tmp_path / "clone"
-    _run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
-    assert "local" in _run([*dvc, "remote", "list"], clone)
-    _run([*dvc, "pull"], clone)
-    status = json.loads(_run([*dvc, "status", "--json"], clone))
-    assert status == {}, status
-    assert not layout.train_state_dir(clone).exists()
-    for model in ("gauss_vae", "dlgmm"):
-        assert layout.checkpoint("authors", "mnist", model, clone).read_bytes() == \
-            layout.checkpoint("authors", "mnist", model, work).read_bytes()
-    assert layout.report_metrics(clone).read_bytes() == layout.report_metrics(work).read_bytes()

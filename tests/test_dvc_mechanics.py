@@ -1,19 +1,27 @@
-"""A rejected value costs nothing: after a complete tiny pipeline, each of more than twenty bad values of
-params.yaml, in every section, given through ``dvc exp run -S`` or an edit plus ``dvc repro``, is refused
-with one line naming its key, every output file stays byte-identical, and once the value is taken back
-``dvc status`` finds nothing to run.
+"""How the pipeline meets DVC, after a complete tiny pipeline committed to git:
+
+- a rejected value costs nothing: each of more than twenty bad values of params.yaml, in every section,
+  given through ``dvc exp run -S`` or an edit plus ``dvc repro``, is refused with one line naming its
+  key, every output file stays byte-identical, and once the value is taken back ``dvc status`` finds
+  nothing to run;
+- queued and temporary experiments (DVC's own copies of the repository, without the untracked
+  training states) run only the stages their change touches;
+- a DVC remote carries the results to a fresh clone, which has nothing to run.
 
 The tiny project is the one of ``tests/test_pipeline.py`` (offline data, tiny models), run once here.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from test_pipeline import _env, _project, _run
+from test_pipeline import _env, _run, finished_project
 
+from dlgmm_core import layout
 from dlgmm_core.config import read_yaml
 
 ZEROS = "0" * 64
@@ -75,11 +83,8 @@ def _edit(params: Path, assignments: str) -> None:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    work = _project(tmp_path_factory.mktemp("bad_params"))
-    _run([sys.executable, "-m", "dvc", "repro"], work)
-    _run(["git", "add", "-A"], work)
-    _run(["git", "commit", "-qm", "results"], work)
-    return work
+    """A tiny project that ran `dvc repro` to the end, its results committed (the session's shared run)."""
+    return finished_project(tmp_path_factory, "mechanics")
 
 
 def test_more_than_twenty_bad_values_cost_nothing(finished):
@@ -133,3 +138,72 @@ def test_an_equal_float_written_another_way_changes_nothing(finished):
         _run(["git", "checkout", "params.yaml"], finished)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
     assert ran <= {"resolve"}, ran
+
+
+def _stages_run(output: str) -> set[str]:
+    """The stages a `dvc repro` output ran, or restored from DVC's run cache instead of running."""
+    return {line.split("'")[1] for line in output.splitlines()
+            if line.startswith("Running stage") or (line.startswith("Stage '") and "is cached" in line)}
+
+
+def _trainings_from_scratch(output: str) -> list[str]:
+    """The ``<dataset>/<model>`` of every training a `dvc repro` output started from scratch, sorted."""
+    return sorted(line.split(":")[0] for line in output.splitlines() if line.endswith("; from scratch"))
+
+
+def _assert_only_the_dlgmm_ran(output: str) -> None:
+    ran = _stages_run(output)
+    assert {"train_dlgmm@authors-mnist", "train_dlgmm@authors-omniglot", "report"} <= ran, ran
+    assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
+
+
+def test_queued_and_temporary_experiments_reuse_every_cached_training(finished):
+    """DVC's copies of the repository lack the untracked training states; no training stage but the DLGMM's runs."""
+    work = finished
+    tracked = _run(["git", "ls-files"], work).splitlines()
+    assert layout.train_state("authors", "mnist", "gauss_vae", work).is_file()
+    assert not any(name.endswith(".state.pt") or name.startswith(".dlgmm/") for name in tracked)
+    dvc = [sys.executable, "-m", "dvc"]
+
+    temporary = _run([*dvc, "exp", "run", "--temp", "-S", "k=4"], work)
+    _assert_only_the_dlgmm_ran(temporary)
+    assert _trainings_from_scratch(temporary) == ["mnist/dlgmm", "omniglot/dlgmm"], temporary
+
+    queued = _run([*dvc, "exp", "run", "--queue", "-S", "k=4"], work)
+    name = queued.split("Queued experiment '")[1].split("'")[0]
+    _run([*dvc, "queue", "start", "-j", "1"], work)
+    deadline = time.monotonic() + 300
+    while True:
+        status = _run([*dvc, "queue", "status"], work)
+        task = next(line for line in status.splitlines() if f" {name} " in line)
+        if task.split()[-1] not in ("Queued", "Running"):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    log = _run([*dvc, "queue", "logs", name], work)
+    assert task.split()[-1] == "Success", f"{status}\n{log[-3000:]}"
+    _assert_only_the_dlgmm_ran(log)
+    # The same k as the temporary experiment: DVC's run cache restores even the DLGMM's trainings.
+    assert _trainings_from_scratch(log) == [], log
+
+
+def test_a_dvc_remote_carries_the_results_to_a_fresh_clone(finished, tmp_path):
+    """`dvc push`, `git clone`, `dvc pull`: the clone has every output and nothing to run."""
+    work = finished
+    dvc = [sys.executable, "-m", "dvc"]
+    _run([*dvc, "remote", "add", "-d", "local", str(tmp_path / "remote")], work)
+    _run(["git", "add", ".dvc/config"], work)
+    _run(["git", "commit", "-qm", "a DVC remote"], work)
+    _run([*dvc, "push"], work)
+
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    assert "local" in _run([*dvc, "remote", "list"], clone)
+    _run([*dvc, "pull"], clone)
+    status = json.loads(_run([*dvc, "status", "--json"], clone))
+    assert status == {}, status
+    assert not layout.train_state_dir(clone).exists()
+    for model in ("gauss_vae", "dlgmm"):
+        assert layout.checkpoint("authors", "mnist", model, clone).read_bytes() == \
+            layout.checkpoint("authors", "mnist", model, work).read_bytes()
+    assert layout.report_metrics(clone).read_bytes() == layout.report_metrics(work).read_bytes()
