@@ -9,8 +9,6 @@ STAMP := $(VENV)/.installed
 OMNIGLOT_DIR ?=
 # `make quick` only: the protocols to run, e.g. `authors, corrected` (empty: params.yaml's list).
 PROTOCOLS ?=
-# The two test files that run whole tiny pipelines, first, so that the two workers start one each.
-SLOW_TESTS := tests/test_pipeline.py tests/test_dvc_mechanics.py
 # Where `make quick` runs its own copy of the pipeline.
 QUICK_DIR := build/quick
 
@@ -33,7 +31,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile $(SLOW_TESTS) tests
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The whole pipeline on the reduced budget (params.yaml `quick` section), in a
 # folder of its own, so that it never touches this workspace's params.yaml,
