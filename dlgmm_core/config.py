@@ -499,6 +499,12 @@ def load_params(path: str | Path = DEFAULT_PATH, protocol: str | None = None) ->
 
     Raises :class:`DlgmmError` naming the file and the key on any problem.
     """
+    tree = read_params_tree(path)
+    return params_from_tree(tree, str(path), protocol)
+
+
+def read_params_tree(path: str | Path = DEFAULT_PATH) -> dict:
+    """The parameter file ``path`` as read (YAML 1.2), before any validation; DlgmmError if missing or no mapping."""
     path = Path(path)
     source = str(path)
     if path == DEFAULT_PATH and not path.exists():
@@ -507,7 +513,13 @@ def load_params(path: str | Path = DEFAULT_PATH, protocol: str | None = None) ->
     tree = read_yaml(path)
     if not isinstance(tree, dict):
         raise DlgmmError(f"{source}: expected a mapping of sections at the top level")
-    return params_from_tree(tree, source, protocol)
+    return tree
+
+
+def params_of_protocols(tree: dict, source: str = _SOURCE) -> dict[str, Params]:
+    """``{name: Params}`` for every protocol of ``protocols``, in its order, from one validation of ``tree``."""
+    names, readers = _validated(tree, source)
+    return {name: Params(tree=readers[name].tree, source=source, protocol=name) for name in names}
 
 
 def params_from_tree(tree: dict, source: str = _SOURCE, protocol: str | None = None) -> Params:

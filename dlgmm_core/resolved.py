@@ -27,7 +27,7 @@ import os
 from typing import Any
 
 from . import layout, registry
-from .config import DATASETS, Params, load_params, read_yaml
+from .config import DATASETS, Params, params_of_protocols, read_params_tree
 from .errors import DlgmmError
 from .io import read_json, write_json
 
@@ -86,33 +86,29 @@ def stage_views(by_protocol: dict[str, Params]) -> dict[str, dict]:
     return views
 
 
-def shadowed_by_quick(raw: dict, by_protocol: dict[str, Params]) -> list[str]:
+def shadowed_by_quick(raw: dict) -> list[str]:
     """One line per value of ``params.yaml`` that the quick budget's overrides replace (``budget: quick`` only)."""
     if raw.get("budget") != "quick":
         return []
     lines = []
     for dotted, value in (raw.get("quick") or {}).items():
-        node: Any = raw
-        parts = str(dotted).split(".")
-        for part in parts:
-            node = node.get(part) if isinstance(node, dict) else None
-        written = dotted
-        if node is None:  # not in a base section: a protocol setting
-            written, node = _protocol_value(raw, parts)
+        written, node = _written_value(raw, str(dotted).split("."))
         if node is not None and node != value:
             lines.append(f"{written}: {json.dumps(node)} is replaced by quick.{dotted}: {json.dumps(value)}")
     return lines
 
 
-def _protocol_value(raw: dict, parts: list[str]) -> tuple[str, Any]:
-    """The value the protocols write at ``parts`` (``protocol.<name>.<key>`` of the first that sets it)."""
-    for name, definition in (raw.get("protocol") or {}).items():
-        node: Any = definition
+def _written_value(raw: dict, parts: list[str]) -> tuple[str, Any]:
+    """``(key, value)`` where params.yaml writes the setting ``parts``: its base section, else the first protocol
+    that sets it (``protocol.<name>.<key>``); the value is None where nothing writes it."""
+    candidates = [(".".join(parts), raw)] + [(f"protocol.{name}.{'.'.join(parts)}", definition)
+                                             for name, definition in (raw.get("protocol") or {}).items()]
+    for written, node in candidates:
         for part in parts:
             node = node.get(part) if isinstance(node, dict) else None
         if node is not None:
-            return f"protocol.{name}.{'.'.join(parts)}", node
-    return ".".join(parts), None
+            return written, node
+    return candidates[0][0], None
 
 
 def check_devices(views: dict[str, dict]) -> None:
@@ -151,9 +147,8 @@ def resolve(params_path: str | os.PathLike = "params.yaml", root: str | os.PathL
     Nothing is written unless everything validated. Files of stages that no
     longer exist (a protocol taken off the list) are removed.
     """
-    raw = read_yaml(params_path)
-    first = load_params(params_path)
-    by_protocol = {name: load_params(params_path, name) for name in first.protocols}
+    raw = read_params_tree(params_path)
+    by_protocol = params_of_protocols(raw, str(params_path))
     views = stage_views(by_protocol)
     check_devices(views)
     check_data_sources(by_protocol, root)
@@ -164,4 +159,4 @@ def resolve(params_path: str | os.PathLike = "params.yaml", root: str | os.PathL
     for stale in folder.glob("*.json"):
         if stale.name not in wanted:
             stale.unlink()
-    return shadowed_by_quick(raw, by_protocol)
+    return shadowed_by_quick(raw)
