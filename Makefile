@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 OMNIGLOT_DIR ?=
 # `make quick` only: the protocols to run, e.g. `authors, corrected` (empty: params.yaml's list).
 PROTOCOLS ?=
+# Stages run side by side by `make quick` and `make repro` (dlgmm_core.schedule); 1: plain `dvc repro`.
+JOBS ?= 2
 # Where `make quick` runs its own copy of the pipeline.
 QUICK_DIR := build/quick
 
@@ -47,13 +49,13 @@ quick: $(STAMP)
 	cd $(QUICK_DIR) && $(CURDIR)/$(PY) -m dlgmm_core.config set budget=quick \
 		data.omniglot.dir=$(if $(OMNIGLOT_DIR),$(abspath $(OMNIGLOT_DIR))) \
 		$(if $(PROTOCOLS),"protocols=[$(PROTOCOLS)]")
-	cd $(QUICK_DIR) && $(CURDIR)/$(DVC) repro
+	cd $(QUICK_DIR) && $(CURDIR)/$(PY) -m dlgmm_core.schedule --jobs $(JOBS) --dvc $(CURDIR)/$(DVC)
 	@echo "quick-budget report: $(QUICK_DIR)/reports/README.md"
 
 # The paper's budget: params.yaml as committed.
 repro: $(STAMP)
 	$(PY) -m dlgmm_core.config set budget=paper data.omniglot.dir=$(OMNIGLOT_DIR)
-	$(DVC) repro
+	$(PY) -m dlgmm_core.schedule --jobs $(JOBS) --dvc $(DVC)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py

@@ -372,7 +372,8 @@ def check_model_key(name: str, source: str = _SOURCE) -> str:
 
 
 #: Optional keys of a ``train`` section, with their defaults (library callers may omit them).
-TRAIN_DEFAULTS = {"max_train_examples": None, "max_valid_examples": None, "device": "auto", "precision": "float32"}
+TRAIN_DEFAULTS = {"max_train_examples": None, "max_valid_examples": None, "device": "auto", "threads": 1,
+                  "precision": "float32"}
 
 
 def _validate_train(c: ParamReader) -> None:
@@ -383,6 +384,7 @@ def _validate_train(c: ParamReader) -> None:
     c.integer("train.max_train_examples", minimum=1, optional=True)
     c.integer("train.max_valid_examples", minimum=1, optional=True)
     c.choice("train.device", DEVICES)
+    c.integer("train.threads", minimum=1)
     c.choice("train.precision", PRECISIONS)
 
 
@@ -451,6 +453,7 @@ def _validate(c: ParamReader) -> None:
         c.integer(f"train.max_epochs_by_model.{key}", minimum=1)
 
     c.choice("eval.device", DEVICES)
+    c.integer("eval.threads", minimum=1)
     c.choice("eval.marginal_likelihood.headline", HEADLINES)
     c.integer("eval.marginal_likelihood.samples", minimum=1)
     c.integer("eval.marginal_likelihood.authors_samples", minimum=1)

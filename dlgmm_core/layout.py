@@ -152,6 +152,16 @@ def train_state(protocol: str, dataset: str, model: str, root: Root = ".") -> Pa
     return Path(train_state_dir(root), protocol, dataset, f"{model}.state.pt")
 
 
+def stage_logs_dir(root: Root = ".") -> Path:
+    """``.dlgmm/logs``: the output of stages run side by side (:mod:`dlgmm_core.schedule`), ignored by git and DVC."""
+    return Path(root, ".dlgmm", "logs")
+
+
+def stage_log(stage: str, root: Root = ".") -> Path:
+    """``.dlgmm/logs/<stage>.log``: what stage ``stage`` printed when :mod:`dlgmm_core.schedule` ran it."""
+    return Path(stage_logs_dir(root), f"{stage}.log")
+
+
 def logs_dir(root: Root = ".") -> Path:
     """``logs``: the dvclive logs of every training run."""
     return Path(root, "logs")

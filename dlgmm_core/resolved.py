@@ -36,9 +36,10 @@ _DEVICE_KEYS = ("train.device", "eval.device")
 
 
 def _eval_view(params: Params, section: str) -> dict:
-    """What an evaluation stage reads: the seed, the evaluation device and its own ``eval`` section."""
+    """What an evaluation stage reads: the seed, the evaluation device and threads, and its own ``eval`` section."""
     return {"protocol": params.protocol, "seed": params.seed,
-            "eval": {"device": params.eval["device"], section: params.eval[section]}}
+            "eval": {"device": params.eval["device"], "threads": params.eval["threads"],
+                     section: params.eval[section]}}
 
 
 def _train_view(params: Params, key: str) -> dict:

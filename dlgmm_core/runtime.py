@@ -20,6 +20,22 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     return torch.device(name)
 
 
+def compute_device(name: str, threads: int, key: str = "device") -> torch.device:
+    """:func:`resolve_device`, with the CPU's torch thread count set to ``threads``.
+
+    The thread count is part of a run's configuration: on CPU, a GEMM's
+    reduction order (hence its last bits) depends on how many threads split
+    it, so the same parameters give the same bits with the same ``threads``
+    whatever the machine's core count, and whether stages run one at a time
+    or side by side (``make repro JOBS=2``). At the paper's sizes one thread
+    per process is also the fastest per core (README, "Performance").
+    """
+    device = resolve_device(name, key=key)
+    if device.type == "cpu":
+        torch.set_num_threads(int(threads))
+    return device
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (CPU and CUDA); return a CPU generator seeded the same way.
 

@@ -46,7 +46,7 @@ import torch
 
 from .config import validate_train
 from .errors import DlgmmError
-from .runtime import as_float_tensor, resolve_device, seed_everything
+from .runtime import as_float_tensor, compute_device, seed_everything
 
 #: Format tag of the ``extra`` dict in the state file (:meth:`TrainState.to_dict`).
 STATE_FORMAT = "dlgmm-train-state/1"
@@ -585,7 +585,7 @@ def _truncated_examples(model, x_train, x_valid, config: dict) -> tuple[Any, Any
 
 
 def _training_device(config: dict) -> torch.device:
-    device = resolve_device(config["device"], key="train.device")
+    device = compute_device(config["device"], config["threads"], key="train.device")
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return device

@@ -19,7 +19,7 @@ from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import check_neighbors, embed, knn_errors, load_eval_model, require_labels  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.layout import knn_result, knn_stage, prepared  # noqa: E402
-from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
+from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     x_train, y_train = data["x_train"][:section["max_train_examples"]], data["y_train"][:section["max_train_examples"]]
     x_test, y_test = data["x_test"][:section["max_test_examples"]], data["y_test"][:section["max_test_examples"]]
     check_neighbors(section["neighbors"], x_train.shape[0])
-    device = resolve_device(params.eval["device"], key="eval.device")
+    device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
     model = load_eval_model(params.protocol, args.dataset, args.model, device)
     seed_everything(params.seed)
     z_train = embed(model, x_train, device, desc="embed train")

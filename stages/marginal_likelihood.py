@@ -23,14 +23,14 @@ from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import Timer, load_eval_model, marginal_likelihood  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.layout import nll_result, nll_stage, prepared  # noqa: E402
-from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
+from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
     args = stage_arguments(__doc__, MODEL_KINDS)
     params = load_stage_params(nll_stage(args.protocol, args.dataset, args.model))
     section = params.eval["marginal_likelihood"]
-    device = resolve_device(params.eval["device"], key="eval.device")
+    device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
     model = load_eval_model(params.protocol, args.dataset, args.model, device)
     x = load_prepared(prepared(args.dataset)[0])["x_test"][:section["max_examples"]]
     seed_everything(params.seed)

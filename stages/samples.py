@@ -19,14 +19,14 @@ from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import (MODEL_NAMES, load_eval_model, prior_bernoulli_means,  # noqa: E402
                                    save_component_grids, save_grid)
 from dlgmm_core.layout import qualitative_dir, samples_figure, samples_stage  # noqa: E402
-from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
+from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
     args = stage_arguments(__doc__, MODEL_KEYS)
     params = load_stage_params(samples_stage(args.protocol, args.dataset, args.model))
     grid = params.eval["samples"]["grid"]
-    device = resolve_device(params.eval["device"], key="eval.device")
+    device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
     model = load_eval_model(params.protocol, args.dataset, args.model, device)
     seed_everything(params.seed)
     label = f"{MODEL_NAMES[args.model]} ({args.dataset}, {params.protocol} protocol)"

@@ -18,7 +18,7 @@ from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import MODEL_NAMES, embed, load_eval_model, plot_tsne, tsne_embedding  # noqa: E402
 from dlgmm_core.io import read_json  # noqa: E402
 from dlgmm_core.layout import prepare_hint, prepared, tsne_figure, tsne_stage  # noqa: E402
-from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
+from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     data = load_prepared(npz_path)
     class_names = read_json(meta_path, prepare_hint(args.dataset)).get("class_names") if meta_path.is_file() else None
     x, y = data["x_test"][:section["points"]], data["y_test"][:section["points"]]
-    device = resolve_device(params.eval["device"], key="eval.device")
+    device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
     model = load_eval_model(params.protocol, args.dataset, args.model, device)
     seed_everything(params.seed)
     z = embed(model, x, device, desc="embed test")

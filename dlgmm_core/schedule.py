@@ -1,0 +1,190 @@
+"""Run the pipeline's independent stages side by side: ``python -m dlgmm_core.schedule --jobs 2``.
+
+DVC runs one stage at a time, but it lets separate ``dvc repro --single-item``
+processes run independent stages concurrently: each takes the repository lock
+only while it checks and records its stage, releases it while the command runs,
+and locks its own outputs (shared reads of common inputs are allowed). This
+module reads DVC's own stage graph and starts each stage as soon as every stage
+it depends on has finished, ``jobs`` at a time, the most expensive ready stage
+first (longest-first keeps the two cores busy until the end). Each stage is a
+plain ``dvc --wait-for-lock repro --single-item <stage>``, so DVC still decides
+what is up to date, what reruns and what dvc.lock records; a stage that failed
+stops only the stages downstream of it, and the run ends with exit status 1.
+
+Results are bitwise those of a plain ``dvc repro``: a stage's arithmetic does
+not depend on what else runs, because its thread count is a parameter
+(``train.threads``, ``eval.threads``; :func:`dlgmm_core.runtime.compute_device`).
+Each concurrently run stage's output goes to ``.dlgmm/logs/<stage>.log``;
+the terminal shows one line per stage. ``--jobs 1`` is ``dvc repro`` itself.
+"""
+from __future__ import annotations
+
+import argparse
+import heapq
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+from . import layout
+from .errors import DlgmmError
+
+#: Relative cost of a stage family (training dominates, then importance sampling).
+_FAMILY_COST = {"train": 100.0, "train_dlgmm": 100.0, "train_qualitative": 100.0, "marginal_likelihood": 20.0}
+#: Measured seconds per MNIST training epoch of each model key (2 threads, this package), the ready-queue order.
+_MODEL_COST = {"dldpmm": 23.0, "qualitative": 11.0, "dlgmm": 8.0, "sb_vae": 7.0, "gauss_vae": 4.4}
+#: Training images of the datasets (the offline Omniglot subset is smaller still).
+_DATASET_COST = {"mnist": 50_000, "omniglot": 23_000}
+#: Seconds between checks of the running stages.
+_POLL = 0.5
+
+
+def stage_cost(name: str) -> float:
+    """A rough relative cost of stage ``name`` (e.g. ``train@authors-mnist-dldpmm``), for ordering only."""
+    family, _, item = name.partition("@")
+    parts = item.split("-")
+    model = next((p for p in parts if p in _MODEL_COST), None)
+    if family == "train_dlgmm":
+        model = "dlgmm"
+    elif family in ("train_qualitative", "samples_qualitative"):
+        model = "qualitative"
+    dataset = next((p for p in parts if p in _DATASET_COST), "mnist")
+    return _FAMILY_COST.get(family, 1.0) * _MODEL_COST.get(model, 1.0) * _DATASET_COST[dataset] / 50_000
+
+
+def stage_graph(targets: list[str] | None = None) -> dict[str, set[str]]:
+    """``{stage: the stages it depends on}`` from DVC's graph, restricted to ``targets`` and their upstream."""
+    from dvc.repo import Repo
+
+    with Repo() as repo:
+        graph = repo.index.graph
+        upstream = {stage.addressing: {dep.addressing for dep in graph.successors(stage)} for stage in graph.nodes}
+    if not targets:
+        return upstream
+    unknown = [t for t in targets if t not in upstream]
+    if unknown:
+        raise DlgmmError(f"dvc.yaml: no stage named {', '.join(map(repr, unknown))}")
+    keep, todo = set(), deque(targets)
+    while todo:
+        name = todo.popleft()
+        if name not in keep:
+            keep.add(name)
+            todo.extend(upstream[name])
+    return {name: deps & keep for name, deps in upstream.items() if name in keep}
+
+
+def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print) -> list[str]:
+    """Run every stage of ``upstream`` once its dependencies succeeded, at most ``jobs`` at a time.
+
+    ``start(name)`` launches a stage and returns an object with ``poll()``
+    (``None`` while running, else the exit status), like :class:`subprocess.Popen`.
+    Ready stages start costliest first (:func:`stage_cost`). Returns the failed
+    stages; the stages downstream of a failure are not started.
+    """
+    waiting = {name: set(deps) for name, deps in upstream.items()}
+    downstream: dict[str, set[str]] = {name: set() for name in upstream}
+    for name, deps in upstream.items():
+        for dep in deps:
+            downstream[dep].add(name)
+    ready = [(-stage_cost(n), n) for n, deps in waiting.items() if not deps]
+    heapq.heapify(ready)
+    running: dict[str, tuple[object, float]] = {}
+    failed: list[str] = []
+    skipped: set[str] = set()
+    done = 0
+    while ready or running:
+        while ready and len(running) < jobs:
+            _, name = heapq.heappop(ready)
+            running[name] = (start(name), time.monotonic())
+            report(f"[{done}/{len(upstream)}] started  {name}")
+        if running:
+            time.sleep(_POLL)
+        for name, (proc, began) in list(running.items()):
+            status = proc.poll()
+            if status is None:
+                continue
+            del running[name]
+            done += 1
+            seconds = time.monotonic() - began
+            if status == 0:
+                report(f"[{done}/{len(upstream)}] finished {name} ({seconds:.0f} s)")
+                for child in downstream[name]:
+                    waiting[child].discard(name)
+                    if not waiting[child] and child not in skipped:
+                        heapq.heappush(ready, (-stage_cost(child), child))
+            else:
+                failed.append(name)
+                report(f"[{done}/{len(upstream)}] FAILED   {name} (exit {status}, {seconds:.0f} s)")
+                todo = deque(downstream[name])
+                while todo:
+                    child = todo.popleft()
+                    if child not in skipped:
+                        skipped.add(child)
+                        done += 1
+                        todo.extend(downstream[child])
+    if skipped:
+        report(f"not run (downstream of a failure): {', '.join(sorted(skipped))}")
+    return failed
+
+
+def _dvc_command(dvc: str) -> list[str]:
+    return [dvc, "--wait-for-lock", "repro", "--single-item"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="*", help="stages to reproduce with their upstream (default: all)")
+    parser.add_argument("--jobs", "-j", type=int, default=2, help="stages at a time (1: plain dvc repro)")
+    parser.add_argument("--dvc", default="dvc", help="the dvc executable")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        print(f"schedule: --jobs must be at least 1 (got {args.jobs})", file=sys.stderr)
+        return 2
+    if args.jobs == 1:
+        return subprocess.call([args.dvc, "repro", *args.targets])
+    try:
+        upstream = stage_graph(args.targets)
+    except DlgmmError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    log_dir = layout.stage_logs_dir()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    processes: list[subprocess.Popen] = []
+
+    def start(name: str) -> subprocess.Popen:
+        log = open(layout.stage_log(name), "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([*_dvc_command(args.dvc), name], stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        processes.append(proc)
+        return proc
+
+    began = time.monotonic()
+    print(f"running {len(upstream)} stages, {args.jobs} at a time; each stage's output: {log_dir}/<stage>.log",
+          flush=True)
+    try:
+        failed = run_graph(upstream, start, jobs=args.jobs, report=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        for proc in processes:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in processes:
+            proc.wait()
+        print("interrupted: the running stages were stopped (training resumes from its last epoch)",
+              file=sys.stderr)
+        return 130
+    minutes = (time.monotonic() - began) / 60
+    for name in failed:
+        tail = Path(layout.stage_log(name)).read_text(errors="replace").splitlines()[-12:]
+        print(f"\n--- {name} (last lines of {layout.stage_log(name)}):\n" + "\n".join(tail), file=sys.stderr)
+    if failed:
+        print(f"\n{len(failed)} stage(s) failed after {minutes:.1f} min: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"all {len(upstream)} stages up to date ({minutes:.1f} min)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""dlgmm_core.schedule: dependency order, at most ``jobs`` at a time, costliest first, failures stop only downstream."""
+from __future__ import annotations
+
+import pytest
+
+from dlgmm_core import schedule
+
+
+class FakeStage:
+    """A stage that finishes after ``steps`` polls with ``status``."""
+
+    def __init__(self, log: list, name: str, steps: int, status: int):
+        self.log, self.name, self.steps, self.status = log, name, steps, status
+
+    def poll(self):
+        self.steps -= 1
+        if self.steps > 0:
+            return None
+        self.log.append(("end", self.name))
+        return self.status
+
+
+def _run(upstream, *, jobs, fail=(), steps=None):
+    log: list = []
+    running: set = set()
+    peak = [0]
+
+    def start(name):
+        assert all(("end", dep) in log for dep in upstream[name]), f"{name} started before its dependencies"
+        log.append(("start", name))
+        running.add(name)
+        peak[0] = max(peak[0], sum(1 for n in running if ("end", n) not in log))
+        return FakeStage(log, name, (steps or {}).get(name, 2), 1 if name in fail else 0)
+
+    schedule._POLL = 0
+    failed = schedule.run_graph(upstream, start, jobs=jobs, report=lambda line: None)
+    return log, failed, peak[0]
+
+
+PIPELINE = {
+    "resolve": set(), "prepare@mnist": {"resolve"},
+    "train@authors-mnist-gauss_vae": {"resolve", "prepare@mnist"},
+    "train@authors-mnist-dldpmm": {"resolve", "prepare@mnist"},
+    "train_dlgmm@authors-mnist": {"resolve", "prepare@mnist"},
+    "marginal_likelihood@authors-mnist-dldpmm": {"train@authors-mnist-dldpmm"},
+    "report": {"marginal_likelihood@authors-mnist-dldpmm", "train@authors-mnist-gauss_vae",
+               "train_dlgmm@authors-mnist"},
+}
+
+
+def test_every_stage_runs_once_after_its_dependencies_at_most_jobs_at_a_time():
+    log, failed, peak = _run(PIPELINE, jobs=2)
+    assert failed == []
+    assert sorted(n for kind, n in log if kind == "start") == sorted(PIPELINE)
+    assert peak == 2
+
+
+def test_one_job_runs_one_stage_at_a_time():
+    _, failed, peak = _run(PIPELINE, jobs=1)
+    assert failed == [] and peak == 1
+
+
+def test_the_costliest_ready_stage_starts_first():
+    log, _, _ = _run(PIPELINE, jobs=1)
+    starts = [n for kind, n in log if kind == "start"]
+    trainings = [n for n in starts if n.startswith("train")]
+    assert trainings == ["train@authors-mnist-dldpmm", "train_dlgmm@authors-mnist", "train@authors-mnist-gauss_vae"]
+
+
+def test_a_failure_stops_only_what_is_downstream_of_it():
+    log, failed, _ = _run(PIPELINE, jobs=2, fail={"train@authors-mnist-dldpmm"})
+    started = {n for kind, n in log if kind == "start"}
+    assert failed == ["train@authors-mnist-dldpmm"]
+    assert "marginal_likelihood@authors-mnist-dldpmm" not in started and "report" not in started
+    assert {"train@authors-mnist-gauss_vae", "train_dlgmm@authors-mnist"} <= started
+
+
+@pytest.mark.parametrize("name, cheaper", [("train@authors-mnist-dldpmm", "train@authors-omniglot-dldpmm"),
+                                           ("train_qualitative@authors", "train@authors-mnist-gauss_vae"),
+                                           ("marginal_likelihood@authors-mnist-dlgmm", "knn@authors-mnist-dlgmm"),
+                                           ("train@authors-mnist-gauss_vae", "knn@authors-mnist-dldpmm")])
+def test_stage_cost_orders_as_measured(name, cheaper):
+    assert schedule.stage_cost(name) > schedule.stage_cost(cheaper)
+
+
+def test_jobs_below_one_is_refused(capsys):
+    assert schedule.main(["--jobs", "0"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
