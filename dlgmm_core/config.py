@@ -373,7 +373,7 @@ def check_model_key(name: str, source: str = _SOURCE) -> str:
 
 #: Optional keys of a ``train`` section, with their defaults (library callers may omit them).
 TRAIN_DEFAULTS = {"max_train_examples": None, "max_valid_examples": None, "device": "auto", "threads": 1,
-                  "precision": "float32"}
+                  "precision": "float32", "compile": False}
 
 
 def _validate_train(c: ParamReader) -> None:
@@ -386,6 +386,7 @@ def _validate_train(c: ParamReader) -> None:
     c.choice("train.device", DEVICES)
     c.integer("train.threads", minimum=1)
     c.choice("train.precision", PRECISIONS)
+    c.typed("train.compile", bool)
 
 
 def validate_train(section: dict, source: str = "train config") -> dict:

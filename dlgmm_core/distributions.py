@@ -312,8 +312,9 @@ class _ExpectedLog1mV(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(a, b):
-        exp_rho, weights = _quadrature_rule(a.device)
+    def forward(a, b, exp_rho, weights):
+        # The rule (exp_rho, weights) comes in as an input: created or cached in here,
+        # it would be a side effect that torch.compile cannot trace.
         a_ = a.unsqueeze(-1)  # trailing dim over the quadrature nodes
         # batch x sticks x nodes float64 temporaries, updated in place where possible
         t = exp_rho / b.unsqueeze(-1)
@@ -341,7 +342,7 @@ class _ExpectedLog1mV(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_value, _grad_a, _grad_b):
         grad_a, grad_b = ctx.saved_tensors
-        return grad_value * grad_a, grad_value * grad_b
+        return grad_value * grad_a, grad_value * grad_b, None, None
 
 
 def _expected_log1m_v(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -360,7 +361,7 @@ def _expected_log1m_v(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Value and gradients come from :class:`_ExpectedLog1mV` (float64 inputs).
     """
     a, b = torch.broadcast_tensors(a, b)
-    return _ExpectedLog1mV.apply(a, b)[0]
+    return _ExpectedLog1mV.apply(a, b, *_quadrature_rule(a.device))[0]
 
 
 @register_kl(Kumaraswamy, Beta)

@@ -1,6 +1,7 @@
 """Device choice and seeding, shared by training and evaluation."""
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
@@ -34,6 +35,23 @@ def compute_device(name: str, threads: int, key: str = "device") -> torch.device
     if device.type == "cpu":
         torch.set_num_threads(int(threads))
     return device
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_unavailable(device_type: str) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device_type`` here (one line), or ``None`` when it can.
+
+    Compiles and runs a one-line function: inductor needs a working C++
+    compiler on CPU (Triton on CUDA), which only an attempt proves.
+    """
+    try:
+        probe = torch.compile(lambda t: t * 2.0 + 1.0, dynamic=False)
+        value = probe(torch.ones(4, device=device_type))
+        if not bool((value == 3.0).all()):
+            return "a compiled probe computed a wrong value"
+    except Exception as err:  # noqa: BLE001 - any failure means: run eager
+        return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}"
+    return None
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -41,7 +41,8 @@ TINY = [
     "model.dldpmm.hidden=16", "model.dldpmm.latent=2", "model.dldpmm.truncation=3",
     "model.qualitative.hidden=16", "model.qualitative.latent=2",
     "protocol.authors.train.max_epochs=2", "protocol.authors.train.patience=1", "train.batch_size=50",
-    "train.device=cpu", "eval.device=cpu", "protocol.authors.eval.marginal_likelihood.samples=20",
+    "train.device=cpu", "train.compile=false", "eval.device=cpu",
+    "protocol.authors.eval.marginal_likelihood.samples=20",
     "eval.marginal_likelihood.authors_samples=5", "eval.marginal_likelihood.bounds_at=[1, 10]",
     "eval.knn.neighbors=[1, 3]", "eval.tsne.points=40", "eval.tsne.perplexity=5", "eval.samples.grid=2",
 ]

@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from dlgmm_core import build_model, layout, load_checkpoint, training
-from dlgmm_core.config import set_params
+from dlgmm_core.config import set_params, validate_train
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.io import save_npz
 from dlgmm_core.resolved import resolve
@@ -432,3 +432,51 @@ def test_stage_invalid_params_exit_2_one_line(tmp_path):
     assert len(lines) == 1 and "train.lr" in lines[0] and "Traceback" not in proc.stderr
     assert {p.name: p.read_bytes() for p in layout.stage_params_dir(work).iterdir()} == before
     assert not (work / "models").exists()
+
+
+# --------------------------------------------------------------------------
+# train.compile
+# --------------------------------------------------------------------------
+def test_compiled_training_resumes_bitwise_and_stays_near_eager(tmp_path, monkeypatch):
+    """A compiled run killed after epoch 1 and resumed (compiling again) equals the uninterrupted compiled run
+    bitwise; compiled and eager draw the same noise, so their ELBOs differ only by float rounding."""
+    config = {"max_epochs": 2, "max_train_examples": 200, "compile": True}
+    model, reference = run(tmp_path / "ref", config, model=tiny_model("dlgmm"))
+    _, eager = run(tmp_path / "eager", {**config, "compile": False}, model=tiny_model("dlgmm"))
+    for (_, c_train, c_valid), (_, e_train, e_valid) in zip(elbos(reference["history"]), elbos(eager["history"])):
+        assert c_train == pytest.approx(e_train, rel=1e-4) and c_valid == pytest.approx(e_valid, rel=1e-4)
+
+    original, calls = training._run_epoch, [0]
+
+    def run_epoch(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise Interrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_run_epoch", run_epoch)
+    with pytest.raises(Interrupt):
+        run(tmp_path / "work", config, model=tiny_model("dlgmm"))
+    monkeypatch.setattr(training, "_run_epoch", original)
+    torch._dynamo.reset()  # the resumed run compiles afresh, as a new process would
+    resumed, summary = run(tmp_path / "work", config, model=tiny_model("dlgmm"))
+    assert summary["resumed_from"] == 1 and summary["epochs_trained"] == 1
+    assert elbos(summary["history"]) == elbos(reference["history"])
+    assert_same_weights(resumed.state_dict(), model.state_dict())
+
+
+def test_compile_unavailable_trains_eager_with_a_notice(tmp_path, monkeypatch, capsys):
+    config = {"max_epochs": 1, "max_train_examples": 200}
+    _, eager = run(tmp_path / "eager", config)
+    monkeypatch.setattr(training, "compiler_unavailable", lambda device_type: "CppCompileError: no C++ compiler")
+    _, fallback = run(tmp_path / "fallback", {**config, "compile": True})
+    assert "notice: train.compile: torch.compile is unavailable here (CppCompileError: no C++ compiler); " \
+           "training eager" in capsys.readouterr().out
+    assert elbos(fallback["history"]) == elbos(eager["history"])
+    extra = load_checkpoint(tmp_path / "fallback" / "m.state.pt", with_extra=True)[1]
+    assert extra["fingerprint_parts"]["compiled"] is False and extra["fingerprint_parts"]["train"]["compile"] is True
+
+
+def test_train_compile_must_be_a_boolean():
+    with pytest.raises(DlgmmError, match="train.compile"):
+        validate_train({**TRAIN, "compile": "yes"})
