@@ -480,3 +480,16 @@ def test_compile_unavailable_trains_eager_with_a_notice(tmp_path, monkeypatch, c
 def test_train_compile_must_be_a_boolean():
     with pytest.raises(DlgmmError, match="train.compile"):
         validate_train({**TRAIN, "compile": "yes"})
+
+
+def test_benchmark_counts_other_processes_cpu_as_load():
+    """bench.OtherLoad sees another process keeping a core busy (the benchmark then reports no fraction)."""
+    bench = _load_bench()
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.3)  # the child is running
+        with bench.OtherLoad() as load:
+            time.sleep(0.8)
+    finally:
+        spinner.wait()
+    assert load.cores is not None and load.cores > bench.BUSY_CORES
