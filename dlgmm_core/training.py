@@ -444,7 +444,8 @@ def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
 # --------------------------------------------------------------------------
 # the epoch
 # --------------------------------------------------------------------------
-def _run_epoch(model, optimizer, params, x, shuffle, *, batch_size, precision, epoch, progress, elbo_fn) -> float:
+def _run_epoch(model, optimizer, params, x, shuffle, *, batch_size, precision, epoch, progress,
+               elbo_fn=None) -> float:
     """One pass over ``x`` in a permutation drawn from ``shuffle``; the mean train ELBO.
 
     Waits for the device every :data:`SYNC_EVERY` steps only (progress bar, NaN
