@@ -267,9 +267,9 @@ def test_benchmark_step_is_the_training_loops_step():
 def test_the_loop_trains_with_train_step(tmp_path, monkeypatch):
     calls, step = [], training.train_step
 
-    def counted(model, optimizer, params, x_batch, precision):
+    def counted(model, optimizer, params, x_batch, precision, elbo_fn=None):
         calls.append(tuple(x_batch.shape))
-        return step(model, optimizer, params, x_batch, precision)
+        return step(model, optimizer, params, x_batch, precision, elbo_fn)
 
     monkeypatch.setattr(training, "train_step", counted)
     run(tmp_path, {"max_epochs": 2})
