@@ -113,7 +113,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", expect_k
     The model's ``checkpoint_metadata`` attribute holds the stored metadata.
     Every problem -- missing file, unreadable/corrupt/truncated file, another
     format, a kind or input_dim other than expected, a config that does not
-    build, weights that do not fit the config -- raises one :class:`DlgmmError`
+    build, weights that do not fit the config or are not finite -- raises one :class:`DlgmmError`
     naming the file.
     """
     from .models import build_model  # late import: models import torch.distributions code
@@ -151,6 +151,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", expect_k
     problem = _state_dict_problem(model.state_dict(), state)
     if problem:
         raise DlgmmError(f"{path}: weights do not match the stored {kind} config ({problem})")
+    non_finite = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if non_finite:  # else the first sample fails deep in torch (a NaN scale) or every number comes out NaN
+        raise DlgmmError(f"{path}: weights hold NaN or infinite values ({', '.join(non_finite[:3])}"
+                         f"{', ...' if len(non_finite) > 3 else ''}); train the model again")
     model.load_state_dict(state)
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)

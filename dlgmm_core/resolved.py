@@ -36,8 +36,9 @@ _DEVICE_KEYS = ("train.device", "eval.device")
 
 
 def _eval_view(params: Params, section: str) -> dict:
-    """What an evaluation stage reads: the seed, the evaluation device and threads, and its own ``eval`` section."""
-    return {"protocol": params.protocol, "seed": params.seed,
+    """What an evaluation stage reads: the budget (checked against the checkpoint's), the seed, the evaluation
+    device and threads, and its own ``eval`` section."""
+    return {"protocol": params.protocol, "budget": params.budget, "seed": params.seed,
             "eval": {"device": params.eval["device"], "threads": params.eval["threads"],
                      section: params.eval[section]}}
 

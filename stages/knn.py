@@ -33,7 +33,7 @@ def main() -> None:
     x_test, y_test = data["x_test"][:section["max_test_examples"]], data["y_test"][:section["max_test_examples"]]
     check_neighbors(section["neighbors"], x_train.shape[0])
     device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
-    model = load_eval_model(params.protocol, args.dataset, args.model, device)
+    model = load_eval_model(params.protocol, args.dataset, args.model, device, budget=params.budget)
     seed_everything(params.seed)
     z_train = embed(model, x_train, device, desc="embed train")
     z_test = embed(model, x_test, device, desc="embed test")

@@ -31,7 +31,7 @@ def main() -> None:
     params = load_stage_params(nll_stage(args.protocol, args.dataset, args.model))
     section = params.eval["marginal_likelihood"]
     device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
-    model = load_eval_model(params.protocol, args.dataset, args.model, device)
+    model = load_eval_model(params.protocol, args.dataset, args.model, device, budget=params.budget)
     x = load_prepared(prepared(args.dataset)[0])["x_test"][:section["max_examples"]]
     seed_everything(params.seed)
     with Timer() as timer:

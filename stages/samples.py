@@ -27,7 +27,7 @@ def main() -> None:
     params = load_stage_params(samples_stage(args.protocol, args.dataset, args.model))
     grid = params.eval["samples"]["grid"]
     device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
-    model = load_eval_model(params.protocol, args.dataset, args.model, device)
+    model = load_eval_model(params.protocol, args.dataset, args.model, device, budget=params.budget)
     seed_everything(params.seed)
     label = f"{MODEL_NAMES[args.model]} ({args.dataset}, {params.protocol} protocol)"
     if args.model == "qualitative":

@@ -30,7 +30,7 @@ def main() -> None:
     class_names = read_json(meta_path, prepare_hint(args.dataset)).get("class_names") if meta_path.is_file() else None
     x, y = data["x_test"][:section["points"]], data["y_test"][:section["points"]]
     device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
-    model = load_eval_model(params.protocol, args.dataset, args.model, device)
+    model = load_eval_model(params.protocol, args.dataset, args.model, device, budget=params.budget)
     seed_everything(params.seed)
     z = embed(model, x, device, desc="embed test")
     print(f"t-SNE of {z.shape[0]} latent samples ({z.shape[1]}-d), perplexity {section['perplexity']} ...", flush=True)

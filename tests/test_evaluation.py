@@ -299,6 +299,7 @@ def tiny_params() -> dict:
         tree["model"][key].update(values)
     tree["eval"] = {
         "device": "cpu",
+        "threads": 1,
         "marginal_likelihood": {"bounds_at": [1, 10, 100], "batch_size": 60, "max_examples": 12,
                                 "authors_samples": 5},
         "knn": {"neighbors": [1, 3], "max_train_examples": 40, "max_test_examples": 20},

@@ -76,9 +76,10 @@ def test_checkpoint_of_another_model_is_named(tmp_path):
     assert not layout.nll_result("authors", "mnist", "dlgmm", tmp_path).exists()
 
 
-@pytest.mark.parametrize("key, recorded", [("dataset", "omniglot"), ("protocol", "corrected")])
+@pytest.mark.parametrize("key, recorded", [("dataset", "omniglot"), ("protocol", "corrected"), ("budget", "quick")])
 def test_checkpoint_recording_another_dataset_or_protocol_is_named(tmp_path, key, recorded):
-    """A checkpoint copied in from another dataset's or protocol's folder would give its numbers under this name."""
+    """A checkpoint copied in from another dataset's, protocol's or budget's run would give its numbers under this
+    name."""
     from dlgmm_core import load_checkpoint, save_checkpoint
 
     make_workspace(tmp_path)
@@ -91,6 +92,25 @@ def test_checkpoint_recording_another_dataset_or_protocol_is_named(tmp_path, key
     assert len(lines) == 1 and str(path.relative_to(tmp_path)) in lines[0] and f"{key} {recorded!r}" in lines[0], \
         result.stderr
     assert not layout.nll_result("authors", "mnist", "dlgmm", tmp_path).exists()
+
+
+def test_checkpoint_with_nan_weights_is_named(tmp_path):
+    """NaN encoder weights would fail deep in torch (a NaN scale in the first sample); one line names the file."""
+    import torch
+
+    from dlgmm_core import load_checkpoint, save_checkpoint
+
+    make_workspace(tmp_path)
+    path = layout.checkpoint("authors", "mnist", "gauss_vae", tmp_path)
+    model = load_checkpoint(path)
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("nan")
+    save_checkpoint(path, model, metadata=model.checkpoint_metadata)
+    result = _stage(["knn.py", "--protocol", "authors", "--dataset", "mnist", "--model", "gauss_vae"], tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path.relative_to(tmp_path)) in lines[0] and "NaN or infinite" in lines[0], \
+        result.stderr
 
 
 def test_non_binary_prepared_data_is_named(tmp_path):

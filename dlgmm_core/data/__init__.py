@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import DATASETS
 from ..errors import DlgmmError
-from ..io import save_npz, sha256_file, write_json
+from ..io import atomic_path, sha256_file, write_json
 from ..layout import prepared_in
 from .contract import NO_LABEL, PIXELS, SIDE, SPLITS, X_KEYS, Y_KEYS, has_labels, load_prepared, summarize, validate
 
@@ -67,12 +67,13 @@ def prepare_dataset(dataset: str, section: dict, out_dir: Path, raw_dir: Path) -
             "format": {"x": f"uint8 0/1, (N, {PIXELS}), row-major {SIDE}x{SIDE}",
                        "y": "int64 class index, -1 = no label"},
             "versions": {"numpy": np.__version__, "python": platform.python_version()}}
+    # Order of the writes: a killed prepare never leaves an npz without the json that describes it
+    # (at worst a json without its npz, which every reader reports as "prepared data not found").
     json_path.unlink(missing_ok=True)  # never leave a json that describes another npz
-    save_npz(npz_path, **arrays)
-    meta["npz_sha256"] = sha256_file(npz_path)
-    try:
-        write_json(json_path, meta)
-    except BaseException:
+    with atomic_path(npz_path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        meta["npz_sha256"] = sha256_file(tmp)
         npz_path.unlink(missing_ok=True)
-        raise
+        write_json(json_path, meta)
     return meta

@@ -25,13 +25,15 @@ EMBED_BATCH = 1000
 
 
 def load_eval_model(protocol: str, dataset: str, model_key: str, device: torch.device,
-                    root: str | os.PathLike = ".") -> torch.nn.Module:
+                    root: str | os.PathLike = ".", budget: str | None = None) -> torch.nn.Module:
     """Load the checkpoint of ``model_key`` trained on ``dataset`` under ``protocol`` onto ``device``, in eval mode.
 
     DlgmmError naming the file when it is missing, is not a checkpoint of that
-    model kind (784 inputs), or records another dataset, model or protocol in
-    its metadata than the stage expects (a file copied into the wrong place
-    would otherwise give another model's numbers under this one's name).
+    model kind (784 inputs), holds non-finite weights, or records another
+    dataset, model, protocol or (when given) ``budget`` in its metadata than
+    the stage expects (a file copied into the wrong place would otherwise give
+    another model's numbers under this one's name, or quick-budget numbers
+    under the paper's).
     """
     from .. import load_checkpoint
     from ..config import INPUT_DIM, MODEL_KEYS
@@ -44,7 +46,8 @@ def load_eval_model(protocol: str, dataset: str, model_key: str, device: torch.d
     model = load_checkpoint(path, map_location="cpu", expect_kind=MODEL_KEYS.get(model_key),
                             expect_input_dim=INPUT_DIM)
     recorded = model.checkpoint_metadata
-    for key, expected in (("dataset", dataset), ("model", model_key), ("protocol", protocol)):
+    expected_values = [("dataset", dataset), ("model", model_key), ("protocol", protocol)]
+    for key, expected in expected_values + ([("budget", budget)] if budget is not None else []):
         if key in recorded and recorded[key] != expected:
             raise DlgmmError(f"{path}: records {key} {recorded[key]!r}, but this stage evaluates {key} "
                              f"{expected!r}; train it again (`dvc repro {train_stage(protocol, dataset, model_key)}`)")
