@@ -134,3 +134,29 @@ def test_stale_temporary_files_are_cleared_and_ignored_by_dvc(tmp_path):
     write_json(tmp_path / "metrics.json", {"a": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
     assert ".*.tmp" in (ROOT / ".dvcignore").read_text().splitlines()
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EROFS"])
+def test_a_full_or_read_only_disk_is_one_line(code, capsys):
+    import errno
+
+    from dlgmm_core.errors import run_stage
+
+    def main():
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), "models/authors/mnist/.dlgmm.pt.x.tmp")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(main)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "models/authors/mnist/.dlgmm.pt.x.tmp" in lines[0] and "rerun the stage" in lines[0]
+
+
+def test_other_os_errors_are_not_disguised():
+    from dlgmm_core.errors import run_stage
+
+    def main():
+        raise ConnectionResetError("peer reset")
+
+    with pytest.raises(ConnectionResetError):
+        run_stage(main)
