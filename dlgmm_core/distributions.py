@@ -17,8 +17,8 @@ stick; it has no closed form. This module gives it two ways:
   E_q[log(1 - v)], which is a smooth one-dimensional integral done by
   fixed-node Gauss-Legendre quadrature, in the dtype of the inputs; within
   1e-8 nats (float64) of high-precision integration for a, b in [0.05, 50]
-  and the priors of the paper, within 1e-5 nats (float32) for a, b in
-  [1e-2, 1e2] and the prior Beta(1, 5).
+  and the priors of the paper; in float32, within 1e-5 nats (beyond rounding
+  the result to float32) for a, b in [1e-2, 1e2] and the prior Beta(1, 5).
 
 Only ``torch`` and ``math`` are imported so that the models can use this
 module on any device.
@@ -253,12 +253,11 @@ def _kl_quadrature(a, b, alpha, beta) -> torch.Tensor:
 # against mpmath, 12 panels of 8 float64 nodes are within 1e-10 of E_q[log(1 - v)] (and
 # its derivatives in log a, log b within 1e-9) for a, b in [0.05, 50], within 2e-7 for
 # a, b in [1e-3, 1e3]; uniform panels needed 256 nodes for the same accuracy. In float32
-# (the models' dtype) the inner 10 panels are within 1e-6 of E_q[log(1 - v)], and the KL's
-# derivatives in log a, log b within 3e-5 of their size, for a, b in [1e-2, 1e2]
-# (3e-5 and 3e-4 for a, b in [1e-3, 1e3], where the rule, not float32, sets the error);
-# two inner panels fewer or 7 nodes per panel lose a factor 4 to 10 of that. The nodes are
-# the cost of the KL: a batch x sticks x nodes tensor, four transcendental functions
-# per element.
+# (the models' dtype) the inner 10 panels are within 1e-6 of E_q[log(1 - v)] and 3e-6
+# of its derivatives in log a, log b for a, b in [1e-2, 1e2] (3e-5 and 3e-4 for a, b in
+# [1e-3, 1e3], where the rule, not float32, sets the error); two inner panels fewer or
+# 7 nodes per panel lose a factor 4 to 10 of that. The nodes are the cost of the KL:
+# a batch x sticks x nodes tensor, four transcendental functions per element.
 _PANEL_EDGES = (-30.0, -20.0, -12.0, -7.0, -4.5, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 3.6)
 # float32 drops the outermost two panels: each weighs 2e-9 (e^-20 on the left, exp(-e^3) on
 # the right) times |h| <= log 1e3, below float32's resolution of E_q[log(1 - v)].
@@ -298,7 +297,7 @@ def _quadrature_rule(device: torch.device, dtype: torch.dtype = torch.float64) -
 
 # Cap on t per node dtype. Past t = 40, h = -log a - (1/a - 1) e^-t / 2 + O(e^-2t) is
 # -log a to within 3e-15 for a >= 1e-3 (and t dh/dt to within 1e-13): float32 sees no
-# difference, and the cap keeps e^t = 1 + expm1(t) and 1/expm1(u) (about e^t / a) inside
+# difference, and the cap keeps e^t = 1 + expm1(t) and 1/expm1(u) (about a e^t) inside
 # its range and u = log1p(1/expm1(t)) / a a normal number. Past t = 600, w = 1 - e^-t is 1
 # to far below double precision; the cap keeps every quantity a normal double.
 _T_MAX = {torch.float32: 40.0, torch.float64: 600.0}
@@ -327,14 +326,14 @@ class _ExpectedLog1mV(torch.autograd.Function):
     (du/dt = -r / a), and dt/db = -t / b. The nodes are evaluated in
     ``node_dtype`` (float32 halves the cost of these functions against
     float64), the node sums returned in the dtype of a and b. h is formed as
-    the log of a ratio between 1 and 1/a, not as t - log1p(q), a difference of two
-    numbers up to the cap on t whose float32 rounding would cost 1e-6 nats;
-    r, u and q come from expm1 and log1p only, never as differences of nearly
-    equal numbers, so every quantity keeps the dtype's relative accuracy from
-    t ~ 1e-16 to the cap and for a in [1e-3, 1e3]. Where u is large (a tiny),
-    it is capped, q is then negligible and h = t, its limit; where t is capped,
-    dt/db = 0 (as autograd through the cap would give). Only the batch x sticks derivatives
-    are saved for the backward pass.
+    the log of a ratio between 1 and 1/a, not as t - log1p(q), a difference
+    of two numbers up to the cap on t whose float32 rounding would cost 1e-6
+    nats; r, u and q come from expm1 and log1p only, never as differences of
+    nearly equal numbers, so every quantity keeps the dtype's relative accuracy
+    from t ~ 1e-16 to the cap and for a in [1e-3, 1e3]. Where u is large
+    (a tiny), it is capped, q is then negligible and h = t, its limit; where t
+    is capped, dt/db = 0 (as autograd through the cap would give). Only the
+    batch x sticks derivatives are saved for the backward pass.
     """
 
     @staticmethod
