@@ -15,8 +15,10 @@ stick; it has no closed form. This module gives it two ways:
   Kumaraswamy(1, 1) against Beta(1, 5)).
 * ``"quadrature"`` (default): every term in closed form except
   E_q[log(1 - v)], which is a smooth one-dimensional integral done by
-  fixed-node Gauss-Legendre quadrature; within 1e-8 nats of high-precision
-  integration for a, b in [0.05, 50] and the priors of the paper.
+  fixed-node Gauss-Legendre quadrature, in the dtype of the inputs; within
+  1e-8 nats (float64) of high-precision integration for a, b in [0.05, 50]
+  and the priors of the paper; in float32, within 1e-5 nats (beyond rounding
+  the result to float32) for a, b in [1e-2, 1e2] and the prior Beta(1, 5).
 
 Only ``torch`` and ``math`` are imported so that the models can use this
 module on any device.
@@ -232,12 +234,13 @@ def _kl_taylor(a, b, alpha, beta, terms: int) -> torch.Tensor:
 
 
 def _kl_quadrature(a, b, alpha, beta) -> torch.Tensor:
-    # float64 whatever the input dtype: the integrand needs e^-t down to 1e-260,
-    # far outside float32's range, and the cost is small next to the networks.
+    # float64 whatever the input dtype: the closed-form terms cancel to O(1) from
+    # digamma and lgamma values of order 1/a; they are batch x sticks, so cheap.
+    # The quadrature nodes have the input dtype (see _ExpectedLog1mV).
     a64, b64, alpha64, beta64 = (x.double() for x in (a, b, alpha, beta))
     entropy = _kumaraswamy_entropy(a64, b64)
     expected_log_v = -(_EULER + torch.digamma(b64) + 1 / b64) / a64
-    kl = (-entropy - (alpha64 - 1) * expected_log_v - (beta64 - 1) * _expected_log1m_v(a64, b64)
+    kl = (-entropy - (alpha64 - 1) * expected_log_v - (beta64 - 1) * _expected_log1m_v(a64, b64, a.dtype)
           + _log_beta_fn(alpha64, beta64))
     return kl.to(a.dtype)
 
@@ -247,11 +250,18 @@ def _kl_quadrature(a, b, alpha, beta) -> torch.Tensor:
 # vanishes there) and exp(-e^3.6) ~ 1e-16 (right). Panels are 1 wide where the mass
 # and the steepest features of the integrand are (rho in [-3, 3.6]) and widen to the
 # left, where the integrand is e^rho times a slowly varying function. Measured
-# against mpmath, 12 panels of 8 nodes are within 1e-10 of E_q[log(1 - v)] (and its
-# derivatives in log a, log b within 1e-9) for a, b in [0.05, 50], within 2e-7 for
-# a, b in [1e-3, 1e3]; uniform panels needed 256 nodes for the same accuracy, and
-# the nodes are the cost of the KL (a float64 tensor of batch x sticks x nodes).
+# against mpmath, 12 panels of 8 float64 nodes are within 1e-10 of E_q[log(1 - v)] (and
+# its derivatives in log a, log b within 1e-9) for a, b in [0.05, 50], within 2e-7 for
+# a, b in [1e-3, 1e3]; uniform panels needed 256 nodes for the same accuracy. In float32
+# (the models' dtype) the inner 10 panels are within 1e-6 of E_q[log(1 - v)] and 3e-6
+# of its derivatives in log a, log b for a, b in [1e-2, 1e2] (3e-5 and 3e-4 for a, b in
+# [1e-3, 1e3], where the rule, not float32, sets the error); two inner panels fewer or
+# 7 nodes per panel lose a factor 4 to 10 of that. The nodes are the cost of the KL:
+# a batch x sticks x nodes tensor, four transcendental functions per element.
 _PANEL_EDGES = (-30.0, -20.0, -12.0, -7.0, -4.5, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 3.6)
+# float32 drops the outermost two panels: each weighs 2e-9 (e^-20 on the left, exp(-e^3) on
+# the right) times |h| <= log 1e3, below float32's resolution of E_q[log(1 - v)].
+_PANEL_EDGES_FLOAT32 = _PANEL_EDGES[1:-1]
 _NODES_PER_PANEL = 8
 _RULE_CACHE: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -268,25 +278,35 @@ def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return nodes, 2 * vectors[0] ** 2
 
 
-def _quadrature_rule(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Node values e^rho_j and weights w_j exp(rho_j - e^rho_j) of the composite rule, cached per device.
+def _quadrature_rule(device: torch.device, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Node values e^rho_j and weights w_j exp(rho_j - e^rho_j) of the composite rule, cached per device and dtype.
 
-    Only e^rho enters the integrand (t = e^rho / b), so it is stored instead of rho.
+    Only e^rho enters the integrand (t = e^rho / b), so it is stored instead of
+    rho. Built in float64, stored in ``dtype``.
     """
-    key = (torch.float64, torch.device(device))
+    key = (dtype, torch.device(device))
     if key not in _RULE_CACHE:
         x, w = _gauss_legendre(_NODES_PER_PANEL)
-        edges = torch.tensor(_PANEL_EDGES, dtype=torch.float64)
+        edges = torch.tensor(_PANEL_EDGES_FLOAT32 if dtype == torch.float32 else _PANEL_EDGES, dtype=torch.float64)
         lo, hi = edges[:-1, None], edges[1:, None]
         rho = ((lo + hi) / 2 + (hi - lo) / 2 * x).flatten()
         weights = ((hi - lo) / 2 * w).flatten() * torch.exp(rho - torch.exp(rho))
-        _RULE_CACHE[key] = (torch.exp(rho).to(device), weights.to(device))
+        _RULE_CACHE[key] = (torch.exp(rho).to(device, dtype), weights.to(device, dtype))
     return _RULE_CACHE[key]
 
 
-# Past t = 600, w = 1 - e^-t is 1 to far below double precision and h = -log a exactly;
-# the cap keeps expm1(t) finite and 1/expm1(t), the smallest quantity formed, a normal double.
-_T_MAX = 600.0
+# Cap on t per node dtype. Past t = 40, h = -log a - (1/a - 1) e^-t / 2 + O(e^-2t) is
+# -log a to within 3e-15 for a >= 1e-3 (and t dh/dt to within 1e-13): float32 sees no
+# difference, and the cap keeps e^t = 1 + expm1(t) and 1/expm1(u) (about a e^t) inside
+# its range and u = log1p(1/expm1(t)) / a a normal number. Past t = 600, w = 1 - e^-t is 1
+# to far below double precision; the cap keeps every quantity a normal double.
+_T_MAX = {torch.float32: 40.0, torch.float64: 600.0}
+# Cap on u per node dtype, so that exp(+-u) stays a normal number: exp and expm1 run
+# about 30 times slower (on CPU) for arguments whose result overflows or underflows.
+# Past the cap q = 1 / expm1(u) < e^-80 (float32) or e^-700 (float64) and
+# 1 - e^-u = 1 to rounding, so the cap changes h by nothing and dh/da = -(u / a) q
+# by less than 1e-28 (float32) for a >= 1e-3.
+_U_MAX = {torch.float32: 80.0, torch.float64: 700.0}
 
 
 class _ExpectedLog1mV(torch.autograd.Function):
@@ -294,42 +314,49 @@ class _ExpectedLog1mV(torch.autograd.Function):
 
     Written out (rather than left to autograd) because the quadrature is the
     largest elementwise cost of a stick-breaking training step: autograd through
-    the two ``log1mexp`` would store a dozen batch x sticks x nodes float64
-    tensors and run twice as many transcendental functions. Per node, with
-    t = e^rho / b, r = 1 / expm1(t), u = log1p(r) / a (= -log(1 - e^-t) / a > 0)
-    and q = 1 / expm1(u)::
+    the two ``log1mexp`` would store a dozen batch x sticks x nodes tensors and
+    run twice as many transcendental functions. Per node, with t = e^rho / b,
+    r = 1 / expm1(t), u = log1p(r) / a (= -log(1 - e^-t) / a > 0) and
+    q = 1 / expm1(u)::
 
-        h      = log(1 - e^-u) + t = t - log1p(q)
+        h      = log(1 - e^-u) + t = log((1 + expm1(t)) / (1 + q))
         dh/da  = q du/da           = -(u / a) q
         dh/dt  = 1 + q du/dt       = 1 - q r / a
 
-    (du/dt = -r / a), and dt/db = -t / b. Every quantity keeps full relative
-    accuracy from t ~ 1e-16 to t = 600 and for a in [1e-3, 1e3]: r, u and q are
-    formed by expm1 and log1p only, never as differences of nearly equal numbers.
-    Where u overflows expm1 (a tiny), q = 0 and h = t, its limit; where t is
-    capped, dt/db = 0 (as autograd through the cap would give). Only the
+    (du/dt = -r / a), and dt/db = -t / b. The nodes are evaluated in
+    ``node_dtype`` (float32 halves the cost of these functions against
+    float64), the node sums returned in the dtype of a and b. h is formed as
+    the log of a ratio between 1 and 1/a, not as t - log1p(q), a difference
+    of two numbers up to the cap on t whose float32 rounding would cost 1e-6
+    nats; r, u and q come from expm1 and log1p only, never as differences of
+    nearly equal numbers, so every quantity keeps the dtype's relative accuracy
+    from t ~ 1e-16 to the cap and for a in [1e-3, 1e3]. Where u is large
+    (a tiny), it is capped, q is then negligible and h = t, its limit; where t
+    is capped, dt/db = 0 (as autograd through the cap would give). Only the
     batch x sticks derivatives are saved for the backward pass.
     """
 
     @staticmethod
     def forward(a, b, exp_rho, weights):
-        # The rule (exp_rho, weights) comes in as an input: created or cached in here,
-        # it would be a side effect that torch.compile cannot trace.
-        a_ = a.unsqueeze(-1)  # trailing dim over the quadrature nodes
-        # batch x sticks x nodes float64 temporaries, updated in place where possible
-        t = exp_rho / b.unsqueeze(-1)
-        capped = t > _T_MAX
-        t.clamp_(max=_T_MAX)
-        r = torch.expm1(t).reciprocal_()
-        u = torch.log1p(r).div_(a_)
+        # The rule (exp_rho, weights, in the nodes' dtype) comes in as an input: created or
+        # cached in here, it would be a side effect that torch.compile cannot trace.
+        node_dtype = exp_rho.dtype
+        a_ = a.to(node_dtype).unsqueeze(-1)  # trailing dim over the quadrature nodes
+        # batch x sticks x nodes temporaries, updated in place where possible
+        t = exp_rho / b.to(node_dtype).unsqueeze(-1)
+        capped = t > _T_MAX[node_dtype]
+        t.clamp_(max=_T_MAX[node_dtype])
+        expm1_t = torch.expm1(t)
+        r = expm1_t.reciprocal()
+        u = torch.log1p(r).div_(a_).clamp_(max=_U_MAX[node_dtype])
         q = torch.expm1(u).reciprocal_()
-        h = torch.log1p(q).neg_().add_(t)
-        value = h @ weights - 1 / b
+        h = torch.log(expm1_t.add_(1).div_(q + 1))  # log(e^t (1 - e^-u)), 1 - e^-u = 1 / (1 + q)
+        value = (h @ weights).to(a.dtype) - 1 / b
         neg_dh_da = u.mul_(q).div_(a_)  # -dh/da
         # dE/db = sum_j w_j dh/dt (-t_j / b) + 1 / b^2; dt/db = 0 where the cap holds t fixed.
         dh_dt_t = r.mul_(q).div_(a_).neg_().add_(1).mul_(t).masked_fill_(capped, 0.0)  # t dh/dt
-        grad_a = -(neg_dh_da @ weights)
-        grad_b = (1 / b - dh_dt_t @ weights) / b
+        grad_a = -(neg_dh_da @ weights).to(a.dtype)
+        grad_b = (1 / b - (dh_dt_t @ weights).to(a.dtype)) / b
         return value, grad_a, grad_b
 
     @staticmethod
@@ -345,7 +372,7 @@ class _ExpectedLog1mV(torch.autograd.Function):
         return grad_value * grad_a, grad_value * grad_b, None, None
 
 
-def _expected_log1m_v(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _expected_log1m_v(a: torch.Tensor, b: torch.Tensor, node_dtype: torch.dtype | None = None) -> torch.Tensor:
     """E_q[log(1 - v)] for q = Kumaraswamy(a, b), differentiable in a and b.
 
     In the uniform reparameterization, w = v^a = 1 - (1 - u)^(1/b). Then
@@ -358,10 +385,11 @@ def _expected_log1m_v(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     doubly exponentially to the right, so the integrand is smooth on a bounded
     interval independent of a and b, and b only shifts it:
     t = -log(1 - w) = e^rho / b, and h = log(1 - exp(log(w) / a)) + t.
-    Value and gradients come from :class:`_ExpectedLog1mV` (float64 inputs).
+    Value and gradients come from :class:`_ExpectedLog1mV` (float64 inputs;
+    nodes in ``node_dtype``, float32 or float64, by default the dtype of a).
     """
     a, b = torch.broadcast_tensors(a, b)
-    return _ExpectedLog1mV.apply(a, b, *_quadrature_rule(a.device))[0]
+    return _ExpectedLog1mV.apply(a, b, *_quadrature_rule(a.device, a.dtype if node_dtype is None else node_dtype))[0]
 
 
 @register_kl(Kumaraswamy, Beta)
