@@ -379,7 +379,8 @@ register(
               lambda c: f"{c['hidden']}d-{c['latent']}s", paper_sizes={"hidden": 500, "latent": 25},
               paper_key="gauss_vae", nll_row=3, knn_row=3),
     ModelSpec("sb_vae", "dlgmm_core.models.sb_vae:StickBreakingVAE",
-              _common(Arg("truncation", "integer", minimum=2), Arg("alpha0", "positive")) + _KL, "SB-VAE",
+              _common(Arg("truncation", "integer", minimum=2), Arg("alpha0", "positive")) + _KL
+              + (Arg("decoder_input", "choice", choices=("pi", "scaled_pi"), default="pi"),), "SB-VAE",
               lambda c: f"{c['hidden']}d-{c['truncation']}t", paper_sizes={"hidden": 500, "truncation": 25},
               paper_key="sb_vae", nll_row=4, knn_row=2),
     ModelSpec("dlgmm", "dlgmm_core.models.mixture:DeepLatentMixture",

@@ -18,7 +18,7 @@ def config(kind: str, *, input_dim=12, hidden=16, latent=3, k=4, kl="quadrature"
     trunk = dict(input_dim=input_dim, hidden=hidden, encoder_activation=activation)
     base = {
         "gauss_vae": dict(**trunk, latent=latent),
-        "sb_vae": dict(**trunk, truncation=k, alpha0=5.0, kl_method=kl, taylor_terms=10),
+        "sb_vae": dict(**trunk, truncation=k, alpha0=5.0, kl_method=kl, taylor_terms=10, decoder_input="pi"),
         "dlgmm": dict(**trunk, latent=latent, components=k, alpha=1.0,
                       prior_means=[0.0], prior_scales=[1.0], kl_method=kl, taylor_terms=10),
         "dldpmm": dict(**trunk, latent=latent, truncation=k, alpha0=1.0,

@@ -116,7 +116,7 @@ def test_a_bad_quick_override_is_named_where_it_is_written(tree):
 # --- every setting overridable and checked ------------------------------------------------
 def _other_value(value):
     flips = {"relu": "linear", "linear": "relu", "taylor": "quadrature", "quadrature": "taylor",
-             "authors": "ours", "ours": "authors"}
+             "authors": "ours", "ours": "authors", "pi": "scaled_pi", "scaled_pi": "pi"}
     return flips[value] if isinstance(value, str) else value + 1
 
 
@@ -132,6 +132,7 @@ def test_every_row_of_the_table_is_a_protocol_setting():
     keys = {key for _, key in SETTINGS}
     assert keys == {f"model.{key}.encoder_activation" for key in MODEL_KEYS} | \
         {f"model.{key}.{name}" for key in STICK_KEYS for name in ("kl", "taylor_terms")} | \
+        {"model.sb_vae.decoder_input"} | \
         {"train.patience", "train.max_epochs", "eval.marginal_likelihood.headline", "eval.marginal_likelihood.samples"}
 
 
