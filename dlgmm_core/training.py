@@ -425,7 +425,20 @@ def step_elbo(model: torch.nn.Module, compile: bool, device: torch.device):
     import torch._inductor.config as inductor_config
 
     inductor_config.fallback_random = True
-    return torch.compile(model.elbo, dynamic=False), True
+    compiled_elbo = torch.compile(model.elbo, dynamic=False)
+    warmed = []
+
+    def elbo_fn(x: torch.Tensor) -> torch.Tensor:
+        if not warmed:
+            # One eager ELBO of one example, in a fork of the RNG (the training stream is untouched), fills
+            # torch.distributions' KL dispatch cache: its first lookup is code torch.compile cannot trace,
+            # which would split every step into two compiled graphs.
+            with torch.random.fork_rng(devices=_rng_devices(x.device)), torch.no_grad():
+                model.elbo(x[:1])
+            warmed.append(True)
+        return compiled_elbo(x)
+
+    return elbo_fn, True
 
 
 def _autocast(device: torch.device, precision: str):
