@@ -172,8 +172,12 @@ def test_two_runs_from_scratch_give_identical_metrics(two_runs):
         assert (first / path).read_bytes() == (second / path).read_bytes(), path
     locks = [yaml.safe_load((work / "dvc.lock").read_text())["stages"] for work in two_runs]
     assert sorted(locks[0]) == sorted(locks[1])
-    for stage in locks[0]:  # the same inputs everywhere; the same checkpoints (the logs hold wall times)
-        assert locks[0][stage]["deps"] == locks[1][stage]["deps"], stage
+    for stage in locks[0]:
+        # The trainings read the same inputs (each project's fake wheel has its own zip timestamps, so the
+        # downloads and their records differ, the binarized arrays not) and wrote the same checkpoints
+        # (the logs hold wall times).
+        if stage.startswith("train"):
+            assert locks[0][stage]["deps"] == locks[1][stage]["deps"], stage
         outs = [[o for o in lock[stage].get("outs", []) if o["path"].endswith(".pt")] for lock in locks]
         assert outs[0] == outs[1], stage
     status = _run([sys.executable, "-m", "dvc", "status"], second)
