@@ -5,8 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DVC := $(VENV)/bin/dvc
 STAMP := $(VENV)/.installed
-# A local folder holding chardata.mat or Lake-format Omniglot zips; empty: download.
+# A local folder holding the Omniglot files that params.yaml's source downloads (the Lake zips
+# of data.omniglot.lake.urls, or chardata.mat): they are linked into the download cache
+# data/raw/, where the prepare stage finds and verifies them (sha256) instead of downloading;
+# empty: download. params.yaml stays as committed, so the results are those of any clone.
 OMNIGLOT_DIR ?=
+seed_omniglot = mkdir -p data/raw $(if $(OMNIGLOT_DIR),&& { test -d "$(OMNIGLOT_DIR)" || { echo "OMNIGLOT_DIR=$(OMNIGLOT_DIR): folder not found" >&2; exit 2; }; } && for f in "$(abspath $(OMNIGLOT_DIR))"/*.zip "$(abspath $(OMNIGLOT_DIR))"/*.mat; do if test -e "$$f"; then ln -sfn "$$f" data/raw/; fi; done)
 # `make quick` only: the protocols to run, e.g. `authors, corrected` (empty: params.yaml's list).
 PROTOCOLS ?=
 # Stages run side by side by `make quick` and `make repro` (dlgmm_core.schedule); 1: plain `dvc repro`.
@@ -44,17 +48,18 @@ quick: $(STAMP)
 	mkdir -p $(QUICK_DIR)/data
 	rm -rf $(QUICK_DIR)/stages $(QUICK_DIR)/dlgmm_core
 	cp -R stages dlgmm_core dvc.yaml params.yaml .dvcignore $(QUICK_DIR)/
-	mkdir -p data/raw && ln -sfn $(CURDIR)/data/raw $(QUICK_DIR)/data/raw
+	$(seed_omniglot)
+	ln -sfn $(CURDIR)/data/raw $(QUICK_DIR)/data/raw
 	test -d $(QUICK_DIR)/.dvc || (cd $(QUICK_DIR) && $(CURDIR)/$(DVC) init --no-scm -q)
 	cd $(QUICK_DIR) && $(CURDIR)/$(PY) -m dlgmm_core.config set budget=quick \
-		data.omniglot.dir=$(if $(OMNIGLOT_DIR),$(abspath $(OMNIGLOT_DIR))) \
 		$(if $(PROTOCOLS),"protocols=[$(PROTOCOLS)]")
 	cd $(QUICK_DIR) && $(CURDIR)/$(PY) -m dlgmm_core.schedule --jobs $(JOBS) --dvc $(CURDIR)/$(DVC)
 	@echo "quick-budget report: $(QUICK_DIR)/reports/README.md"
 
-# The paper's budget: params.yaml as committed.
+# The paper's budget: params.yaml as committed (OMNIGLOT_DIR seeds the download cache).
 repro: $(STAMP)
-	$(PY) -m dlgmm_core.config set budget=paper data.omniglot.dir=$(OMNIGLOT_DIR)
+	$(seed_omniglot)
+	$(PY) -m dlgmm_core.config set budget=paper
 	$(PY) -m dlgmm_core.schedule --jobs $(JOBS) --dvc $(DVC)
 
 bench: $(STAMP)
