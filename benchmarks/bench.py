@@ -57,7 +57,7 @@ from dlgmm_core import registry, training  # noqa: E402
 from dlgmm_core.config import load_params  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.models import DeepLatentMixture  # noqa: E402
-from dlgmm_core.runtime import resolve_device, seed_everything  # noqa: E402
+from dlgmm_core.runtime import compute_device, resolve_device, seed_everything  # noqa: E402
 
 #: The paper's sizes of every evaluated model (from the model registry), forced whatever params.yaml
 #: says (the rest of each model's configuration, e.g. priors and the KL method, comes from params.yaml).
@@ -385,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     sync = synchronizer(device)
     params = load_params(args.params)
-    torch.set_num_threads(args.threads if args.threads is not None else int(params.train["threads"]))
+    # as training runs: train.threads (unless --threads), subnormals flushed to zero (runtime.compute_device)
+    compute_device(device.type, args.threads if args.threads is not None else int(params.train["threads"]))
     compile_reason = training.compiler_unavailable(device.type)
     use_compile = bool(params.train["compile"]) and compile_reason is None
     seed = params.seed

@@ -12,3 +12,11 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _subnormals_kept_between_tests():
+    """``runtime.compute_device`` (what the stages and the training loop call) flushes subnormals to zero for
+    the process; each test starts from torch's default, so no result depends on which test ran before."""
+    yield
+    torch.set_flush_denormal(False)

@@ -493,3 +493,12 @@ def test_benchmark_counts_other_processes_cpu_as_load():
     finally:
         spinner.wait()
     assert load.cores is not None and load.cores > bench.BUSY_CORES
+
+
+def test_compute_device_flushes_subnormals_on_cpu():
+    from dlgmm_core.runtime import compute_device
+
+    subnormal = torch.tensor([1e-40], dtype=torch.float32)
+    assert float(subnormal * 1.0) != 0.0
+    assert compute_device("cpu", 1).type == "cpu" and torch.get_num_threads() == 1
+    assert float(subnormal * 1.0) == 0.0
