@@ -94,7 +94,9 @@ DIFFERENCES: tuple[tuple[str, str, str, str], ...] = (
     ("Omniglot", "Omniglot, pre-defined splits",
      "Lake's PNGs resized to 28×28, not inverted, not re-binarized; background and evaluation sets pooled "
      "and shuffled; the split is not in the code",
-     "both protocols: Burda et al.'s 28×28 chardata.mat by default (`data.omniglot.source: lake` supported)"),
+     "both protocols, by default: Lake's two small background subsets (`data.omniglot.lake.urls`; 4,840 "
+     "images of 8 alphabets, pooled, split by `lake_split`), not the paper's Omniglot; "
+     "`data.omniglot.source: chardata` reads Burda et al.'s 28×28 set"),
 )
 
 NLL_KEYS = ("nll", "nll_se", "headline", "elbo", "bounds", "samples", "examples", "ours", "authors")
