@@ -568,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     targets.append({"target": "looped DLGMM ELBO equals the batched ELBO (same seed, same weights)",
                     "value": f"max |diff| {checks['looped_elbo_equals_batched']['max_abs_diff_nats']:.2e} nats",
                     "met": checks["looped_elbo_equals_batched"]["ok"], "kind": "correctness"})
-    native_bf16 = device.type == "cuda" or machine_info(device)["mkldnn_bf16_supported"]
+    info = machine_info(device)
+    native_bf16 = device.type == "cuda" or info["mkldnn_bf16_supported"]
     for key in PAPER_SIZES:  # bf16 is opt-in (train.precision): a target only where the hardware has bf16 units
         s = by_name[f"{key}/bf16"]["speedup_vs_float32"]
         targets.append({"target": f"{key}: bf16 step >= {TARGET_BF16_SPEEDUP}x faster than float32",
@@ -576,7 +577,6 @@ def main(argv: list[str] | None = None) -> int:
                         "met": (s >= TARGET_BF16_SPEEDUP) if native_bf16 else None, "kind": "performance"})
 
     load_after = load_average()
-    info = machine_info(device)
     info.update(load_average_before=load_before, load_average_after=load_after,
                 other_load_cores={"steps": step_load.cores, "marginal_likelihood": ml_load.cores,
                                   "matmul_rate": gemm_load.cores},
