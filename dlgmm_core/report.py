@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 
-from . import layout, registry
+from . import authors_logs, layout, registry
 from .config import DATASETS, Params
 from .errors import DlgmmError
 from .io import read_json
@@ -481,9 +481,10 @@ def _effect_range(values: list[float]) -> str:
     return f"{min(values):+.2f} to {max(values):+.2f} nats over {len(values)} runs"
 
 
-def where_section(inputs: Inputs) -> list[str]:
+def where_section(inputs: Inputs, authors_figure: Path | None = None) -> list[str]:
     """The lines of "Where the published numbers come from": the differences between the paper's text, the
-    authors' code and the protocols, their measured effects, and what the authors' code does not determine."""
+    authors' code and the protocols, their measured effects, our training beside the authors' logs
+    (``authors_figure``: its plot, relative to reports/), and what the authors' code does not determine."""
     names = _names()
     estimator = estimator_effects(inputs)
     combined = protocol_effects(inputs)
@@ -523,6 +524,7 @@ def where_section(inputs: Inputs) -> list[str]:
                 "differs, together.", "",
                 markdown_table(header, rows), "",
                 f"-log p(x), `{AUTHORS}` - `{CORRECTED}`: " + _effect_range(combined_nll), ""]
+    out += authors_log_section(inputs, authors_figure)
     out += ["### Not determinable from the authors' code", "",
             "- Which code produced the SB-VAE's 98.01: the SB-VAE comes from Nalisnick & Smyth's Theano code "
             "(default truncation 50 where the paper's table says 25, MNIST split 45k/5k/10k, 100 look-ahead "
@@ -533,6 +535,99 @@ def where_section(inputs: Inputs) -> list[str]:
             "- The Omniglot split: the code pools Lake's background and evaluation sets and shuffles them; the "
             "split is not in the code.", ""]
     return out
+
+
+# --------------------------------------------------------------------------
+# our training beside the authors' logs
+# --------------------------------------------------------------------------
+#: Epochs at which the validation ELBO of our run and of the authors' log are compared.
+LOG_EPOCHS = (10, 50, 100, 200)
+#: The authors' logs' figure, under the training curves' folder.
+AUTHORS_LOGS_FIGURE = "authors_logs_mnist.png"
+
+
+def _logged_runs(inputs: Inputs) -> dict[str, tuple[authors_logs.AuthorsLog, TrainingLog | None]]:
+    """``{model: (the authors' log, our MNIST run under protocol authors or None)}``; {} without that protocol."""
+    run = inputs.protocols.get(AUTHORS)
+    if run is None:
+        return {}
+    return {model: (authors_logs.read(model), run.logs["mnist"].get(model)) for model in authors_logs.SOURCES}
+
+
+def _valid_at(steps: np.ndarray, values: np.ndarray, epoch: int) -> float | None:
+    hit = np.flatnonzero(steps == epoch)
+    return float(values[hit[0]]) if hit.size else None
+
+
+def authors_log_section(inputs: Inputs, figure: Path | None) -> list[str]:
+    """The lines of "Our training beside the authors' logs": epochs, best epoch, validation ELBO at fixed
+    epochs and the 50-draw test -log p(x) of the authors' logged MNIST runs, ours beside each
+    (``ours (ours - authors)``), under protocol ``authors``; [] when that protocol is not listed."""
+    runs = _logged_runs(inputs)
+    if not runs:
+        return []
+    names = _names()
+    header = (["run", "epochs", "best epoch", "best valid ELBO"]
+              + [f"valid ELBO, epoch {e}" for e in LOG_EPOCHS] + ["valid ELBO, mean absolute Δ", "test -log p(x), 50 draws"])
+    rows = []
+    for model, (log, ours) in runs.items():
+        theirs = [_valid_at(log.epoch, log.valid_elbo, e) for e in LOG_EPOCHS]
+        rows.append([f"{names[model]}: authors' log", str(log.epochs),
+                     str(log.best_epoch), _fixed(log.best_valid_elbo)] + [_fixed(v) for v in theirs]
+                    + [MISSING, _fixed(log.test_nll)])
+        if ours is None:
+            rows.append([f"{names[model]}: ours"] + [NOT_RUN] * (len(header) - 1))
+            continue
+        steps, valid = ours.valid
+        common = np.intersect1d(steps, log.epoch)
+        gaps = [abs(_valid_at(steps, valid, e) - _valid_at(log.epoch, log.valid_elbo, e)) for e in common]
+        best_epoch = ours.summary.get("best_epoch")
+        nll = inputs.protocols[AUTHORS].nll["mnist"].get(model)
+        rows.append([f"{names[model]}: ours", format_cell(ours.epochs, log.epochs, decimals=0),
+                     MISSING if best_epoch is None else format_cell(int(best_epoch), log.best_epoch, decimals=0),
+                     format_cell(ours.best_valid_elbo, log.best_valid_elbo)]
+                    + [format_cell(_valid_at(steps, valid, e), t) for e, t in zip(LOG_EPOCHS, theirs)]
+                    + [f"{np.mean(gaps):.2f} over {len(gaps)} epochs" if gaps else MISSING,
+                       MISSING if nll is None else format_cell(float(nll["authors"]["nll"]), log.test_nll)])
+    out = ["### Our training beside the authors' logs (MNIST)", "",
+           "The authors' repository holds the training logs of the two runs whose test marginal likelihoods are "
+           "the paper's (DLGMM K = 3: 96.50, Gauss-VAE: 96.80), copied under `dlgmm_core/reference/` and pinned "
+           "by sha256 (" + ", ".join(f"[{names[m]}]({authors_logs.SOURCES[m].url})" for m in runs) + "). "
+           "Ours: protocol `authors`, cells `ours (ours - authors)`. A validation curve on the "
+           "authors' with a test -log p(x) off the paper's points at the data or the estimator; a curve off "
+           "theirs points at the training.", "",
+           markdown_table(header, rows), ""]
+    if figure is not None:
+        out += [f"![validation ELBO, ours and the authors' logs]({figure.as_posix()})", ""]
+    return out
+
+
+def plot_authors_logs(inputs: Inputs, path: str | os.PathLike) -> Path | None:
+    """Validation ELBO per epoch of the authors' logged runs and of ours (protocol ``authors``), one panel per
+    model, PNG written atomically; None when protocol ``authors`` is not listed."""
+    from matplotlib.figure import Figure
+
+    from .io import save_figure
+
+    runs = _logged_runs(inputs)
+    if not runs:
+        return None
+    names = _names()
+    fig = Figure(figsize=(11.0, 4.2))
+    axes = fig.subplots(1, len(runs), squeeze=False)[0]
+    for ax, (model, (log, ours)) in zip(axes, runs.items()):
+        ax.plot(log.epoch, log.valid_elbo, label="authors' log", linewidth=1.4, color="0.4")
+        if ours is not None:
+            ax.plot(*ours.valid, label=f"ours, protocol {AUTHORS}", linewidth=1.4)
+        ax.set_title(f"MNIST {names[model]}", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(float(log.valid_elbo[9]) - 2.0, float(log.valid_elbo.max()) + 2.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("validation ELBO (nats per image)")
+    fig.suptitle("Validation ELBO per epoch: ours beside the authors' logged runs", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------
@@ -661,8 +756,10 @@ def _protocol_line(protocol: str, run: ProtocolInputs, headline: bool) -> str:
                             for d in DATASETS if run.nll[d]) + " test images"
 
 
-def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, list[Path]]) -> str:
-    """The report's markdown; ``training_figures``: per protocol, the training curves written (relative to reports/)."""
+def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, list[Path]],
+                  authors_figure: Path | None = None) -> str:
+    """The report's markdown; ``training_figures``: per protocol, the training curves written, ``authors_figure``:
+    the validation curves beside the authors' logs (both relative to reports/)."""
     names = _names()
     headline = inputs.protocols[inputs.headline]
     out: list[str] = ["# Reproduction report: Approximate Inference for Deep Latent Gaussian Mixtures", ""]
@@ -716,7 +813,7 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, li
             "the training objective on the test set.", ""]
     for protocol, run in inputs.protocols.items():
         out += [f"### Estimators: `{protocol}`", "", estimator_table(run), ""]
-    out += where_section(inputs)
+    out += where_section(inputs, authors_figure)
     out += ["## Training", ""]
     for protocol, run in inputs.protocols.items():
         out += [f"### Training: `{protocol}`", "", training_table(run), ""]
@@ -783,7 +880,10 @@ def write_report(root: str | os.PathLike, params: Params) -> list[Path]:
                 plot_training_curves(run.logs[dataset], f"{DATASET_NAMES[dataset]}, protocol {protocol}: ELBO per "
                                      f"epoch (budget {params.budget})", tmp / path.relative_to(training_dir))
                 figures[protocol].append(path.relative_to(reports))
-    readme = render_readme(inputs, params, figures)
+        authors_figure = plot_authors_logs(inputs, tmp / AUTHORS_LOGS_FIGURE)
+    if authors_figure is not None:
+        authors_figure = (training_dir / AUTHORS_LOGS_FIGURE).relative_to(reports)
+    readme = render_readme(inputs, params, figures, authors_figure)
     write_json(layout.report_metrics(root), metrics)
     write_text(layout.report_readme(root), readme)
     return [layout.report_readme(root), layout.report_metrics(root), training_dir]
