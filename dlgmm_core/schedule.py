@@ -5,8 +5,12 @@ processes run independent stages concurrently: each takes the repository lock
 only while it checks and records its stage, releases it while the command runs,
 and locks its own outputs (shared reads of common inputs are allowed). This
 module reads DVC's own stage graph and starts each stage as soon as every stage
-it depends on has finished, ``jobs`` at a time, the most expensive ready stage
-first (longest-first keeps the two cores busy until the end). Each stage is a
+it depends on has finished, ``jobs`` at a time: among the ready stages, those of
+the headline protocol (the first of ``params.yaml``'s ``protocols``) first, then
+the next protocol's, and within a protocol the most expensive first
+(longest-first keeps the two cores busy until the end; a further protocol's
+stages fill a core the headline leaves idle, so the headline's results are
+never delayed by another protocol's). Each stage is a
 plain ``dvc --wait-for-lock repro --single-item <stage>``, so DVC still decides
 what is up to date, what reruns and what dvc.lock records; a stage that failed
 stops only the stages downstream of it, and the run ends with exit status 1.
@@ -54,6 +58,22 @@ def stage_cost(name: str) -> float:
     return _FAMILY_COST.get(family, 1.0) * _MODEL_COST.get(model, 1.0) * _DATASET_COST[dataset] / 50_000
 
 
+def protocol_rank(name: str, protocols: tuple[str, ...]) -> int:
+    """The index in ``protocols`` of stage ``name``'s protocol (the first part of its item, as in
+    ``train@corrected-mnist-dlgmm``); 0 for a stage of no protocol (``resolve``, ``prepare@mnist``, ``report``)."""
+    protocol = name.partition("@")[2].split("-")[0]
+    return protocols.index(protocol) if protocol in protocols else 0
+
+
+def read_protocols() -> tuple[str, ...]:
+    """``params.yaml``'s ``protocols`` list, () when it is not a list of names (the resolve stage then
+    reports what is wrong)."""
+    from .config import read_params_tree
+
+    names = read_params_tree().get("protocols")
+    return tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else ()
+
+
 def stage_graph(targets: list[str] | None = None) -> dict[str, set[str]]:
     """``{stage: the stages it depends on}`` from DVC's graph, restricted to ``targets`` and their upstream."""
     from dvc.repo import Repo
@@ -75,12 +95,14 @@ def stage_graph(targets: list[str] | None = None) -> dict[str, set[str]]:
     return {name: deps & keep for name, deps in upstream.items() if name in keep}
 
 
-def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print) -> list[str]:
+def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print,
+              protocols: tuple[str, ...] = ()) -> list[str]:
     """Run every stage of ``upstream`` once its dependencies succeeded, at most ``jobs`` at a time.
 
     ``start(name)`` launches a stage and returns an object with ``poll()``
     (``None`` while running, else the exit status), like :class:`subprocess.Popen`.
-    Ready stages start costliest first (:func:`stage_cost`). Returns the failed
+    Ready stages start in the order of their protocol in ``protocols`` (:func:`protocol_rank`),
+    then costliest first (:func:`stage_cost`). Returns the failed
     stages; the stages downstream of a failure are not started.
     """
     waiting = {name: set(deps) for name, deps in upstream.items()}
@@ -88,7 +110,10 @@ def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print) 
     for name, deps in upstream.items():
         for dep in deps:
             downstream[dep].add(name)
-    ready = [(-stage_cost(n), n) for n, deps in waiting.items() if not deps]
+    def priority(name: str) -> tuple[int, float, str]:
+        return protocol_rank(name, protocols), -stage_cost(name), name
+
+    ready = [priority(n) for n, deps in waiting.items() if not deps]
     heapq.heapify(ready)
     running: dict[str, tuple[object, float]] = {}
     failed: list[str] = []
@@ -96,7 +121,7 @@ def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print) 
     done = 0
     while ready or running:
         while ready and len(running) < jobs:
-            _, name = heapq.heappop(ready)
+            name = heapq.heappop(ready)[-1]
             running[name] = (start(name), time.monotonic())
             report(f"[{done}/{len(upstream)}] started  {name}")
         if running:
@@ -113,7 +138,7 @@ def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print) 
                 for child in downstream[name]:
                     waiting[child].discard(name)
                     if not waiting[child] and child not in skipped:
-                        heapq.heappush(ready, (-stage_cost(child), child))
+                        heapq.heappush(ready, priority(child))
             else:
                 failed.append(name)
                 report(f"[{done}/{len(upstream)}] FAILED   {name} (exit {status}, {seconds:.0f} s)")
@@ -146,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.call([args.dvc, "repro", *args.targets])
     try:
         upstream = stage_graph(args.targets)
+        protocols = read_protocols()
     except DlgmmError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -165,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"running {len(upstream)} stages, {args.jobs} at a time; each stage's output: {log_dir}/<stage>.log",
           flush=True)
     try:
-        failed = run_graph(upstream, start, jobs=args.jobs, report=lambda line: print(line, flush=True))
+        failed = run_graph(upstream, start, jobs=args.jobs, report=lambda line: print(line, flush=True),
+                           protocols=protocols)
     except KeyboardInterrupt:
         for proc in processes:
             if proc.poll() is None:

@@ -33,7 +33,7 @@ from fixtures_data import WHEEL, mnist_pickle_bytes, sha256, write_chardata, wri
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = [
-    "seed=7", "k=2", "budget=paper",
+    "seed=7", "k=2", "budget=paper", "protocols=[authors]",
     "data.omniglot.dir=raw_omniglot", "data.omniglot.valid_size=10",
     "model.gauss_vae.hidden=16", "model.gauss_vae.latent=2",
     "model.sb_vae.hidden=16", "model.sb_vae.truncation=3",

@@ -60,9 +60,9 @@ def _effective(params) -> dict:
 
 
 # --- the table ------------------------------------------------------------------------------
-def test_the_committed_file_runs_the_authors_protocol_and_defines_both():
+def test_the_committed_file_runs_both_protocols_the_authors_first():
     tree = read_yaml(PARAMS)
-    assert tree["protocols"] == ["authors"] and list(tree["protocol"]) == ["authors", "corrected"]
+    assert tree["protocols"] == ["authors", "corrected"] and list(tree["protocol"]) == ["authors", "corrected"]
     assert load_params(PARAMS).protocol == "authors"
     for key in ("kl", "taylor_terms", "encoder_activation"):  # a setting lives in one place: the protocol
         assert all(key not in section for section in tree["model"].values())
@@ -158,7 +158,8 @@ def test_each_protocol_setting_is_checked_with_its_key_named(params_file, name, 
 
 
 def test_the_check_command_refuses_a_bad_value_in_a_protocol_that_does_not_run(params_file):
-    params_file.write_text(params_file.read_text().replace("      patience: 30", "      patience: 0"))
+    text = params_file.read_text().replace("protocols: [authors, corrected]", "protocols: [authors]")
+    params_file.write_text(text.replace("      patience: 30", "      patience: 0"))
     assert read_yaml(params_file)["protocols"] == ["authors"]
     result = subprocess.run([sys.executable, "-m", "dlgmm_core.config", "check", "--file", str(params_file)],
                             capture_output=True, text=True, cwd=ROOT)

@@ -20,7 +20,7 @@ class FakeStage:
         return self.status
 
 
-def _run(upstream, *, jobs, fail=(), steps=None):
+def _run(upstream, *, jobs, fail=(), steps=None, protocols=()):
     log: list = []
     running: set = set()
     peak = [0]
@@ -33,7 +33,7 @@ def _run(upstream, *, jobs, fail=(), steps=None):
         return FakeStage(log, name, (steps or {}).get(name, 2), 1 if name in fail else 0)
 
     schedule._POLL = 0
-    failed = schedule.run_graph(upstream, start, jobs=jobs, report=lambda line: None)
+    failed = schedule.run_graph(upstream, start, jobs=jobs, report=lambda line: None, protocols=protocols)
     return log, failed, peak[0]
 
 
@@ -65,6 +65,40 @@ def test_the_costliest_ready_stage_starts_first():
     starts = [n for kind, n in log if kind == "start"]
     trainings = [n for n in starts if n.startswith("train")]
     assert trainings == ["train@authors-mnist-dldpmm", "train_dlgmm@authors-mnist", "train@authors-mnist-gauss_vae"]
+
+
+TWO_PROTOCOLS = {
+    "resolve": set(), "prepare@mnist": {"resolve"},
+    "train@authors-mnist-dldpmm": {"prepare@mnist"}, "train@authors-mnist-gauss_vae": {"prepare@mnist"},
+    "marginal_likelihood@authors-mnist-gauss_vae": {"train@authors-mnist-gauss_vae"},
+    "train@corrected-mnist-dldpmm": {"prepare@mnist"}, "train@corrected-mnist-gauss_vae": {"prepare@mnist"},
+    "report": {"train@authors-mnist-dldpmm", "marginal_likelihood@authors-mnist-gauss_vae",
+               "train@corrected-mnist-dldpmm", "train@corrected-mnist-gauss_vae"},
+}
+
+
+def test_the_headline_protocol_goes_first_and_the_next_fills_an_idle_core():
+    """The corrected DLDPMM, the costliest stage, waits for every ready authors stage; it then runs
+    beside the long authors DLDPMM instead of leaving that core idle."""
+    steps = {"train@authors-mnist-dldpmm": 40}
+    log, failed, _ = _run(TWO_PROTOCOLS, jobs=2, steps=steps, protocols=("authors", "corrected"))
+    starts = [n for kind, n in log if kind == "start"]
+    assert failed == []
+    assert starts[2:5] == ["train@authors-mnist-dldpmm", "train@authors-mnist-gauss_vae",
+                           "marginal_likelihood@authors-mnist-gauss_vae"]
+    assert starts[5:7] == ["train@corrected-mnist-dldpmm", "train@corrected-mnist-gauss_vae"]
+    assert log.index(("start", "train@corrected-mnist-dldpmm")) < log.index(("end", "train@authors-mnist-dldpmm"))
+    # Listed the other way round, the corrected protocol is the headline.
+    log, _, _ = _run(TWO_PROTOCOLS, jobs=2, steps=steps, protocols=("corrected", "authors"))
+    assert [n for kind, n in log if kind == "start"][2:4] == ["train@corrected-mnist-dldpmm",
+                                                              "train@corrected-mnist-gauss_vae"]
+
+
+def test_protocol_rank():
+    protocols = ("authors", "corrected")
+    assert [schedule.protocol_rank(n, protocols) for n in
+            ("train@corrected-mnist-dlgmm", "train_qualitative@corrected", "train@authors-mnist-dlgmm",
+             "prepare@mnist", "resolve", "report")] == [1, 1, 0, 0, 0, 0]
 
 
 def test_a_failure_stops_only_what_is_downstream_of_it():
