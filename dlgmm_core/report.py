@@ -667,6 +667,60 @@ def flat_metrics(inputs: Inputs) -> dict[str, float | int]:
 
 
 # --------------------------------------------------------------------------
+# the headline table of the top-level README, from reports/metrics.json
+# --------------------------------------------------------------------------
+#: The kNN neighbour count of the headline table (the paper's Figure 3a has 3, 5 and 10).
+RESULTS_K = 10
+
+
+def results_table(metrics: dict[str, float], protocols: list[str]) -> str:
+    """The top-level README's "Results" table, from the flat metrics of ``reports/metrics.json``: per dataset
+    and model, -log p(x) (nats, ± standard error) and, for MNIST, the kNN test error at k = :data:`RESULTS_K`,
+    the paper's value beside ours under each of ``protocols`` (``ours (ours - paper)``; ``not run`` where a
+    protocol's value is missing)."""
+    names = _names()
+    header = ["model", "-log p(x) paper"] + [f"-log p(x) `{p}`" for p in protocols]
+    header += [f"kNN k={RESULTS_K} paper"] + [f"kNN k={RESULTS_K} `{p}`" for p in protocols]
+    rows = []
+    for dataset in DATASETS:
+        for model in registry.table_rows("nll"):
+            paper_nll = paper_value(dataset, model, "nll")
+            paper_knn = paper_value(dataset, model, f"knn_err@{RESULTS_K}")
+            row = [f"{DATASET_NAMES[dataset]} {names[model]}", _fixed(paper_nll)]
+            for p in protocols:
+                nll = metrics.get(f"{p}.{dataset}.{model}.nll")
+                row.append(NOT_RUN if nll is None else
+                           format_cell(nll, paper_nll, se=metrics.get(f"{p}.{dataset}.{model}.nll_se")))
+            row.append(_fixed(paper_knn))
+            for p in protocols:
+                error = metrics.get(f"{p}.{dataset}.{model}.knn_err@{RESULTS_K}")
+                row.append(NOT_RUN if error is None else format_cell(error, paper_knn))
+            rows.append(row)
+    return markdown_table(header, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dlgmm_core.report results``: print the README's "Results" table from reports/metrics.json."""
+    import argparse
+    import sys
+
+    from .config import read_params_tree
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("what", choices=["results"])
+    parser.add_argument("--metrics", default=str(layout.report_metrics()), help="the report's flat metrics")
+    args = parser.parse_args(argv)
+    try:
+        metrics = read_json(Path(args.metrics), "run `dvc repro report` (or `make repro`)")
+        protocols = list(read_params_tree()["protocols"])
+    except DlgmmError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(results_table(metrics, protocols))
+    return 0
+
+
+# --------------------------------------------------------------------------
 # training curves
 # --------------------------------------------------------------------------
 def plot_training_curves(logs: dict[str, TrainingLog], title: str, path: str | os.PathLike) -> Path:
@@ -890,3 +944,7 @@ def write_report(root: str | os.PathLike, params: Params) -> list[Path]:
     write_json(layout.report_metrics(root), metrics)
     write_text(layout.report_readme(root), readme)
     return [layout.report_readme(root), layout.report_metrics(root), training_dir]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -413,3 +413,41 @@ def test_report_stage_end_to_end(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "logs/authors/omniglot/sb_vae/plots/metrics/valid/elbo.tsv" in lines[0], result.stderr
+
+
+def test_results_table_from_the_flat_metrics(built):
+    """The top-level README's table: read back from reports/metrics.json, ours beside the paper's."""
+    from dlgmm_core.report import results_table
+
+    metrics = json.loads((built / "reports/metrics.json").read_text())
+    table = parse_table("## Results\n" + results_table(metrics, ["authors", "corrected"]), "## Results")
+    assert len(table) == 2 * len(MODEL_KINDS)
+    nll = metrics["authors.mnist.dlgmm.nll"]
+    assert table["MNIST DLGMM"]["-log p(x) paper"] == "96.50"
+    assert table["MNIST DLGMM"]["-log p(x) `authors`"] == f"{nll:.2f} ± 0.21 ({nll - 96.50:+.2f})"
+    assert table["MNIST DLGMM"]["-log p(x) `corrected`"] == "not run"
+    error = metrics["authors.mnist.dlgmm.knn_err@10"]
+    assert table["MNIST DLGMM"]["kNN k=10 `authors`"] == f"{error:.2f} ({error - 8.42:+.2f})"
+    assert table["MNIST DLDPMM"]["kNN k=10 paper"] == "—"
+    assert table["Omniglot SB-VAE"]["-log p(x) paper"] == "—"
+
+
+def test_the_readme_results_are_the_committed_report():
+    """Once a paper-budget report is committed, README.md's "Results" table is the one its metrics give."""
+    from dlgmm_core.config import read_params_tree
+    from dlgmm_core.report import results_table
+
+    metrics_path = ROOT / "reports" / "metrics.json"
+    if not metrics_path.is_file():
+        pytest.skip("no committed reports/metrics.json yet (the paper-budget run has not finished)")
+    metrics = json.loads(metrics_path.read_text())
+    table = results_table(metrics, list(read_params_tree(ROOT / "params.yaml")["protocols"]))
+    assert table in (ROOT / "README.md").read_text(), "README.md: update 'Results' (python -m dlgmm_core.report results)"
+
+
+def test_results_command_names_a_missing_metrics_file(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dlgmm_core.report", "results", "--metrics",
+                             str(tmp_path / "metrics.json")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("run `dvc repro report` (or `make repro`)")
+    assert "metrics.json" in result.stderr and "Traceback" not in result.stderr
