@@ -79,3 +79,15 @@ def test_without_the_authors_protocol_the_section_is_left_out(tmp_path):
     readme = (tmp_path / "reports/README.md").read_text()
     assert "beside the authors' logs" not in readme
     assert not (tmp_path / "reports/figures/training/authors_logs_mnist.png").exists()
+
+
+def test_report_lists_what_the_authors_protocol_does_not_reproduce(tmp_path):
+    from dlgmm_core.report import NOT_REPRODUCED
+
+    write_inputs(tmp_path)
+    write_report(tmp_path, params_from_tree(build_tree()))
+    readme = (tmp_path / "reports/README.md").read_text()
+    table = parse_table(readme, "### Where protocol `authors` is still not the authors' code")
+    assert list(table) == [row[0] for row in NOT_REPRODUCED]
+    assert table["minibatch order"]["the authors' code"].startswith("one unseeded shuffle")
+    assert "std 1e-8" in table["initial weights of the Kumaraswamy heads (log a, log b)"]["the authors' code"]
