@@ -37,7 +37,7 @@ import numpy as np
 
 from . import authors_logs, layout, registry
 from .config import DATASETS, Params
-from .errors import DlgmmError
+from .errors import DlgmmError, run_stage
 from .io import read_json
 
 # --------------------------------------------------------------------------
@@ -174,9 +174,11 @@ class ProtocolInputs:
 
 @dataclass
 class Inputs:
-    """Everything the report reads, per protocol in the order of ``params.yaml``'s ``protocols`` (headline first)."""
+    """Everything the report reads, per protocol in the order of ``params.yaml``'s ``protocols`` (headline first),
+    and the authors' logged MNIST runs (:mod:`dlgmm_core.authors_logs`) when protocol ``authors`` is listed."""
 
     protocols: dict[str, ProtocolInputs]
+    authors_logs: dict[str, authors_logs.AuthorsLog] = field(default_factory=dict)
 
     @property
     def headline(self) -> str:
@@ -296,8 +298,9 @@ def read_inputs(root: str | os.PathLike, params: Params) -> Inputs:
     """
     root = Path(root)
     names = list(params.tree["protocols"])
+    logs = {model: authors_logs.read(model) for model in authors_logs.SOURCES} if AUTHORS in names else {}
     return Inputs({name: _read_protocol(root, params, name, required=index == 0)
-                   for index, name in enumerate(names)})
+                   for index, name in enumerate(names)}, logs)
 
 
 # --------------------------------------------------------------------------
@@ -570,7 +573,7 @@ def _logged_runs(inputs: Inputs) -> dict[str, tuple[authors_logs.AuthorsLog, Tra
     run = inputs.protocols.get(AUTHORS)
     if run is None:
         return {}
-    return {model: (authors_logs.read(model), run.logs["mnist"].get(model)) for model in authors_logs.SOURCES}
+    return {model: (log, run.logs["mnist"].get(model)) for model, log in inputs.authors_logs.items()}
 
 
 def _valid_at(steps: np.ndarray, values: np.ndarray, epoch: int) -> float | None:
@@ -718,10 +721,9 @@ def results_table(metrics: dict[str, float], protocols: list[str]) -> str:
     return markdown_table(header, rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     """``python -m dlgmm_core.report results``: print the README's "Results" table from reports/metrics.json."""
     import argparse
-    import sys
 
     from .config import read_params_tree
 
@@ -729,14 +731,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=["results"])
     parser.add_argument("--metrics", default=str(layout.report_metrics()), help="the report's flat metrics")
     args = parser.parse_args(argv)
-    try:
-        metrics = read_json(Path(args.metrics), "run `dvc repro report` (or `make repro`)")
-        protocols = list(read_params_tree()["protocols"])
-    except DlgmmError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(results_table(metrics, protocols))
-    return 0
+    metrics = read_json(Path(args.metrics), "run `dvc repro report` (or `make repro`)")
+    print(results_table(metrics, list(read_params_tree()["protocols"])))
 
 
 # --------------------------------------------------------------------------
@@ -956,9 +952,8 @@ def write_report(root: str | os.PathLike, params: Params) -> list[Path]:
                 plot_training_curves(run.logs[dataset], f"{DATASET_NAMES[dataset]}, protocol {protocol}: ELBO per "
                                      f"epoch (budget {params.budget})", tmp / path.relative_to(training_dir))
                 figures[protocol].append(path.relative_to(reports))
-        authors_figure = plot_authors_logs(inputs, tmp / AUTHORS_LOGS_FIGURE)
-    if authors_figure is not None:
-        authors_figure = (training_dir / AUTHORS_LOGS_FIGURE).relative_to(reports)
+        plotted = plot_authors_logs(inputs, tmp / AUTHORS_LOGS_FIGURE) is not None
+    authors_figure = (training_dir / AUTHORS_LOGS_FIGURE).relative_to(reports) if plotted else None
     readme = render_readme(inputs, params, figures, authors_figure)
     write_json(layout.report_metrics(root), metrics)
     write_text(layout.report_readme(root), readme)
@@ -966,4 +961,4 @@ def write_report(root: str | os.PathLike, params: Params) -> list[Path]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_stage(main)
