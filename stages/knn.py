@@ -4,7 +4,10 @@
 
 Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.knn), models/<protocol>/<dataset>/<model>.pt and
 data/prepared/<dataset>.{npz,json} (which must carry labels). Writes reports/knn/<protocol>/<dataset>/<model>.json:
-{"error@<k>" for k in eval.knn.neighbors, "train_examples", "test_examples"}.
+{"error@<k>" for k in eval.knn.neighbors, "train_examples", "test_examples", "sensitivity"}; "sensitivity"
+holds the same errors fitted on fewer labelled examples and with the mean of several draws as the embedding
+({"draws": MEAN_DRAWS, "sample": {N: {k: error}}, "mean": {N: {k: error}}}; dlgmm_core.evaluation.knn_sensitivity),
+computed after the headline numbers, which it leaves as they are.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dlgmm_core.config import MODEL_KINDS, load_stage_params, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import check_neighbors, embed, knn_errors, load_eval_model, require_labels  # noqa: E402
+from dlgmm_core.evaluation import (MEAN_DRAWS, check_neighbors, embed, knn_errors, knn_sensitivity,  # noqa: E402
+                                   load_eval_model, require_labels)
 from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.layout import knn_result, knn_stage, prepared  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
@@ -38,9 +42,16 @@ def main() -> None:
     z_train = embed(model, x_train, device, desc="embed train")
     z_test = embed(model, x_test, device, desc="embed test")
     errors = knn_errors(z_train, y_train, z_test, y_test, section["neighbors"])
+    embeddings = {"sample": (z_train, z_test),
+                  "mean": (embed(model, x_train, device, desc=f"embed train (mean of {MEAN_DRAWS})", draws=MEAN_DRAWS),
+                           embed(model, x_test, device, desc=f"embed test (mean of {MEAN_DRAWS})", draws=MEAN_DRAWS))}
+    sensitivity = knn_sensitivity(embeddings, y_train, y_test, section["neighbors"])
+    sensitivity_json = {name: {str(n): {str(k): e for k, e in per_k.items()} for n, per_k in per_n.items()}
+                        for name, per_n in sensitivity.items()}
     out = knn_result(params.protocol, args.dataset, args.model)
     write_json(out, {**{f"error@{k}": e for k, e in errors.items()},
-                     "train_examples": int(x_train.shape[0]), "test_examples": int(x_test.shape[0])})
+                     "train_examples": int(x_train.shape[0]), "test_examples": int(x_test.shape[0]),
+                     "sensitivity": {"draws": MEAN_DRAWS, **sensitivity_json}})
     print(f"{args.dataset}/{args.model}: kNN test error "
           + ", ".join(f"k={k} {e:.2f}%" for k, e in errors.items()) + f" -> {out}")
 

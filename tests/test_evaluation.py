@@ -17,8 +17,8 @@ from PIL import Image
 from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.resolved import resolve
-from dlgmm_core.evaluation import (atomic_dir, check_neighbors, embed, grid_png_size, knn_errors,
-                                   marginal_likelihood, plot_tsne, prior_bernoulli_means, require_labels,
+from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, embed, grid_png_size, knn_errors,
+                                   knn_sensitivity, marginal_likelihood, plot_tsne, prior_bernoulli_means, require_labels,
                                    save_component_grids, save_grid, tile, tsne_embedding)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -390,9 +390,14 @@ def test_stage_knn(stage_runs):
     rc, _, err = results["knn"]
     assert rc == 0, err
     data = json.loads(layout.knn_result("authors", "mnist", "dldpmm", root).read_text())
-    assert set(data) == {"error@1", "error@3", "train_examples", "test_examples"}
+    assert set(data) == {"error@1", "error@3", "train_examples", "test_examples", "sensitivity"}
     assert (data["train_examples"], data["test_examples"]) == (40, 20)
     assert all(0.0 <= data[k] <= 100.0 for k in ("error@1", "error@3"))
+    sensitivity = data["sensitivity"]
+    assert sensitivity["draws"] == MEAN_DRAWS and set(sensitivity) == {"draws", "sample", "mean"}
+    # 40 training examples: both sensitivity sizes (1,000 and 10,000) exceed them, so only the whole set is fitted
+    assert sensitivity["sample"] == {"40": {"1": data["error@1"], "3": data["error@3"]}}
+    assert set(sensitivity["mean"]) == {"40"} and set(sensitivity["mean"]["40"]) == {"1", "3"}
 
 
 def test_stage_figures(stage_runs):
@@ -424,3 +429,41 @@ def test_knn_matches_scikit_learn_with_chunks():
     for k, error in ours.items():
         reference = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(z_train, y_train)
         assert error == pytest.approx(100.0 * np.mean(reference.predict(z_test) != y_test), abs=1e-12), k
+
+
+def test_knn_sensitivity_fits_the_first_n_training_examples():
+    rng = np.random.default_rng(4)
+    z_train, z_test = rng.normal(size=(50, 2)), rng.normal(size=(21, 2))
+    y_train, y_test = rng.integers(0, 3, 50), rng.integers(0, 3, 21)
+    mean_train, mean_test = z_train + 1.0, z_test * 2.0
+    out = knn_sensitivity({"sample": (z_train, z_test), "mean": (mean_train, mean_test)}, y_train, y_test,
+                          [3, 1], train_sizes=(2, 10, 20, 50, 80))
+    # N below the largest k (2 < 3) or not below the training size (50, 80) is left out; the whole set is in
+    assert {name: sorted(per_n) for name, per_n in out.items()} == {"sample": [10, 20, 50], "mean": [10, 20, 50]}
+    for n in (10, 20, 50):
+        assert out["sample"][n] == knn_errors(z_train[:n], y_train[:n], z_test, y_test, [1, 3])
+        assert out["mean"][n] == knn_errors(mean_train[:n], y_train[:n], mean_test, y_test, [1, 3])
+
+
+def test_mean_embedding_estimates_the_posterior_mean():
+    """``embed(draws=S)`` averages S draws of ``model.embed``: for the Gauss-VAE, the posterior mean up to
+    Monte Carlo error; one draw leaves the single-sample embedding bitwise as it was."""
+    from dlgmm_core import build_model
+
+    torch.manual_seed(0)
+    model = build_model("gauss_vae", input_dim=784, hidden=8, latent=3, encoder_activation="relu").eval()
+    x = (np.random.default_rng(5).random((7, 784)) < 0.3).astype(np.uint8)
+    xt = torch.from_numpy(x).float()
+    with torch.no_grad():
+        posterior = model.posterior(xt)
+    mean, std = posterior.mean.double().numpy(), posterior.stddev.double().numpy()
+    draws = 4000
+    z = embed(model, x, torch.device("cpu"), batch_size=3 * draws, desc="mean", progress=False, draws=draws)
+    assert z.shape == (7, 3)
+    assert np.all(np.abs(z - mean) < 5 * std / np.sqrt(draws))
+    torch.manual_seed(1)
+    one = embed(model, x, torch.device("cpu"), progress=False)
+    torch.manual_seed(1)
+    assert np.array_equal(one, embed(model, x, torch.device("cpu"), progress=False, draws=1))
+    with pytest.raises(DlgmmError, match="draws must be a positive integer"):
+        embed(model, x, torch.device("cpu"), progress=False, draws=0)

@@ -451,3 +451,33 @@ def test_results_command_names_a_missing_metrics_file(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().endswith("run `dvc repro report` (or `make repro`)")
     assert "metrics.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_knn_sensitivity_not_measured_without_it(built):
+    readme = (built / "reports/README.md").read_text()
+    section = readme.split("### Figure 3a's protocol: what the labelled set and the embedding do (MNIST, `authors`)")[1]
+    assert section.split("\n### ")[0].strip() == "not measured yet: run the knn stages (`dvc repro knn`)."
+
+
+def test_knn_sensitivity_table_and_the_variant_nearest_the_paper(tmp_path):
+    write_inputs(tmp_path)
+    paper = [PAPER["mnist"]["gauss_vae"][f"knn_err@{k}"] for k in NEIGHBORS]  # 28.4, 20.96, 15.33
+    path = tmp_path / "reports/knn/authors/mnist/gauss_vae.json"
+    data = json.loads(path.read_text())
+    far, near = [p + 6.0 for p in paper], [paper[0] - 1.0, paper[1] + 0.5, paper[2]]  # mean |diff| 6.0 and 0.5
+    data["sensitivity"] = {
+        "draws": 20,
+        "sample": {"1000": dict(zip(["3", "5", "10"], near)), "6000": dict(zip(["3", "5", "10"], far))},
+        "mean": {"1000": dict(zip(["3", "5", "10"], far)), "6000": {"3": 1.0, "5": 2.0, "10": 3.0}},
+    }
+    path.write_text(json.dumps(data))
+    write_report(tmp_path, params_from_tree(build_tree()))
+    readme = (tmp_path / "reports/README.md").read_text()
+    section = readme.split("### Figure 3a's protocol")[1].split("\n### ")[0]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("|")]
+    assert rows[0] == ["model", "embedding", "N = 1,000", "N = 6,000", "paper", "nearest the paper"]
+    assert rows[2] == ["Gauss-VAE", "one sample", "27.40 / 21.46 / 15.33", "34.40 / 26.96 / 21.33",
+                       "28.40 / 20.96 / 15.33", "one sample, N = 1,000 (0.50)"]
+    assert rows[3] == ["Gauss-VAE", "mean of 20 draws", "34.40 / 26.96 / 21.33", "1.00 / 2.00 / 3.00", "", ""]
+    assert len(rows) == 4  # the models without a sensitivity measurement have no rows

@@ -6,6 +6,12 @@ embeddings and scored on the test embeddings. It is written in torch (one
 distance matrix per chunk of test points, one ``topk`` for the largest k)
 rather than with scikit-learn, whose import alone costs more than the
 classification; a vote tie goes to the smallest label, as in scikit-learn.
+
+Figure 3a's protocol is not in the authors' code (PAPER.md, section 1), so
+:func:`knn_sensitivity` measures how much two of its unknowns move the error
+on the same checkpoint: the size of the labelled set the classifier is
+fitted on, and embedding each image by the mean of :data:`MEAN_DRAWS` draws
+instead of one (the mean of the Gaussian the embedding samples from).
 """
 from __future__ import annotations
 
@@ -25,6 +31,10 @@ if TYPE_CHECKING:
 
 #: The label-carrying source to suggest when a dataset's source has none.
 LABELLED_SOURCE = {"mnist": "wheel", "omniglot": "lake"}
+#: Labelled-set sizes of :func:`knn_sensitivity` (the first N training examples), besides the whole split.
+SENSITIVITY_TRAIN_SIZES = (1000, 10000)
+#: Draws averaged per example into the "mean" embedding of :func:`knn_sensitivity`.
+MEAN_DRAWS = 20
 
 
 def require_labels(meta_path: str | os.PathLike) -> dict:
@@ -55,10 +65,27 @@ def check_neighbors(neighbors: Iterable[int], n_train: int) -> list[int]:
 
 
 def embed(model: Any, x: np.ndarray | torch.Tensor, device: torch.device, batch_size: int = 1000,
-          desc: str = "embed", progress: bool | None = None) -> np.ndarray:
-    """One latent sample per example (``model.embed``), as a float64 (N, d) array."""
-    z = batched(lambda xb: model.embed(xb).reshape(xb.shape[0], -1), x, device, batch_size=batch_size,
-                desc=desc, progress=progress)
+          desc: str = "embed", progress: bool | None = None, draws: int = 1) -> np.ndarray:
+    """One latent sample per example (``model.embed``), as a float64 (N, d) array.
+
+    With ``draws`` > 1, the mean of that many samples per example (drawn in
+    one model call per batch of ``batch_size // draws`` examples): a Monte
+    Carlo estimate of the mean of what ``model.embed`` samples from, i.e. the
+    Gaussian posterior mean for the Gauss-VAE and the mixtures (the component
+    of the largest mean weight is chosen without sampling), E[pi] for the SB-VAE.
+    """
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise DlgmmError(f"{desc}: draws must be a positive integer (got {draws!r})")
+
+    def mean_of_draws(xb: torch.Tensor) -> torch.Tensor:
+        z = model.embed(xb.repeat(draws, 1))  # rows: draw-major, then example
+        return z.reshape(draws, xb.shape[0], -1).mean(dim=0)
+
+    if draws == 1:
+        z = batched(lambda xb: model.embed(xb).reshape(xb.shape[0], -1), x, device, batch_size=batch_size,
+                    desc=desc, progress=progress)
+    else:
+        z = batched(mean_of_draws, x, device, batch_size=max(1, batch_size // draws), desc=desc, progress=progress)
     if not np.isfinite(z).all():
         raise DlgmmError(f"{desc}: the model produced non-finite latent samples")
     return z
@@ -97,3 +124,22 @@ def knn_errors(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_t
             prediction = votes_by_rank[:, k - 1].argmax(dim=1)  # first maximum: the smallest label
             wrong[k] += int((prediction != truth[start:start + chunk]).sum())
     return {k: 100.0 * wrong[k] / test.shape[0] for k in ks}
+
+
+def knn_sensitivity(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], y_train: np.ndarray, y_test: np.ndarray,
+                    neighbors: Iterable[int], train_sizes: Iterable[int] = SENSITIVITY_TRAIN_SIZES
+                    ) -> dict[str, dict[int, dict[int, float]]]:
+    """kNN test error (%) per embedding, labelled-set size and ``k``: ``{name: {N: {k: error}}}``.
+
+    ``embeddings``: ``{name: (z_train, z_test)}``, e.g. one sample and the mean
+    of :data:`MEAN_DRAWS` per example. The classifier is fitted on the first N
+    training embeddings, for each N of ``train_sizes`` that is below the
+    training size and not below the largest ``k``, and for the whole training
+    set; it always scores every test embedding.
+    """
+    y_train = np.asarray(y_train)
+    n_train = int(y_train.shape[0])
+    ks = check_neighbors(neighbors, n_train)
+    sizes = sorted({int(n) for n in train_sizes if ks[-1] <= int(n) < n_train} | {n_train})
+    return {name: {n: knn_errors(z_train[:n], y_train[:n], z_test, y_test, ks) for n in sizes}
+            for name, (z_train, z_test) in embeddings.items()}
