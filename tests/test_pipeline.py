@@ -161,6 +161,17 @@ def test_every_declared_output_is_produced(two_runs):
         == "authors"
 
 
+def test_every_figure_is_committed_to_git(two_runs):
+    """The figures are `cache: false` outputs: committed with the results, a clone shows the whole report."""
+    work, _ = two_runs  # the run whose results were committed with `git add -A`
+    on_disk = sorted(str(p.relative_to(work)) for p in (work / "reports" / "figures").rglob("*.png"))
+    tracked = _run(["git", "ls-files", "reports/figures"], work).split()
+    assert on_disk and sorted(name for name in tracked if name.endswith(".png")) == on_disk
+    ignored = subprocess.run(["git", "check-ignore", *on_disk], cwd=work, env=_env(work), capture_output=True,
+                             text=True)
+    assert ignored.returncode == 1 and not ignored.stdout, ignored.stdout  # exit 1: none of them is ignored
+
+
 def test_two_runs_from_scratch_give_identical_metrics(two_runs):
     """Sequential and two-at-a-time runs give bitwise the same checkpoints and metrics, and the same dvc.lock
     entries for them."""
