@@ -582,8 +582,8 @@ def knn_sensitivity_section(inputs: Inputs) -> list[str]:
     out += ["The authors' code does not say how Figure 3a was made (below). Ours fits the classifier on one latent "
             "sample of every training image. Here the same checkpoints are fitted on the first N training images "
             f"only, and each image is also embedded by the mean of {draws} draws (an estimate of the mean of the "
-            "posterior its sample comes from) instead of one. Cells: test error (%) at k = 3 / 5 / 10; the last column names the "
-            "variant nearest the paper's values (mean absolute difference over k, points).", ""]
+            "posterior its sample comes from) instead of one. Cells: test error (%) at k = 3 / 5 / 10; the last "
+            "column names the variant nearest the paper's values (mean absolute difference over k, points).", ""]
     rows = []
     for model in registry.table_rows("knn"):
         if model not in measured:

@@ -18,8 +18,8 @@ from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.resolved import resolve
 from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, embed, grid_png_size, knn_errors,
-                                   knn_sensitivity, marginal_likelihood, plot_tsne, prior_bernoulli_means, require_labels,
-                                   save_component_grids, save_grid, tile, tsne_embedding)
+                                   knn_sensitivity, marginal_likelihood, plot_tsne, prior_bernoulli_means,
+                                   require_labels, save_component_grids, save_grid, tile, tsne_embedding)
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

@@ -11,7 +11,7 @@ Figure 3a's protocol is not in the authors' code (PAPER.md, section 1), so
 :func:`knn_sensitivity` measures how much two of its unknowns move the error
 on the same checkpoint: the size of the labelled set the classifier is
 fitted on, and embedding each image by the mean of :data:`MEAN_DRAWS` draws
-instead of one (the mean of the Gaussian the embedding samples from).
+instead of one (an estimate of the mean of the posterior the embedding samples from).
 """
 from __future__ import annotations
 
