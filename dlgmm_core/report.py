@@ -38,6 +38,7 @@ import numpy as np
 from . import authors_logs, layout, registry
 from .config import DATASETS, Params
 from .errors import DlgmmError, run_stage
+from .figure_measures import cluster_result, component_shapes
 from .io import read_json
 
 # --------------------------------------------------------------------------
@@ -159,7 +160,10 @@ class ProtocolInputs:
 
     ``figures`` holds paths relative to ``reports/``: ``tsne[model]``,
     ``samples[(dataset, model)]`` and ``qualitative[component - 1]`` (None
-    for a component grid not made). ``not_run`` lists the stages whose
+    for a component grid not made). ``clusters[model]`` is the t-SNE stage's
+    measurement of its map (:func:`dlgmm_core.evaluation.cluster_errors`),
+    ``shapes`` the qualitative grids' ink level and :func:`dlgmm_core.evaluation.digit_shape`
+    per component (``{"ink_level": ..., "components": [...]}``; empty when not made). ``not_run`` lists the stages whose
     outputs are missing, in reading order, each once.
     """
 
@@ -169,6 +173,8 @@ class ProtocolInputs:
     tsne: dict[str, Path] = field(default_factory=dict)
     samples: dict[tuple[str, str], Path] = field(default_factory=dict)
     qualitative: list[Path | None] = field(default_factory=list)
+    clusters: dict[str, dict] = field(default_factory=dict)
+    shapes: dict = field(default_factory=dict)
     not_run: list[str] = field(default_factory=list)
 
 
@@ -234,6 +240,26 @@ def _check_knn(data: dict, path: Path) -> dict:
     return data
 
 
+def _check_clusters(data: dict, path: Path) -> dict:
+    clusters = data.get("clusters") if isinstance(data, dict) else None
+    if clusters is None:
+        return {}
+    for key in ("neighbors", "map_error", "latent_error"):
+        _number(clusters.get(key), f"clusters.{key}", path)
+    return {**clusters, "points": _number(data.get("points"), "points", path)}
+
+
+def _check_shapes(data: dict, path: Path, components: int) -> dict:
+    shapes = data.get("components") if isinstance(data, dict) else None
+    if not isinstance(shapes, list) or len(shapes) != components:
+        raise DlgmmError(f"{path}: expected 'components', one entry for each of the {components} components; "
+                         f"run its samples_qualitative stage again")
+    for entry in shapes:
+        for key in ("prior_mean", "images", "width", "width_se", "ink"):
+            _number(entry.get(key) if isinstance(entry, dict) else None, f"components[].{key}", path)
+    return {"ink_level": _number(data.get("ink_level"), "ink_level", path), "components": shapes}
+
+
 def _read_log(protocol: str, dataset: str, model: str, root: Path, hint: str) -> TrainingLog:
     return TrainingLog(
         summary=read_json(layout.train_metrics(protocol, dataset, model, root), hint),
@@ -276,9 +302,13 @@ def _read_protocol(root: Path, params: Params, protocol: str, required: bool) ->
             if present(files, stage):
                 out.logs[dataset][model] = _read_log(protocol, dataset, model, root, f"run `dvc repro {stage}`")
     for model in registry.evaluated_keys():
-        path = figure(layout.tsne_figure(protocol, "mnist", model, root), layout.tsne_stage(protocol, model))
+        stage = layout.tsne_stage(protocol, model)
+        path = figure(layout.tsne_figure(protocol, "mnist", model, root), stage)
         if path is not None:
             out.tsne[model] = path
+            clusters = cluster_result(protocol, "mnist", model, root)
+            if present([clusters], stage):
+                out.clusters[model] = _check_clusters(read_json(clusters, f"run `dvc repro {stage}`"), clusters)
     for dataset in DATASETS:
         for model in registry.evaluated_keys():
             path = figure(layout.samples_figure(protocol, dataset, model, root),
@@ -288,6 +318,9 @@ def _read_protocol(root: Path, params: Params, protocol: str, required: bool) ->
     components = int(params.tree["model"]["qualitative"]["components"])
     stage = layout.samples_stage(protocol, "mnist", "qualitative")
     out.qualitative = [figure(layout.qualitative_figure(protocol, k, root), stage) for k in range(1, components + 1)]
+    shapes = component_shapes(protocol, root)
+    if all(out.qualitative) and present([shapes], stage):
+        out.shapes = _check_shapes(read_json(shapes, f"run `dvc repro {stage}`"), shapes, components)
     return out
 
 
@@ -953,6 +986,7 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, li
             path = run.tsne.get(model)
             out += [f"`{protocol}`: " + (NOT_RUN if path is None else
                                          f"![t-SNE {names[model]}, {protocol}]({path.as_posix()})"), ""]
+    out += clusters_section(inputs)
     qualitative = params.tree["model"]["qualitative"]
     components = int(qualitative["components"])
     out += ["## Figure 2a/2b: samples from single prior components of the qualitative DLGMM", "",
@@ -971,6 +1005,7 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, li
         if first is not None and last is not None:
             out += [f"`{protocol}`: ![component 1, {protocol}]({first.as_posix()}) "
                     f"![component {components}, {protocol}]({last.as_posix()})", ""]
+    out += shapes_section(inputs)
     out += ["## Samples from each model's prior (Bernoulli means)", ""]
     for dataset in DATASETS:
         for model in registry.evaluated_keys():
@@ -981,6 +1016,64 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, li
             out += [f"- {DATASET_NAMES[dataset]} {names[model]}: " + ", ".join(links)]
     out += [""]
     return "\n".join(out)
+
+
+def clusters_section(inputs: Inputs) -> list[str]:
+    """Figure 2c/2d in numbers: the leave-one-out kNN class error among each t-SNE map's points, and what it says
+    of the paper's reading ("the DLGMM's latent space exhibits conspicuously better clustering")."""
+    names = _names()
+    measured = {protocol: run.clusters for protocol, run in inputs.protocols.items() if run.clusters}
+    if not measured:
+        return []
+    out = ["### The t-SNE maps in numbers", "",
+           "Each map point is classified by the digit class of most of its nearest other points (leave-one-out "
+           "kNN, among the map's points only): in the 2-D map, and in the latent space the map was made from. A "
+           "map of tight, separate class clusters has a low error in the map.", ""]
+    rows = []
+    for protocol, clusters in measured.items():
+        for model in registry.evaluated_keys():
+            entry = clusters.get(model)
+            if entry:
+                rows.append([f"`{protocol}`", names[model], f"{int(entry['points'])}", f"{int(entry['neighbors'])}",
+                             f"{entry['map_error']:.2f}", f"{entry['latent_error']:.2f}"])
+    out += [markdown_table(["protocol", "model", "points", "k", "error in the map (%)",
+                            "error in the latent space (%)"], rows), ""]
+    for protocol, clusters in measured.items():
+        gauss, dlgmm = clusters.get("gauss_vae"), clusters.get("dlgmm")
+        if gauss and dlgmm:
+            better = dlgmm["map_error"] < gauss["map_error"]
+            out += [f"`{protocol}`: the paper's reading of Figure 2c/2d (the DLGMM's map clusters better than the "
+                    f"Gauss-VAE's) {'holds' if better else 'does not hold'} here: {dlgmm['map_error']:.2f} % "
+                    f"against {gauss['map_error']:.2f} % in the map "
+                    f"({dlgmm['latent_error']:.2f} % against {gauss['latent_error']:.2f} % in the latent space).",
+                    ""]
+    return out
+
+
+def shapes_section(inputs: Inputs) -> list[str]:
+    """Figure 2a/2b in numbers: the width and ink of each prior component's samples, and what they say of the
+    paper's reading (thin digits from the most negative prior mean, wide ones from the most positive)."""
+    measured = {protocol: run.shapes for protocol, run in inputs.protocols.items() if run.shapes}
+    if not measured:
+        return []
+    levels = " / ".join(sorted({f"{shapes['ink_level']:g}" for shapes in measured.values()}))
+    out = [f"Measured on the Bernoulli means shown in each grid: a pixel is ink where its mean is at least {levels}; "
+           "width is the number of pixel columns holding ink, averaged over the grid's images (± standard error), "
+           "ink the number of ink pixels per image.", ""]
+    rows = [[f"`{protocol}`", str(int(entry["component"])), f"{entry['prior_mean']:+.2f}",
+             f"{entry['width']:.1f} ± {entry['width_se']:.1f}", f"{entry['ink']:.0f}", str(int(entry["images"]))]
+            for protocol, shapes in measured.items() for entry in shapes["components"]]
+    out += [markdown_table(["protocol", "component", "prior mean", "width (px)", "ink (px)", "images"], rows), ""]
+    for protocol, shapes in measured.items():
+        first, last = shapes["components"][0], shapes["components"][-1]
+        gap = last["width"] - first["width"]
+        margin = 2.0 * math.hypot(first["width_se"], last["width_se"])
+        verdict = ("holds" if gap > margin else "does not hold" if gap < -margin
+                   else "is not borne out (the widths differ by less than two standard errors)")
+        out += [f"`{protocol}`: the paper's reading (thin digits from component 1, wide ones from component "
+                f"{int(last['component'])}) {verdict}: component 1's images are {first['width']:.1f} px wide "
+                f"on average, component {int(last['component'])}'s {last['width']:.1f} px.", ""]
+    return out
 
 
 def write_report(root: str | os.PathLike, params: Params) -> list[Path]:

@@ -5,7 +5,8 @@
 
 Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.samples) and models/<protocol>/<dataset>/<model>.pt. Writes
 reports/figures/samples/<protocol>/<dataset>_<model>.png, or for `qualitative` the folder
-reports/figures/qualitative/<protocol>/ (component_1.png ... component_K.png). Images are Bernoulli means.
+reports/figures/qualitative/<protocol>/ (component_1.png ... component_K.png, and components.json: each
+component's prior mean and the width and ink of its images). Images are Bernoulli means.
 """
 from __future__ import annotations
 

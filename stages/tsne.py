@@ -3,7 +3,9 @@
     python stages/tsne.py --protocol PROTOCOL --dataset mnist --model {gauss_vae,sb_vae,dlgmm,dldpmm}
 
 Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.tsne), models/<protocol>/<dataset>/<model>.pt and
-data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<protocol>/<dataset>_<model>.png.
+data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<protocol>/<dataset>_<model>.png and, beside
+it, <dataset>_<model>.json: how well the map's points cluster by class (leave-one-out kNN error in the map
+and in the latent space; null without labels).
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dlgmm_core.config import MODEL_KINDS, load_stage_params, stage_arguments  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import MODEL_NAMES, embed, load_eval_model, plot_tsne, tsne_embedding  # noqa: E402
-from dlgmm_core.io import read_json  # noqa: E402
+from dlgmm_core.evaluation import (MODEL_NAMES, cluster_errors, embed, load_eval_model, plot_tsne,  # noqa: E402
+                                   tsne_embedding)
+from dlgmm_core.figure_measures import cluster_result  # noqa: E402
+from dlgmm_core.io import read_json, write_json  # noqa: E402
 from dlgmm_core.layout import prepare_hint, prepared, tsne_figure, tsne_stage  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
@@ -38,7 +42,14 @@ def main() -> None:
     out = tsne_figure(params.protocol, args.dataset, args.model)
     title = (f"{MODEL_NAMES[args.model]} ({params.protocol} protocol): t-SNE of one latent sample per "
              f"{args.dataset} test image ({z.shape[0]} points)")
+    clusters = cluster_errors(z, coords, y)
+    summary = {"points": int(z.shape[0]), "latent_dim": int(z.shape[1]), "perplexity": section["perplexity"],
+               "clusters": clusters}
+    write_json(cluster_result(params.protocol, args.dataset, args.model), summary)
     plot_tsne(coords, y, out, title, class_names=class_names)
+    if clusters is not None:
+        print(f"{args.dataset}/{args.model}: leave-one-out {clusters['neighbors']}-NN class error "
+              f"{clusters['map_error']:.2f} % in the map, {clusters['latent_error']:.2f} % in the latent space")
     print(f"{args.dataset}/{args.model}: -> {out}")
 
 

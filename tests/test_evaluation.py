@@ -17,9 +17,11 @@ from PIL import Image
 from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.resolved import resolve
-from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, embed, grid_png_size, knn_errors,
-                                   knn_sensitivity, marginal_likelihood, plot_tsne, prior_bernoulli_means,
-                                   require_labels, save_component_grids, save_grid, tile, tsne_embedding)
+from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, cluster_errors, digit_shape, embed,
+                                   grid_png_size, knn_errors, knn_sensitivity, marginal_likelihood, plot_tsne,
+                                   prior_bernoulli_means, require_labels, save_component_grids, save_grid, tile,
+                                   tsne_embedding)
+from dlgmm_core.figure_measures import cluster_result, component_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -247,9 +249,24 @@ def test_prior_means_and_component_grids(tmp_path):
     folder.mkdir()
     (folder / "component_9.png").write_bytes(b"stale")
     written = save_component_grids(folder, model, 2, "StandIn")
-    assert sorted(p.name for p in folder.iterdir()) == ["component_1.png", "component_2.png", "component_3.png"]
+    assert sorted(p.name for p in folder.iterdir()) == ["component_1.png", "component_2.png", "component_3.png",
+                                                        "components.json"]
     assert written == [folder / f"component_{k}.png" for k in (1, 2, 3)]
     assert Image.open(written[0]).size[0] == (2 * 28 + 3 * 2) * 2
+    shapes = json.loads((folder / "components.json").read_text())
+    assert shapes["ink_level"] == 0.5 and [c["component"] for c in shapes["components"]] == [1, 2, 3]
+    assert all(c["images"] == 4 and 0.0 <= c["width"] <= 28.0 for c in shapes["components"])
+
+
+def test_digit_shape_hand_computed():
+    images = np.zeros((2, 28, 28))
+    images[0, 3:20, 10:14] = 0.9   # 4 columns of ink, 17 rows: 68 ink pixels
+    images[1, 5:7, 2:26] = 0.5     # 24 columns at exactly the ink level, 2 rows: 48 ink pixels
+    images[1, 0, 0] = 0.49         # below the ink level: not ink
+    shape = digit_shape(images.reshape(2, 784))
+    assert shape == {"images": 2, "width": 14.0, "width_se": pytest.approx(10.0), "ink": 58.0}
+    with pytest.raises(DlgmmError, match="at least 2 images of 784 pixels"):
+        digit_shape(np.zeros((1, 784)))
 
 
 def test_atomic_dir_keeps_old_contents_on_failure(tmp_path):
@@ -405,10 +422,15 @@ def test_stage_figures(stage_runs):
     for name in ("tsne", "samples", "qualitative"):
         assert results[name][0] == 0, results[name][2]
     assert Image.open(layout.tsne_figure("authors", "mnist", "gauss_vae", root)).format == "PNG"
+    summary = json.loads(cluster_result("authors", "mnist", "gauss_vae", root).read_text())
+    assert (summary["points"], summary["perplexity"]) == (30, 5.0)
+    assert 0.0 <= summary["clusters"]["map_error"] <= 100.0 and summary["clusters"]["neighbors"] == 10
+    assert [c["component"] for c in json.loads(component_shapes("authors", root).read_text())["components"]] == \
+        [1, 2, 3, 4, 5]
     grid = Image.open(layout.samples_figure("authors", "mnist", "dldpmm", root))
     assert grid.size[0] == (3 * 28 + 4 * 2) * 2
     names = sorted(p.name for p in layout.qualitative_dir("authors", root).iterdir())
-    assert names == [f"component_{k}.png" for k in range(1, 6)]
+    assert names == [f"component_{k}.png" for k in range(1, 6)] + ["components.json"]
 
 
 def test_stage_missing_checkpoint(stage_runs):
@@ -429,6 +451,38 @@ def test_knn_matches_scikit_learn_with_chunks():
     for k, error in ours.items():
         reference = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(z_train, y_train)
         assert error == pytest.approx(100.0 * np.mean(reference.predict(z_test) != y_test), abs=1e-12), k
+
+
+def test_knn_leave_one_out_excludes_each_point_itself():
+    rng = np.random.default_rng(4)
+    z, y = rng.normal(size=(23, 2)), rng.integers(0, 3, 23)
+    ours = knn_errors(z, y, z, y, [1, 4], chunk=5, leave_one_out=True)
+    distances = np.linalg.norm(z[:, None] - z[None], axis=2)
+    np.fill_diagonal(distances, np.inf)
+    order = np.argsort(distances, axis=1, kind="stable")
+    for k, error in ours.items():
+        votes = np.stack([np.bincount(y[row[:k]], minlength=3) for row in order])
+        assert error == pytest.approx(100.0 * np.mean(votes.argmax(axis=1) != y)), k
+    # without leaving it out, each point is its own nearest neighbour
+    assert knn_errors(z, y, z, y, [1]) == {1: 0.0} and ours[1] > 0.0
+    with pytest.raises(DlgmmError, match="leave_one_out needs the same points"):
+        knn_errors(z, y, z[:-1], y[:-1], [1], leave_one_out=True)
+    with pytest.raises(DlgmmError, match="asks for 23 neighbours but only 22"):
+        knn_errors(z, y, z, y, [23], leave_one_out=True)
+
+
+def test_cluster_errors_of_a_map():
+    z, y = two_clusters(30, 5)
+    rng = np.random.default_rng(6)
+    clustered = z[:, :2]
+    scrambled = rng.normal(size=(30, 2))
+    assert cluster_errors(z, clustered, y) == {"neighbors": 10, "map_error": 0.0, "latent_error": 0.0}
+    assert cluster_errors(z, scrambled, y)["map_error"] > 20.0
+    assert cluster_errors(z[:6], clustered[:6], y[:6])["neighbors"] == 5  # fewer points than neighbours
+    assert cluster_errors(z, clustered, None) is None
+    assert cluster_errors(z, clustered, np.full(30, -1)) is None
+    with pytest.raises(DlgmmError, match="map points"):
+        cluster_errors(z, clustered[:-1], y)
 
 
 def test_knn_sensitivity_fits_the_first_n_training_examples():

@@ -13,6 +13,7 @@ import yaml
 
 from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
+from dlgmm_core.figure_measures import cluster_result
 from dlgmm_core.io import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,8 @@ def _expected_without_params(stage: str, p, d, m, npz, meta) -> dict:
         return {"name": layout.knn_stage(p, d, m), "outs": {layout.knn_result(p, d, m)}, "metrics": set(),
                 "plots": set(), "data": {ckpt, npz, meta}}
     if stage == "tsne":
-        return {"name": layout.tsne_stage(p, m), "outs": {layout.tsne_figure(p, d, m)}, "metrics": set(),
+        return {"name": layout.tsne_stage(p, m), "outs": {layout.tsne_figure(p, d, m)},
+                "metrics": {cluster_result(p, d, m)},
                 "plots": set(), "data": {ckpt, npz, meta}}
     if stage == "samples":
         out = layout.qualitative_dir(p) if m == "qualitative" else layout.samples_figure(p, d, m)

@@ -82,6 +82,9 @@ def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str
                 path = root / "reports/figures/tsne" / protocol / f"mnist_{model}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(PNG)
+                clusters = {"neighbors": 10, "map_error": map_error(model), "latent_error": map_error(model) - 1.5}
+                path.with_suffix(".json").write_text(json.dumps({"points": 2000, "latent_dim": 25,
+                                                                 "perplexity": 30.0, "clusters": clusters}))
         for model in models:
             if only is not None and (dataset, model) not in only:
                 continue
@@ -102,6 +105,18 @@ def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str
         folder.mkdir(parents=True, exist_ok=True)
         for k in range(1, 6):
             (folder / f"component_{k}.png").write_bytes(PNG)
+        shapes = [{"component": k, "prior_mean": -2.25 + 0.75 * k, "images": 100, "width": width, "width_se": 0.3,
+                   "ink": 90.0 + k} for k, width in enumerate(COMPONENT_WIDTHS, start=1)]
+        (folder / "components.json").write_text(json.dumps({"ink_level": 0.5, "components": shapes}))
+
+
+#: The width (px) of each component's samples in :func:`write_inputs`: component 1 thinner than component 5.
+COMPONENT_WIDTHS = (11.0, 12.5, 13.0, 14.0, 15.25)
+
+
+def map_error(model: str) -> float:
+    """The t-SNE map's leave-one-out error (%) written for ``model``: the DLGMM's below the Gauss-VAE's."""
+    return {"gauss_vae": 24.5, "sb_vae": 12.0, "dlgmm": 9.75, "dldpmm": 10.5}[model]
 
 
 def parse_table(markdown: str, heading: str) -> dict[str, dict[str, str]]:
@@ -273,6 +288,44 @@ def test_missing_input_names_the_file(tmp_path):
     del data["authors"]["dropped_draws"]
     path.write_text(json.dumps(data))
     with pytest.raises(DlgmmError, match=r"dlgmm\.json: missing key 'authors\.dropped_draws'"):
+        read_inputs(tmp_path, params_from_tree(build_tree()))
+
+
+def test_figure_measurements_and_the_papers_readings(tmp_path):
+    write_inputs(tmp_path)
+    write_report(tmp_path, params_from_tree(build_tree()))
+    readme = (tmp_path / "reports/README.md").read_text()
+    lines = readme.splitlines()
+    start = lines.index("### The t-SNE maps in numbers")
+    rows = [line for line in lines[start:] if line.startswith("| `authors`")][:4]
+    assert rows[0].split("|")[2:7] == [" Gauss-VAE ", " 2000 ", " 10 ", " 24.50 ", " 23.00 "]
+    assert "`authors`: the paper's reading of Figure 2c/2d (the DLGMM's map clusters better than the Gauss-VAE's) " \
+           "holds here: 9.75 % against 24.50 % in the map (8.25 % against 23.00 % in the latent space)." in readme
+    shapes = readme.split("## Figure 2a/2b")[1]
+    assert "| `authors` | 1 | -1.50 | 11.0 ± 0.3 | 91 | 100 |" in shapes
+    assert "`authors`: the paper's reading (thin digits from component 1, wide ones from component 5) holds: " \
+           "component 1's images are 11.0 px wide on average, component 5's 15.2 px." in shapes
+    # the same widths within two standard errors: not borne out; reversed: does not hold
+    path = tmp_path / "reports/figures/qualitative/authors/components.json"
+    data = json.loads(path.read_text())
+    data["components"][-1]["width"] = 11.5
+    path.write_text(json.dumps(data))
+    write_report(tmp_path, params_from_tree(build_tree()))
+    assert "component 5) is not borne out (the widths differ by less than two standard errors)" in \
+        (tmp_path / "reports/README.md").read_text()
+    data["components"][-1]["width"] = 9.0
+    path.write_text(json.dumps(data))
+    write_report(tmp_path, params_from_tree(build_tree()))
+    readme = (tmp_path / "reports/README.md").read_text()
+    assert "component 5) does not hold: component 1's images are 11.0 px" in readme
+    # a headline measurement missing or malformed is named
+    (tmp_path / "reports/figures/tsne/authors/mnist_sb_vae.json").unlink()
+    with pytest.raises(DlgmmError, match=r"mnist_sb_vae\.json: not found; run `dvc repro tsne@authors-sb_vae`"):
+        read_inputs(tmp_path, params_from_tree(build_tree()))
+    write_inputs(tmp_path)
+    data["components"] = data["components"][:4]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DlgmmError, match=r"components\.json: expected 'components', one entry for each of the 5"):
         read_inputs(tmp_path, params_from_tree(build_tree()))
 
 

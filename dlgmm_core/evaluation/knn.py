@@ -92,11 +92,13 @@ def embed(model: Any, x: np.ndarray | torch.Tensor, device: torch.device, batch_
 
 
 def knn_errors(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray,
-               neighbors: Iterable[int], chunk: int = 1000) -> dict[int, float]:
+               neighbors: Iterable[int], chunk: int = 1000, leave_one_out: bool = False) -> dict[int, float]:
     """Test error in percent of a Euclidean kNN classifier for each ``k`` of ``neighbors``.
 
     ``{k: 100 * mean(prediction != y_test)}``. DlgmmError on unlabelled
     (-1) examples, mismatched shapes or ``k`` above the training size.
+    ``leave_one_out``: the test set is the training set, and each point is
+    classified by its neighbours other than itself.
     """
     import torch
 
@@ -111,14 +113,20 @@ def knn_errors(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_t
         raise DlgmmError("knn: no test examples")
     if (y_train < 0).any() or (y_test < 0).any():
         raise DlgmmError("knn needs class labels: the labels hold -1 (no label)")
-    ks = check_neighbors(neighbors, z_train.shape[0])
+    if leave_one_out and (z_test.shape != z_train.shape or not np.array_equal(y_test, y_train)):
+        raise DlgmmError("knn: leave_one_out needs the same points and labels as training and test set")
+    ks = check_neighbors(neighbors, z_train.shape[0] - int(leave_one_out))
     train, labels = torch.from_numpy(z_train), torch.from_numpy(y_train.astype(np.int64))
     test, truth = torch.from_numpy(z_test), torch.from_numpy(y_test.astype(np.int64))
     classes = int(max(labels.max(), truth.max())) + 1
     wrong = dict.fromkeys(ks, 0)
     for start in range(0, test.shape[0], chunk):
         rows = test[start:start + chunk]
-        nearest = torch.cdist(rows, train).topk(ks[-1], dim=1, largest=False, sorted=True).indices
+        distances = torch.cdist(rows, train)
+        if leave_one_out:
+            own = torch.arange(start, start + rows.shape[0])
+            distances[own - start, own] = float("inf")
+        nearest = distances.topk(ks[-1], dim=1, largest=False, sorted=True).indices
         votes_by_rank = torch.nn.functional.one_hot(labels[nearest], classes).cumsum(dim=1)  # (n, k_max, C)
         for k in ks:
             prediction = votes_by_rank[:, k - 1].argmax(dim=1)  # first maximum: the smallest label

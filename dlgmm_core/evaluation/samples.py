@@ -4,6 +4,12 @@ Each image shown is the Bernoulli mean ``sigmoid(decode(z))`` of a latent
 ``z`` drawn from the prior, not a binary sample; titles say so. Grids are
 rendered pixel-exactly: every image pixel becomes a ``scale`` x ``scale``
 block of the PNG (no resampling), under a title band.
+
+The paper reads Figure 2a/2b by eye: "thin digits such as sevens are
+generated from the component with the most negative prior mean and wide
+digits such as zeros ... from the component with the most positive prior
+mean". :func:`digit_shape` measures that on the images of each grid, written
+beside them by :func:`save_component_grids` (``components.json``).
 """
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DlgmmError
-from ..io import atomic_dir, save_figure
+from ..io import atomic_dir, save_figure, write_json
+from ..figure_measures import COMPONENT_SHAPES
 from ..layout import component_figure_in
 from .common import model_components, prior_mean
 
@@ -31,6 +38,8 @@ FONT_PT = 9
 LINE_PX = 16
 TITLE_MARGIN_PX = 8
 CHAR_PX = 6.5
+#: A pixel is ink when its Bernoulli mean is at least this (:func:`digit_shape`).
+INK_LEVEL = 0.5
 
 
 def prior_bernoulli_means(model: Any, n: int, component: int | None = None) -> np.ndarray:
@@ -95,14 +104,32 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, grid: int, title: str
     return save_figure(fig, path, dpi=DPI)
 
 
+def digit_shape(images: np.ndarray) -> dict[str, float | int]:
+    """Width and ink of images (N, 784 Bernoulli means): the numbers behind "thin" and "wide" digits.
+
+    ``width``: the mean over images of the number of pixel columns holding
+    ink (a Bernoulli mean of at least :data:`INK_LEVEL`), with its standard
+    error ``width_se``; ``ink``: the mean number of ink pixels per image.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 2 or images.shape[1] != SIDE * SIDE or images.shape[0] < 2:
+        raise DlgmmError(f"digit_shape: expected at least 2 images of {SIDE * SIDE} pixels, got {images.shape}")
+    ink = images.reshape(-1, SIDE, SIDE) >= INK_LEVEL
+    width = ink.any(axis=1).sum(axis=1).astype(np.float64)  # columns with an ink pixel
+    return {"images": int(images.shape[0]), "width": float(width.mean()),
+            "width_se": float(width.std(ddof=1) / np.sqrt(width.size)), "ink": float(ink.sum(axis=(1, 2)).mean())}
+
+
 def save_component_grids(folder: str | os.PathLike, model: Any, grid: int, label: str) -> list[Path]:
     """Figure 2a/2b: one grid per prior component, ``component_1.png`` ... ``component_K.png`` in ``folder``.
 
-    The folder is replaced as a whole (atomically); ``K`` comes from the
-    model's config. Returns the written paths.
+    Beside them, ``components.json``: each component's prior mean and the
+    :func:`digit_shape` of its grid's images. The folder is replaced as a
+    whole (atomically); ``K`` comes from the model's config. Returns the
+    written grids' paths.
     """
     count = model_components(model)
-    written = []
+    written, shapes = [], []
     with atomic_dir(folder) as tmp:
         for k in range(count):
             means = prior_bernoulli_means(model, grid * grid, component=k)
@@ -110,4 +137,6 @@ def save_component_grids(folder: str | os.PathLike, model: Any, grid: int, label
                      f"(Bernoulli means of {grid * grid} prior samples)")
             save_grid(component_figure_in(tmp, k + 1), means, grid, title)
             written.append(component_figure_in(folder, k + 1))
+            shapes.append({"component": k + 1, "prior_mean": prior_mean(model, k), **digit_shape(means)})
+        write_json(Path(tmp, COMPONENT_SHAPES), {"ink_level": INK_LEVEL, "components": shapes})
     return written
