@@ -303,7 +303,9 @@ def _read_protocol(root: Path, params: Params, protocol: str, required: bool) ->
             stage = layout.train_stage(protocol, dataset, model)
             files = [layout.train_metrics(protocol, dataset, model, root)]
             files += [layout.train_curve(protocol, dataset, model, split, root) for split in ("train", "valid")]
-            if present(files, stage):
+            # the logs grow every epoch; the checkpoint appears when the stage ends (DVC removes it before a
+            # run), so a further protocol's training still under way counts as not run
+            if present(files + [layout.checkpoint(protocol, dataset, model, root)], stage):
                 out.logs[dataset][model] = _read_log(protocol, dataset, model, root, f"run `dvc repro {stage}`")
     for model in registry.evaluated_keys():
         stage = layout.tsne_stage(protocol, model)
