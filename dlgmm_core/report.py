@@ -303,10 +303,18 @@ def _read_protocol(root: Path, params: Params, protocol: str, required: bool) ->
             stage = layout.train_stage(protocol, dataset, model)
             files = [layout.train_metrics(protocol, dataset, model, root)]
             files += [layout.train_curve(protocol, dataset, model, split, root) for split in ("train", "valid")]
-            # the logs grow every epoch; the checkpoint appears when the stage ends (DVC removes it before a
-            # run), so a further protocol's training still under way counts as not run
-            if present(files + [layout.checkpoint(protocol, dataset, model, root)], stage):
-                out.logs[dataset][model] = _read_log(protocol, dataset, model, root, f"run `dvc repro {stage}`")
+            if not present(files, stage):
+                continue
+            log = _read_log(protocol, dataset, model, root, f"run `dvc repro {stage}`")
+            # The logs (and the best checkpoint) are rewritten every epoch; the summary's epoch count is
+            # written when training stops, so a training still under way counts as not run.
+            if "epochs" in log.summary:
+                out.logs[dataset][model] = log
+            elif required:
+                raise DlgmmError(f"{files[0]}: training has not finished (no final summary); "
+                                 f"run `dvc repro {stage}`")
+            elif stage not in out.not_run:
+                out.not_run.append(stage)
     for model in registry.evaluated_keys():
         stage = layout.tsne_stage(protocol, model)
         path = figure(layout.tsne_figure(protocol, "mnist", model, root), stage)

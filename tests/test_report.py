@@ -96,9 +96,6 @@ def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str
             for split, values in (("train", train), ("valid", valid)):
                 rows = "".join(f"{e + 1}\t{v}\n" for e, v in enumerate(values))
                 (folder / f"plots/metrics/{split}/elbo.tsv").write_text("step\telbo\n" + rows)
-            checkpoint = root / "models" / protocol / dataset / f"{model}.pt"
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            checkpoint.write_bytes(b"weights")
             summary = {"best_valid_elbo": -118.0 + 0.123456, "best_epoch": 2, "epochs": 3, "step": 3,
                        "train": {"elbo": train[-1]}, "valid": {"elbo": valid[-1]},
                        "timing": {"mean_epoch_seconds": 1.0, "examples_per_second": 5.0}}
@@ -434,14 +431,20 @@ def test_second_protocol_partially_run_renders_not_run(partial):
 
 
 def test_a_training_under_way_counts_as_not_run(partial):
-    """Its logs grow every epoch, its checkpoint appears when the stage ends: a further protocol's training with
-    logs but no checkpoint yet is not read (and named among the stages to run)."""
-    (partial / "models/corrected/mnist/dlgmm.pt").unlink()
+    """Its logs and its best checkpoint are rewritten every epoch, the final summary only when it stops: a further
+    protocol's training whose metrics.json is dvclive's per-epoch one is not read (and is named among the stages
+    to run); the headline protocol's is refused with one line."""
+    per_epoch = {"train": {"elbo": -110.0}, "valid": {"elbo": -113.0}, "epoch_seconds": 1.0,
+                 "examples_per_second": 5.0, "step": 3}
+    (partial / "logs/corrected/mnist/dlgmm/metrics.json").write_text(json.dumps(per_epoch))
     write_report(partial, params_from_tree(build_tree(protocols=("authors", "corrected"))))
     readme = (partial / "reports/README.md").read_text()
     assert parse_table(readme, "### Training: `corrected`")["MNIST DLGMM"]["epochs"] == "not run"
     notice = next(line for line in readme.splitlines() if line.startswith("> Protocol `corrected` is incomplete"))
     assert " train_dlgmm@corrected-mnist" in notice
+    (partial / "logs/authors/mnist/dlgmm/metrics.json").write_text(json.dumps(per_epoch))
+    with pytest.raises(DlgmmError, match=r"logs/authors/mnist/dlgmm/metrics.json: training has not finished"):
+        write_report(partial, params_from_tree(build_tree(protocols=("authors", "corrected"))))
 
 
 def read_result(root: Path, kind: str, protocol: str, dataset: str, model: str) -> dict:
