@@ -480,9 +480,10 @@ def estimator_table(run: ProtocolInputs) -> str:
 
 
 def training_table(run: ProtocolInputs) -> str:
-    """One protocol's training runs: epochs, best epoch, best valid ELBO, last train ELBO, why it stopped."""
+    """One protocol's training runs: epochs, best epoch, best valid ELBO, last train ELBO, and the epochs run after
+    the best one (the early-stopping patience where it stopped early; fewer where it reached the epoch limit)."""
     names = _names()
-    header = ["model", "epochs", "best epoch", "best valid ELBO", "last train ELBO", "stop"]
+    header = ["model", "epochs", "best epoch", "best valid ELBO", "last train ELBO", "epochs after the best"]
     rows = []
     for dataset in DATASETS:
         for model in registry.trained_keys(dataset):
@@ -492,10 +493,9 @@ def training_table(run: ProtocolInputs) -> str:
                 rows.append([label] + [NOT_RUN] * (len(header) - 1))
                 continue
             best_epoch = log.summary.get("best_epoch")
-            stop = log.summary.get("stop_reason")
             rows.append([label, str(log.epochs), MISSING if best_epoch is None else str(best_epoch),
                          f"{log.best_valid_elbo:.2f}", f"{float(log.train[1][-1]):.2f}",
-                         str(stop) if stop else MISSING])
+                         MISSING if best_epoch is None else str(log.epochs - int(best_epoch))])
     return markdown_table(header, rows)
 
 

@@ -201,6 +201,7 @@ def test_estimator_table_and_links(built):
     training = parse_table(readme, "### Training: `authors`")
     assert training["MNIST Qualitative DLGMM"]["epochs"] == "3"
     assert training["Omniglot DLGMM"]["best valid ELBO"] == "-117.88"
+    assert training["Omniglot DLGMM"]["epochs after the best"] == "1"  # 3 epochs, the best at epoch 2
 
 
 def test_header_names_the_protocols(built):
