@@ -7,10 +7,11 @@ and locks its own outputs (shared reads of common inputs are allowed). This
 module reads DVC's own stage graph and starts each stage as soon as every stage
 it depends on has finished, ``jobs`` at a time: among the ready stages, those of
 the headline protocol (the first of ``params.yaml``'s ``protocols``) first, then
-the next protocol's, and within a protocol the most expensive first
-(longest-first keeps the two cores busy until the end; a further protocol's
-stages fill a core the headline leaves idle, so the headline's results are
-never delayed by another protocol's). Each stage is a
+the next protocol's; within a protocol MNIST's before Omniglot's (every
+table of the paper has MNIST cells, so a run cut short still fills them), and
+then the most expensive first (longest-first keeps the two cores busy until the
+end; a further protocol's stages fill a core the headline leaves idle, so the
+headline's results are never delayed by another protocol's). Each stage is a
 plain ``dvc --wait-for-lock repro --single-item <stage>``, so DVC still decides
 what is up to date, what reruns and what dvc.lock records; a stage that failed
 stops only the stages downstream of it, and the run ends with exit status 1.
@@ -65,6 +66,16 @@ def protocol_rank(name: str, protocols: tuple[str, ...]) -> int:
     return protocols.index(protocol) if protocol in protocols else 0
 
 
+def dataset_rank(name: str) -> int:
+    """The index in :data:`dlgmm_core.config.DATASETS` (MNIST first) of the dataset in stage ``name``'s item, as in
+    ``train@corrected-omniglot-dlgmm`` or ``prepare@omniglot``; 0 for a stage of no dataset (``tsne@…`` and the
+    qualitative model's stages are MNIST's)."""
+    from .config import DATASETS
+
+    parts = name.partition("@")[2].split("-")
+    return next((DATASETS.index(p) for p in parts if p in DATASETS), 0)
+
+
 def read_protocols() -> tuple[str, ...]:
     """``params.yaml``'s ``protocols`` list, () when it is not a list of names (the resolve stage then
     reports what is wrong)."""
@@ -101,8 +112,8 @@ def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print,
 
     ``start(name)`` launches a stage and returns an object with ``poll()``
     (``None`` while running, else the exit status), like :class:`subprocess.Popen`.
-    Ready stages start in the order of their protocol in ``protocols`` (:func:`protocol_rank`),
-    then costliest first (:func:`stage_cost`). Returns the failed
+    Ready stages start in the order of their protocol in ``protocols`` (:func:`protocol_rank`), then of their
+    dataset (:func:`dataset_rank`), then costliest first (:func:`stage_cost`). Returns the failed
     stages; the stages downstream of a failure are not started.
     """
     waiting = {name: set(deps) for name, deps in upstream.items()}
@@ -110,8 +121,8 @@ def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print,
     for name, deps in upstream.items():
         for dep in deps:
             downstream[dep].add(name)
-    def priority(name: str) -> tuple[int, float, str]:
-        return protocol_rank(name, protocols), -stage_cost(name), name
+    def priority(name: str) -> tuple[int, int, float, str]:
+        return protocol_rank(name, protocols), dataset_rank(name), -stage_cost(name), name
 
     ready = [priority(n) for n, deps in waiting.items() if not deps]
     heapq.heapify(ready)

@@ -94,6 +94,23 @@ def test_the_headline_protocol_goes_first_and_the_next_fills_an_idle_core():
                                                               "train@corrected-mnist-gauss_vae"]
 
 
+def test_within_a_protocol_mnist_goes_before_omniglot():
+    """The Omniglot DLDPMM costs more than the MNIST DLGMM, but the paper's tables are MNIST's first."""
+    upstream = {"resolve": set(), "prepare@mnist": {"resolve"}, "prepare@omniglot": {"resolve"},
+                "train@corrected-omniglot-dldpmm": {"prepare@omniglot"},
+                "train_dlgmm@corrected-mnist": {"prepare@mnist"},
+                "train@corrected-mnist-gauss_vae": {"prepare@mnist"},
+                "train@authors-omniglot-gauss_vae": {"prepare@omniglot"}}
+    assert schedule.stage_cost("train@corrected-omniglot-dldpmm") > schedule.stage_cost("train_dlgmm@corrected-mnist")
+    log, _, _ = _run(upstream, jobs=1, protocols=("authors", "corrected"))
+    trainings = [n for kind, n in log if kind == "start" and n.startswith("train")]
+    assert trainings == ["train@authors-omniglot-gauss_vae", "train_dlgmm@corrected-mnist",
+                         "train@corrected-mnist-gauss_vae", "train@corrected-omniglot-dldpmm"]
+    assert [schedule.dataset_rank(n) for n in ("prepare@omniglot", "train@authors-omniglot-sb_vae",
+                                               "tsne@corrected-dlgmm", "train_qualitative@corrected",
+                                               "knn@authors-mnist-dlgmm", "report")] == [1, 1, 0, 0, 0, 0]
+
+
 def test_protocol_rank():
     protocols = ("authors", "corrected")
     assert [schedule.protocol_rank(n, protocols) for n in
