@@ -55,7 +55,7 @@ def stage_cost(name: str) -> float:
         model = "dlgmm"
     elif family in ("train_qualitative", "samples_qualitative"):
         model = "qualitative"
-    dataset = next((p for p in parts if p in _DATASET_COST), "mnist")
+    dataset = _stage_dataset(name)
     return _FAMILY_COST.get(family, 1.0) * _MODEL_COST.get(model, 1.0) * _DATASET_COST[dataset] / 50_000
 
 
@@ -66,14 +66,18 @@ def protocol_rank(name: str, protocols: tuple[str, ...]) -> int:
     return protocols.index(protocol) if protocol in protocols else 0
 
 
+def _stage_dataset(name: str) -> str:
+    """The dataset in stage ``name``'s item (``train@corrected-omniglot-dlgmm``, ``prepare@omniglot``); ``mnist``
+    for a stage of no dataset (``tsne@…`` and the qualitative model's stages are MNIST's)."""
+    return next((p for p in name.partition("@")[2].split("-") if p in _DATASET_COST), "mnist")
+
+
 def dataset_rank(name: str) -> int:
-    """The index in :data:`dlgmm_core.config.DATASETS` (MNIST first) of the dataset in stage ``name``'s item, as in
-    ``train@corrected-omniglot-dlgmm`` or ``prepare@omniglot``; 0 for a stage of no dataset (``tsne@…`` and the
-    qualitative model's stages are MNIST's)."""
+    """The index in :data:`dlgmm_core.config.DATASETS` (MNIST first) of stage ``name``'s dataset
+    (:func:`_stage_dataset`)."""
     from .config import DATASETS
 
-    parts = name.partition("@")[2].split("-")
-    return next((DATASETS.index(p) for p in parts if p in DATASETS), 0)
+    return DATASETS.index(_stage_dataset(name))
 
 
 def read_protocols() -> tuple[str, ...]:
