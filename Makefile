@@ -16,6 +16,9 @@ seed_omniglot = mkdir -p data/raw $(if $(OMNIGLOT_DIR),&& { test -d "$(OMNIGLOT_
 PROTOCOLS ?= authors
 # Stages run side by side by `make quick` and `make repro` (dlgmm_core.schedule); 1: plain `dvc repro`.
 JOBS ?= 2
+# `make repro` only: a protocol whose stages run before the headline's (e.g. FIRST=corrected when the
+# headline's results are already committed); empty: params.yaml's order.
+FIRST ?=
 # Where `make quick` runs its own copy of the pipeline.
 QUICK_DIR := build/quick
 
@@ -61,7 +64,7 @@ quick: $(STAMP)
 repro: $(STAMP)
 	$(seed_omniglot)
 	$(PY) -m dlgmm_core.config set budget=paper
-	$(PY) -m dlgmm_core.schedule --jobs $(JOBS) --dvc $(DVC)
+	$(PY) -m dlgmm_core.schedule --jobs $(JOBS) --dvc $(DVC) $(if $(FIRST),--first $(FIRST))
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py

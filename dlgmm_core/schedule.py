@@ -89,6 +89,18 @@ def read_protocols() -> tuple[str, ...]:
     return tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else ()
 
 
+def first_protocol(protocols: tuple[str, ...], first: str | None) -> tuple[str, ...]:
+    """``protocols`` with ``first`` moved to the front (the order the scheduler runs them in); unchanged for None.
+
+    DlgmmError when ``first`` is not one of ``protocols``.
+    """
+    if first is None:
+        return protocols
+    if first not in protocols:
+        raise DlgmmError(f"--first {first}: not one of params.yaml's protocols ({', '.join(protocols) or 'none'})")
+    return (first, *(p for p in protocols if p != first))
+
+
 def stage_graph(targets: list[str] | None = None) -> dict[str, set[str]]:
     """``{stage: the stages it depends on}`` from DVC's graph, restricted to ``targets`` and their upstream."""
     from dvc.repo import Repo
@@ -178,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("targets", nargs="*", help="stages to reproduce with their upstream (default: all)")
     parser.add_argument("--jobs", "-j", type=int, default=2, help="stages at a time (1: plain dvc repro)")
     parser.add_argument("--dvc", default="dvc", help="the dvc executable")
+    parser.add_argument("--first", metavar="PROTOCOL",
+                        help="run this protocol's stages before the headline's (e.g. when the headline's results are "
+                             "already committed and another protocol's are missing); the report is unchanged")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         print(f"schedule: --jobs must be at least 1 (got {args.jobs})", file=sys.stderr)
@@ -186,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.call([args.dvc, "repro", *args.targets])
     try:
         upstream = stage_graph(args.targets)
-        protocols = read_protocols()
+        protocols = first_protocol(read_protocols(), args.first)
     except DlgmmError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -137,3 +137,10 @@ def test_stage_cost_orders_as_measured(name, cheaper):
 def test_jobs_below_one_is_refused(capsys):
     assert schedule.main(["--jobs", "0"]) == 2
     assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_first_moves_a_protocol_ahead_of_the_headline():
+    assert schedule.first_protocol(("authors", "corrected"), "corrected") == ("corrected", "authors")
+    assert schedule.first_protocol(("authors", "corrected"), None) == ("authors", "corrected")
+    with pytest.raises(schedule.DlgmmError, match="--first typo: not one of"):
+        schedule.first_protocol(("authors", "corrected"), "typo")
