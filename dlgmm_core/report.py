@@ -68,13 +68,14 @@ NOT_RUN = "not run"
 NOT_MEASURED = "not measured yet"
 DECIMALS = 4
 
-#: What each protocol defined in params.yaml is, for the report's header (one line each).
-PROTOCOL_DESCRIPTIONS = {
-    "authors": "the code behind the published numbers: 784 → 500 linear encoder (no activation), "
-               "Taylor-series KL (11 terms; SB-VAE 10), early stopping after 26 epochs without improvement",
-    "corrected": "the paper's text done right: ReLU encoder, accurate (quadrature) KL, "
-                 "early stopping after 30 epochs without improvement",
+#: What each protocol defined in params.yaml stands for, for the report's header; its settings follow
+#: (:func:`_protocol_settings`, read from params.yaml, so that an override such as
+#: ``-S protocol.authors.train.patience=30`` shows).
+PROTOCOL_PURPOSES = {
+    "authors": "the code behind the published numbers",
+    "corrected": "the paper's text done right",
 }
+ENCODERS = {"linear": "784 → 500 linear encoder (no activation)", "relu": "ReLU encoder"}
 
 #: Where the paper's text, the authors' code and this package's protocols differ (PAPER.md, section 1):
 #: ``(setting, paper's text, the authors' code = protocol "authors", protocol "corrected")``.
@@ -1017,9 +1018,42 @@ def _distinct(values: list) -> str:
     return "/".join(str(v) for v in dict.fromkeys(values))
 
 
-def _protocol_line(protocol: str, run: ProtocolInputs, headline: bool) -> str:
-    """The header line that says what ``protocol`` is and how its -log p(x) was estimated."""
-    described = PROTOCOL_DESCRIPTIONS.get(protocol, f"the settings of `protocol.{protocol}` in params.yaml")
+def _per_model(values: dict[str, str]) -> str:
+    """``values`` (model key -> text) as one text where all agree, else ``text (names); …`` per distinct text."""
+    texts = list(dict.fromkeys(values.values()))
+    if len(texts) == 1:
+        return texts[0]
+    names = _names()
+    return "; ".join(f"{text} ({', '.join(names.get(k, k) for k, t in values.items() if t == text)})" for text in texts)
+
+
+def _protocol_settings(params: Params, protocol: str) -> str:
+    """What ``protocol``'s settings in params.yaml are (encoder, KL of the sticks, early stopping), with the quick
+    budget's overrides of the epochs when ``budget`` is ``quick``."""
+    settings = (params.tree.get("protocol") or {}).get(protocol) or {}
+    models = settings.get("model") or {}
+    train = dict(settings.get("train") or {})
+    if params.budget == "quick":
+        train.update({key.split(".", 1)[1]: value for key, value in (params.tree.get("quick") or {}).items()
+                      if key in ("train.patience", "train.max_epochs")})
+    parts = []
+    if any("encoder_activation" in m for m in models.values()):
+        parts.append(_per_model({k: ENCODERS.get(m["encoder_activation"], f"{m['encoder_activation']} encoder")
+                                 for k, m in models.items() if "encoder_activation" in m}))
+    kl = {k: ("accurate (quadrature) KL" if m["kl"] == "quadrature" else f"Taylor-series KL with {m['taylor_terms']} terms")
+          for k, m in models.items() if "kl" in m}
+    if kl:
+        parts.append(_per_model(kl))
+    if "patience" in train:
+        parts.append(f"early stopping after {train['patience']} epochs without improvement"
+                     + (f", at most {train['max_epochs']} epochs" if "max_epochs" in train else ""))
+    return ", ".join(parts) or f"the settings of `protocol.{protocol}` in params.yaml"
+
+
+def _protocol_line(protocol: str, run: ProtocolInputs, headline: bool, params: Params) -> str:
+    """The header line that says what ``protocol`` is, its settings, and how its -log p(x) was estimated."""
+    purpose = PROTOCOL_PURPOSES.get(protocol)
+    described = (f"{purpose}: " if purpose else "") + _protocol_settings(params, protocol)
     line = f"- `{protocol}`{' (headline)' if headline else ''}: {described}"
     results = [data for dataset in DATASETS for data in run.nll[dataset].values()]
     if not results:
@@ -1052,7 +1086,7 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, li
     out += [f"- budget: `{params.budget}`",
             "- protocols: " + ", ".join(f"`{p}`" + (" (headline)" if p == inputs.headline else "")
                                         for p in inputs.protocols)]
-    out += [_protocol_line(p, run, p == inputs.headline) for p, run in inputs.protocols.items()]
+    out += [_protocol_line(p, run, p == inputs.headline, params) for p, run in inputs.protocols.items()]
     out += [f"- k (DLGMM components): {params.k} (paper: 3)"]
     out += [f"- KL(Kumaraswamy ‖ Beta) method, `{p}`: " + "; ".join(_kl_methods(run, params, p))
             for p, run in inputs.protocols.items()]

@@ -251,6 +251,23 @@ def test_metrics_keys_exact(built):
     assert metrics["authors.mnist.qualitative.epochs"] == 3
 
 
+def test_protocol_settings_come_from_params(tmp_path):
+    """The header describes each protocol by its settings in params.yaml, so an override shows."""
+    write_inputs(tmp_path)
+    tree = build_tree()
+    tree["protocol"]["authors"]["train"]["patience"] = 31
+    tree["protocol"]["authors"]["model"]["sb_vae"]["encoder_activation"] = "relu"
+    write_report(tmp_path, params_from_tree(tree))
+    header = (tmp_path / "reports/README.md").read_text().split("## ")[0]
+    line = next(row for row in header.splitlines() if row.startswith("- `authors` (headline): "))
+    assert line.startswith(
+        "- `authors` (headline): the code behind the published numbers: 784 → 500 linear encoder (no activation) "
+        "(Gauss-VAE, DLGMM, DLDPMM, Qualitative DLGMM); ReLU encoder (SB-VAE), Taylor-series KL with 10 terms "
+        "(SB-VAE); Taylor-series KL with 11 terms (DLGMM, DLDPMM, Qualitative DLGMM), early stopping after 31 "
+        "epochs without improvement, at most 500 epochs; -log p(x) headline: ")
+    assert "26 epochs" not in header
+
+
 def test_quick_budget_header_and_k(tmp_path):
     write_inputs(tmp_path)
     write_report(tmp_path, params_from_tree(build_tree(budget="quick", k=10)))
@@ -261,6 +278,8 @@ def test_quick_budget_header_and_k(tmp_path):
     assert tree["quick"] and all(f"`{key}: {json.dumps(value)}`" in header for key, value in tree["quick"].items())
     assert "k (DLGMM components): 10" in header
     assert "DLGMM: `taylor`" in header
+    epochs = tree["quick"]["train.max_epochs"]
+    assert f"without improvement, at most {epochs} epochs" in header and "at most 500 epochs" not in header
     table = parse_table(readme, "## Figure 3b")
     assert "DLGMM (500d-10x25s) † paper: 500d-3x25s" in table
 
