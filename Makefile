@@ -68,6 +68,7 @@ repro: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/eval_memory.py
 
 clean:
 	rm -rf $(VENV)

@@ -6,7 +6,6 @@ only reads :data:`MODEL_NAMES`, never loads them.
 """
 from __future__ import annotations
 
-import functools
 import os
 import time
 from pathlib import Path
@@ -57,40 +56,6 @@ def load_eval_model(protocol: str, dataset: str, model_key: str, device: torch.d
     return model
 
 
-#: glibc's mallopt parameter number of M_MMAP_THRESHOLD (malloc.h).
-_M_MMAP_THRESHOLD = -3
-#: Allocations of at least this many bytes get pages of their own, returned to the system when freed.
-MMAP_THRESHOLD = 1 << 20
-
-
-@functools.lru_cache(maxsize=None)
-def fix_mmap_threshold() -> bool:
-    """Pin glibc's mmap threshold at :data:`MMAP_THRESHOLD` for this process; True where that took effect.
-
-    glibc starts by serving allocations of 128 KiB and more with pages of their
-    own, but raises that threshold (up to 32 MiB) each time such a block is
-    freed, which loading a checkpoint does. From then on the importance
-    sampler's 10-16 MB temporaries (5,000 decoded rows) come from the heap,
-    whose freed space fragments and is not given back: measured on a loaded
-    corrected 5-component model at S = 5,000, the resident memory grew from
-    0.6 to 3.3 GB over 2,000 MNIST test images, and the 10,000 of the full
-    test set were killed at 23 GB. A threshold set explicitly stays fixed
-    (the 2,000 images then peak at 0.7 GB), and the numbers are bitwise the
-    same. False, and nothing changed, where the C library is not glibc
-    (macOS, musl). Process-wide and once; the training loop does not need it.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-
-
 def model_components(model: Any) -> int:
     """Number of prior mixture components of a mixture model (``components`` or ``truncation``)."""
     config = getattr(model, "config", {}) or {}
@@ -126,15 +91,18 @@ def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray | torch.Te
     from ..runtime import as_float_tensor
 
     n = int(x.shape[0])
-    out = []
+    if n == 0:
+        raise DlgmmError(f"{desc}: no examples to evaluate")
+    out: np.ndarray | None = None  # allocated once, at the first batch (a list of per-batch tensors fragments the heap)
     with torch.no_grad(), progress_bar(n, desc, "ex", progress) as bar:
         for start in range(0, n, batch_size):
             xb = as_float_tensor(x[start:start + batch_size], device)
-            out.append(fn(xb).detach().to("cpu", torch.float64))
+            rows = fn(xb).detach().to("cpu", torch.float64).numpy()
+            if out is None:
+                out = np.empty((n, *rows.shape[1:]), dtype=np.float64)
+            out[start:start + xb.shape[0]] = rows
             bar.update(xb.shape[0])
-    if not out:
-        raise DlgmmError(f"{desc}: no examples to evaluate")
-    return torch.cat(out).numpy()
+    return out
 
 
 class Timer:
