@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"schedule: --jobs must be at least 1 (got {args.jobs})", file=sys.stderr)
         return 2
     if args.jobs == 1:
+        if args.first:
+            print("schedule: --first orders the stages run side by side; with --jobs 1 the order is dvc repro's",
+                  file=sys.stderr)
+            return 2
         return subprocess.call([args.dvc, "repro", *args.targets])
     try:
         upstream = stage_graph(args.targets)

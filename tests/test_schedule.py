@@ -144,3 +144,8 @@ def test_first_moves_a_protocol_ahead_of_the_headline():
     assert schedule.first_protocol(("authors", "corrected"), None) == ("authors", "corrected")
     with pytest.raises(schedule.DlgmmError, match="--first typo: not one of"):
         schedule.first_protocol(("authors", "corrected"), "typo")
+
+
+def test_first_with_one_job_is_refused(capsys):
+    assert schedule.main(["--jobs", "1", "--first", "corrected"]) == 2
+    assert "--first" in capsys.readouterr().err
