@@ -2,7 +2,7 @@
 """Peak resident memory of the marginal likelihood on a trained checkpoint (``make bench``).
 
 Runs :func:`dlgmm_core.evaluation.marginal_likelihood` as the stage does (the
-checkpoint loaded with ``load_eval_model``'s loader, one thread, ``eval.marginal_likelihood.batch_size``
+checkpoint loaded with ``load_checkpoint``, ``eval.threads`` and ``eval.marginal_likelihood.batch_size``
 of ``params.yaml``) on the first ``--examples`` MNIST test images at ``--samples``
 importance samples, in a fresh process, and prints and writes (``--out``,
 atomically) its peak resident memory (VmHWM), seconds and -log p(x); with
@@ -35,7 +35,7 @@ import json, sys, time
 from dlgmm_core import load_checkpoint
 from dlgmm_core.config import load_params
 from dlgmm_core.data import load_prepared
-from dlgmm_core.evaluation import common, likelihood
+from dlgmm_core.evaluation import likelihood
 from dlgmm_core.runtime import compute_device, seed_everything
 checkpoint, examples, samples = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 params = load_params()
