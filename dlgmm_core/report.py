@@ -1216,15 +1216,37 @@ def shapes_section(inputs: Inputs) -> list[str]:
             for protocol, shapes in measured.items() for entry in shapes["components"]]
     out += [markdown_table(["protocol", "component", "prior mean", "width (px)", "ink (px)", "images"], rows), ""]
     for protocol, shapes in measured.items():
-        first, last = shapes["components"][0], shapes["components"][-1]
-        gap = last["width"] - first["width"]
-        margin = 2.0 * math.hypot(first["width_se"], last["width_se"])
-        verdict = ("holds" if gap > margin else "does not hold" if gap < -margin
-                   else "is not borne out (the widths differ by less than two standard errors)")
-        out += [f"`{protocol}`: the paper's reading (thin digits from component 1, wide ones from component "
-                f"{int(last['component'])}) {verdict}: component 1's images are {first['width']:.1f} px wide "
-                f"on average, component {int(last['component'])}'s {last['width']:.1f} px.", ""]
+        out += [_shapes_verdict(protocol, shapes["components"]), ""]
+    out += ["Width measures shape, not which digits a component draws: the paper's examples (sevens from the most "
+            "negative prior mean, zeros from the most positive) are read from the grids above.", ""]
     return out
+
+
+def _shapes_verdict(protocol: str, components: list[dict]) -> str:
+    """The paper's reading of Figure 2a/2b (width grows from component 1 to component K) against the measured
+    widths: the extremes compared within two standard errors, then every step between neighbouring components."""
+    first, last = components[0], components[-1]
+    gap = last["width"] - first["width"]
+    margin = 2.0 * math.hypot(first["width_se"], last["width_se"])
+    falls = [(a, b) for a, b in zip(components, components[1:]) if b["width"] < a["width"]]
+    if gap > margin:
+        verdict = "holds" if not falls else "holds between the two extremes only"
+    else:
+        verdict = ("does not hold" if gap < -margin
+                   else "is not borne out (the widths differ by less than two standard errors)")
+    line = (f"`{protocol}`: the paper's reading (thin digits from component 1, wide ones from component "
+            f"{int(last['component'])}) {verdict}: component 1's images are {first['width']:.1f} px wide on average, "
+            f"component {int(last['component'])}'s {last['width']:.1f} px ({gap:+.1f} ± {margin / 2:.1f} px)")
+    if gap > margin:
+        if falls:
+            steps = "; ".join(f"component {int(b['component'])} ({b['width']:.1f} ± {b['width_se']:.1f} px) is "
+                              f"narrower than component {int(a['component'])} ({a['width']:.1f} ± "
+                              f"{a['width_se']:.1f} px)" for a, b in falls)
+            line += f"; the width does not grow from each component to the next: {steps}"
+        else:
+            line += "; the width grows from each component to the next"
+    return (line + f"; ink per image {first['ink']:.0f} px in component 1, {last['ink']:.0f} px in component "
+            f"{int(last['component'])}.")
 
 
 def write_report(root: str | os.PathLike, params: Params) -> list[Path]:

@@ -356,10 +356,21 @@ def test_figure_measurements_and_the_papers_readings(tmp_path):
     shapes = readme.split("## Figure 2a/2b")[1]
     assert "| `authors` | 1 | -1.50 | 11.0 ± 0.3 | 91 | 100 |" in shapes
     assert "`authors`: the paper's reading (thin digits from component 1, wide ones from component 5) holds: " \
-           "component 1's images are 11.0 px wide on average, component 5's 15.2 px." in shapes
-    # the same widths within two standard errors: not borne out; reversed: does not hold
+           "component 1's images are 11.0 px wide on average, component 5's 15.2 px (+4.2 ± 0.4 px); the width " \
+           "grows from each component to the next; ink per image 91 px in component 1, 95 px in component 5." \
+           in shapes
+    # wider at the top but not step by step: holds between the extremes only, naming the step that falls
     path = tmp_path / "reports/figures/qualitative/authors/components.json"
     data = json.loads(path.read_text())
+    data["components"][2]["width"] = 10.5
+    path.write_text(json.dumps(data))
+    write_report(tmp_path, params_from_tree(build_tree()))
+    assert "component 5) holds between the two extremes only: component 1's images are 11.0 px wide on average, " \
+           "component 5's 15.2 px (+4.2 ± 0.4 px); the width does not grow from each component to the next: " \
+           "component 3 (10.5 ± 0.3 px) is narrower than component 2 (12.5 ± 0.3 px); ink per image" in \
+        (tmp_path / "reports/README.md").read_text()
+    data["components"][2]["width"] = 13.0
+    # the same widths within two standard errors: not borne out; reversed: does not hold
     data["components"][-1]["width"] = 11.5
     path.write_text(json.dumps(data))
     write_report(tmp_path, params_from_tree(build_tree()))
