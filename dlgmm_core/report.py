@@ -262,6 +262,19 @@ def _check_shapes(data: dict, path: Path, components: int) -> dict:
     for entry in shapes:
         for key in ("prior_mean", "images", "width", "width_se", "ink"):
             _number(entry.get(key) if isinstance(entry, dict) else None, f"components[].{key}", path)
+    classified = ["classes" in entry for entry in shapes]
+    if any(classified):  # written where the data carry labels
+        classifier = data.get("classifier")
+        for key in ("neighbors", "train_images", "test_images", "test_error"):
+            _number(classifier.get(key) if isinstance(classifier, dict) else None, f"classifier.{key}", path)
+        for entry in shapes:
+            counts = entry.get("classes")
+            if (not isinstance(counts, list) or len(counts) < 10
+                    or sum(_number(c, "components[].classes[]", path) for c in counts) != entry["images"]):
+                raise DlgmmError(f"{path}: components[].classes must count every image of its component by digit; "
+                                 f"run its samples_qualitative stage again")
+        return {"ink_level": _number(data.get("ink_level"), "ink_level", path), "classifier": classifier,
+                "components": shapes}
     return {"ink_level": _number(data.get("ink_level"), "ink_level", path), "components": shapes}
 
 
@@ -1211,15 +1224,61 @@ def shapes_section(inputs: Inputs) -> list[str]:
     out = [f"Measured on the Bernoulli means shown in each grid: a pixel is ink where its mean is at least {levels}; "
            "width is the number of pixel columns holding ink, averaged over the grid's images (± standard error), "
            "ink the number of ink pixels per image.", ""]
+    classifiers = {protocol: shapes["classifier"] for protocol, shapes in measured.items() if "classifier" in shapes}
+    if classifiers:
+        out += ["Digits: the classes a Euclidean kNN classifier in pixel space, fitted on the binarized training "
+                "images, gives each grid's images (" + "; ".join(
+                    f"`{protocol}`: k = {int(c['neighbors'])}, {int(c['train_images'])} training images, "
+                    f"{c['test_error']:.2f} % error on the first {int(c['test_images'])} test images"
+                    for protocol, c in classifiers.items()) + "), the most frequent first, in % of the images.", ""]
     rows = [[f"`{protocol}`", str(int(entry["component"])), f"{entry['prior_mean']:+.2f}",
              f"{entry['width']:.1f} ± {entry['width_se']:.1f}", f"{entry['ink']:.0f}", str(int(entry["images"]))]
+            + ([_frequent_digits(entry) if "classes" in entry else "—"] if classifiers else [])
             for protocol, shapes in measured.items() for entry in shapes["components"]]
-    out += [markdown_table(["protocol", "component", "prior mean", "width (px)", "ink (px)", "images"], rows), ""]
+    out += [markdown_table(["protocol", "component", "prior mean", "width (px)", "ink (px)", "images"]
+                           + (["digits (%)"] if classifiers else []), rows), ""]
     for protocol, shapes in measured.items():
         out += [_shapes_verdict(protocol, shapes["components"]), ""]
-    out += ["Width measures shape, not which digits a component draws: the paper's examples (sevens from the most "
-            "negative prior mean, zeros from the most positive) are read from the grids above.", ""]
+        if "classifier" in shapes:
+            out += [_examples_verdict(protocol, shapes["components"]), ""]
+    if not classifiers:
+        out += ["Width measures shape, not which digits a component draws: the paper's examples (sevens from the "
+                "most negative prior mean, zeros from the most positive) are read from the grids above.", ""]
     return out
+
+
+#: The digits the paper names in its reading of Figure 2a/2b: "thin digits such as sevens" from component 1,
+#: "wide digits such as zeros" from component K.
+PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT = 7, 0
+#: Digits listed per component in the table of Figure 2a/2b, at most.
+FREQUENT_DIGITS = 4
+
+
+def _share(entry: dict, digit: int) -> float:
+    """The percentage of a component's images classified as ``digit``."""
+    return 100.0 * entry["classes"][digit] / entry["images"]
+
+
+def _frequent_digits(entry: dict) -> str:
+    """``"7: 60, 4: 19, 9: 16, 1: 3"``: a component's most frequent digits with their shares (%)."""
+    order = sorted(range(len(entry["classes"])), key=lambda digit: (-entry["classes"][digit], digit))
+    return ", ".join(f"{digit}: {_share(entry, digit):.0f}" for digit in order[:FREQUENT_DIGITS]
+                     if entry["classes"][digit])
+
+
+def _examples_verdict(protocol: str, components: list[dict]) -> str:
+    """The paper's examples (sevens from component 1, zeros from component K) against the classified digits."""
+    first, last = components[0], components[-1]
+    thin = _share(first, PAPER_THIN_DIGIT) > _share(last, PAPER_THIN_DIGIT)
+    wide = _share(last, PAPER_WIDE_DIGIT) > _share(first, PAPER_WIDE_DIGIT)
+    reversed_ = (_share(first, PAPER_THIN_DIGIT) < _share(last, PAPER_THIN_DIGIT)
+                 and _share(last, PAPER_WIDE_DIGIT) < _share(first, PAPER_WIDE_DIGIT))
+    verdict = "hold" if thin and wide else "are reversed" if reversed_ else "hold in part"
+    k = int(last["component"])
+    return (f"`{protocol}`: the paper's examples (sevens from component 1, zeros from component {k}) {verdict}: "
+            f"sevens are {_share(first, PAPER_THIN_DIGIT):.0f} % of component 1's images and "
+            f"{_share(last, PAPER_THIN_DIGIT):.0f} % of component {k}'s, zeros {_share(first, PAPER_WIDE_DIGIT):.0f} % "
+            f"and {_share(last, PAPER_WIDE_DIGIT):.0f} %.")
 
 
 def _shapes_verdict(protocol: str, components: list[dict]) -> str:

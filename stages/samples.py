@@ -6,7 +6,9 @@
 Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.samples) and models/<protocol>/<dataset>/<model>.pt. Writes
 reports/figures/samples/<protocol>/<dataset>_<model>.png, or for `qualitative` the folder
 reports/figures/qualitative/<protocol>/ (component_1.png ... component_K.png, and components.json: each
-component's prior mean and the width and ink of its images). Images are Bernoulli means.
+component's prior mean, the width and ink of its images and, where data/prepared/mnist.npz carries labels, how
+many of them a pixel-space kNN classifier fitted on its training split assigns to each digit).
+Images are Bernoulli means.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlgmm_core.config import MODEL_KEYS, load_stage_params, stage_arguments  # noqa: E402
+from dlgmm_core.data import has_labels, load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import (MODEL_NAMES, load_eval_model, prior_bernoulli_means,  # noqa: E402
                                    save_component_grids, save_grid)
-from dlgmm_core.layout import qualitative_dir, samples_figure, samples_stage  # noqa: E402
+from dlgmm_core.layout import prepared, qualitative_dir, samples_figure, samples_stage  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
@@ -32,7 +35,12 @@ def main() -> None:
     seed_everything(params.seed)
     label = f"{MODEL_NAMES[args.model]} ({args.dataset}, {params.protocol} protocol)"
     if args.model == "qualitative":
-        written = save_component_grids(qualitative_dir(params.protocol), model, grid, label)
+        npz_path = prepared(args.dataset)[0]
+        data = load_prepared(npz_path)
+        if not has_labels(data):
+            print(f"notice: {npz_path} carries no labels: the digits of the component samples are not classified")
+        written = save_component_grids(qualitative_dir(params.protocol), model, grid, label,
+                                       labelled=data if has_labels(data) else None)
         print(f"{args.dataset}/{args.model}: {len(written)} component grids -> {qualitative_dir(params.protocol)}/")
         return
     out = samples_figure(params.protocol, args.dataset, args.model)

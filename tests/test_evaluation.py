@@ -17,8 +17,9 @@ from PIL import Image
 from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.resolved import resolve
-from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, cluster_errors, digit_shape, embed,
-                                   grid_png_size, knn_errors, knn_sensitivity, marginal_likelihood, plot_tsne,
+from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, cluster_errors, digit_classes,
+                                   digit_classifier, digit_shape, embed, grid_png_size, knn_errors, knn_predictions,
+                                   knn_sensitivity, marginal_likelihood, plot_tsne,
                                    prior_bernoulli_means, require_labels, save_component_grids, save_grid, tile,
                                    tsne_embedding)
 from dlgmm_core.figure_measures import cluster_result, component_shapes
@@ -256,6 +257,19 @@ def test_prior_means_and_component_grids(tmp_path):
     shapes = json.loads((folder / "components.json").read_text())
     assert shapes["ink_level"] == 0.5 and [c["component"] for c in shapes["components"]] == [1, 2, 3]
     assert all(c["images"] == 4 and 0.0 <= c["width"] <= 28.0 for c in shapes["components"])
+    assert "classifier" not in shapes and all("classes" not in c for c in shapes["components"])
+    # with labelled data: each component's images counted by digit, the classifier's test error beside them
+    rng = np.random.default_rng(0)
+    data = {"x_train": rng.integers(0, 2, (40, 784)).astype(np.uint8), "y_train": np.arange(40) % 10,
+            "x_test": rng.integers(0, 2, (8, 784)).astype(np.uint8), "y_test": np.arange(8) % 10}
+    torch.manual_seed(0)
+    prior_bernoulli_means(model, 4)  # the draws made above, so that the grids get the same images again
+    save_component_grids(folder, model, 2, "StandIn", labelled=data)
+    again = json.loads((folder / "components.json").read_text())
+    assert again["classifier"]["train_images"] == 40 and again["classifier"]["test_images"] == 8
+    for entry, before in zip(again["components"], shapes["components"]):
+        assert len(entry["classes"]) == 10 and sum(entry["classes"]) == 4
+        assert entry["width"] == before["width"]  # the same images: classifying draws no random numbers
 
 
 def test_digit_shape_hand_computed():
@@ -451,6 +465,34 @@ def test_knn_matches_scikit_learn_with_chunks():
     for k, error in ours.items():
         reference = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(z_train, y_train)
         assert error == pytest.approx(100.0 * np.mean(reference.predict(z_test) != y_test), abs=1e-12), k
+
+
+def test_knn_predictions_match_scikit_learn_with_chunks():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(4)
+    z_train, z_query = rng.normal(size=(200, 4)), rng.normal(size=(53, 4))
+    y_train = rng.integers(0, 6, 200)
+    ours = knn_predictions(z_train, y_train, z_query, [1, 5], chunk=7)
+    for k, predicted in ours.items():
+        reference = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(z_train, y_train)
+        np.testing.assert_array_equal(predicted, reference.predict(z_query))
+
+
+def test_digit_classes_count_the_images_by_nearest_training_digits():
+    x_train = np.zeros((30, 784), dtype=np.uint8)
+    y_train = np.repeat([0, 7, 3], 10)
+    x_train[:10, :100] = 1        # zeros: ink in the first 100 pixels
+    x_train[10:20, 300:400] = 1   # sevens: ink in pixels 300..399
+    x_train[20:, 600:700] = 1     # threes
+    images = np.zeros((5, 784), dtype=np.float32)
+    images[:3, 300:400] = 0.8     # three blurry sevens
+    images[3:, :100] = 0.6        # two blurry zeros
+    assert digit_classes(images, x_train, y_train) == [2, 0, 0, 0, 0, 0, 0, 3]
+    data = {"x_train": x_train, "y_train": y_train, "x_test": x_train[::3], "y_test": y_train[::3]}
+    assert digit_classifier(data) == {"neighbors": 5, "train_images": 30, "test_images": 10, "test_error": 0.0}
+    data["y_test"] = np.where(data["y_test"] == 3, 0, data["y_test"])  # the threes labelled as zeros: all wrong
+    assert digit_classifier(data)["test_error"] == pytest.approx(100.0 * 3 / 10)
 
 
 def test_knn_leave_one_out_excludes_each_point_itself():

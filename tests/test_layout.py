@@ -83,8 +83,9 @@ def _expected_without_params(stage: str, p, d, m, npz, meta) -> dict:
                 "plots": set(), "data": {ckpt, npz, meta}}
     if stage == "samples":
         out = layout.qualitative_dir(p) if m == "qualitative" else layout.samples_figure(p, d, m)
+        # the component samples' digits are classified against the labelled training images
         return {"name": layout.samples_stage(p, d, m), "outs": {out}, "metrics": set(), "plots": set(),
-                "data": {ckpt}}
+                "data": {ckpt, npz} if m == "qualitative" else {ckpt}}
     if stage == "report":
         return {"name": "report", "outs": {layout.report_readme(), layout.training_figures_dir()},
                 "metrics": {layout.report_metrics()}, "plots": set(),

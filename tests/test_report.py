@@ -106,12 +106,19 @@ def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str
         for k in range(1, 6):
             (folder / f"component_{k}.png").write_bytes(PNG)
         shapes = [{"component": k, "prior_mean": -2.25 + 0.75 * k, "images": 100, "width": width, "width_se": 0.3,
-                   "ink": 90.0 + k} for k, width in enumerate(COMPONENT_WIDTHS, start=1)]
-        (folder / "components.json").write_text(json.dumps({"ink_level": 0.5, "components": shapes}))
+                   "ink": 90.0 + k, "classes": classes}
+                  for k, (width, classes) in enumerate(zip(COMPONENT_WIDTHS, COMPONENT_CLASSES), start=1)]
+        classifier = {"neighbors": 5, "train_images": 300, "test_images": 300, "test_error": 4.5}
+        (folder / "components.json").write_text(json.dumps({"ink_level": 0.5, "classifier": classifier,
+                                                            "components": shapes}))
 
 
 #: The width (px) of each component's samples in :func:`write_inputs`: component 1 thinner than component 5.
 COMPONENT_WIDTHS = (11.0, 12.5, 13.0, 14.0, 15.25)
+#: Each component's 100 images counted by digit (0 .. 9) in :func:`write_inputs`: sevens in component 1,
+#: zeros in component 5, as the paper reads Figure 2a/2b.
+COMPONENT_CLASSES = ([0, 30, 0, 0, 0, 0, 0, 70, 0, 0], [10] * 10, [10] * 10, [10] * 10,
+                     [60, 0, 20, 0, 0, 0, 15, 5, 0, 0])
 
 
 def map_error(model: str) -> float:
@@ -354,7 +361,11 @@ def test_figure_measurements_and_the_papers_readings(tmp_path):
     assert "`authors`: the paper's reading of Figure 2c/2d (the DLGMM's map clusters better than the Gauss-VAE's) " \
            "holds here: 9.75 % against 24.50 % in the map (8.25 % against 23.00 % in the latent space)." in readme
     shapes = readme.split("## Figure 2a/2b")[1]
-    assert "| `authors` | 1 | -1.50 | 11.0 ± 0.3 | 91 | 100 |" in shapes
+    assert "| `authors` | 1 | -1.50 | 11.0 ± 0.3 | 91 | 100 | 7: 70, 1: 30 |" in shapes
+    assert "| `authors` | 5 | +1.50 | 15.2 ± 0.3 | 95 | 100 | 0: 60, 2: 20, 6: 15, 7: 5 |" in shapes
+    assert "(`authors`: k = 5, 300 training images, 4.50 % error on the first 300 test images)" in shapes
+    assert "`authors`: the paper's examples (sevens from component 1, zeros from component 5) hold: sevens are " \
+           "70 % of component 1's images and 5 % of component 5's, zeros 0 % and 60 %." in shapes
     assert "`authors`: the paper's reading (thin digits from component 1, wide ones from component 5) holds: " \
            "component 1's images are 11.0 px wide on average, component 5's 15.2 px (+4.2 ± 0.4 px); the width " \
            "grows from each component to the next; ink per image 91 px in component 1, 95 px in component 5." \
@@ -390,6 +401,37 @@ def test_figure_measurements_and_the_papers_readings(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(DlgmmError, match=r"components\.json: expected 'components', one entry for each of the 5"):
         read_inputs(tmp_path, params_from_tree(build_tree()))
+
+
+def test_component_digits_against_the_papers_examples(tmp_path):
+    write_inputs(tmp_path)
+    path = tmp_path / "reports/figures/qualitative/authors/components.json"
+    data = json.loads(path.read_text())
+    first, last = data["components"][0], data["components"][-1]
+    first["classes"], last["classes"] = last["classes"], first["classes"]  # sevens at the top, zeros at the bottom
+    path.write_text(json.dumps(data))
+    write_report(tmp_path, params_from_tree(build_tree()))
+    assert "the paper's examples (sevens from component 1, zeros from component 5) are reversed: sevens are 5 % of " \
+           "component 1's images and 70 % of component 5's, zeros 60 % and 0 %." in \
+        (tmp_path / "reports/README.md").read_text()
+    last["classes"] = [0, 30, 0, 0, 0, 0, 0, 0, 0, 70]  # no sevens or zeros at the top: the sevens' part holds
+    path.write_text(json.dumps(data))
+    write_report(tmp_path, params_from_tree(build_tree()))
+    assert "component 5) hold in part: sevens are 5 % of component 1's images and 0 % of component 5's, zeros 60 % " \
+           "and 0 %." in (tmp_path / "reports/README.md").read_text()
+    last["classes"] = [0, 30, 0, 0, 0, 0, 0, 60, 0, 0]  # counts 90 images of 100
+    path.write_text(json.dumps(data))
+    with pytest.raises(DlgmmError, match=r"components\.json: components\[\]\.classes must count every image"):
+        read_inputs(tmp_path, params_from_tree(build_tree()))
+    # written from unlabelled data: no digit column, and the report says what width cannot tell
+    for entry in data["components"]:
+        del entry["classes"]
+    del data["classifier"]
+    path.write_text(json.dumps(data))
+    write_report(tmp_path, params_from_tree(build_tree()))
+    shapes = (tmp_path / "reports/README.md").read_text().split("## Figure 2a/2b")[1]
+    assert "| `authors` | 1 | -1.50 | 11.0 ± 0.3 | 91 | 100 |\n" in shapes and "digits (%)" not in shapes
+    assert "Width measures shape, not which digits a component draws" in shapes
 
 
 def test_headline_is_required_even_when_listed_second(tmp_path):

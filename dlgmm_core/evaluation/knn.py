@@ -91,37 +91,37 @@ def embed(model: Any, x: np.ndarray | torch.Tensor, device: torch.device, batch_
     return z
 
 
-def knn_errors(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray,
-               neighbors: Iterable[int], chunk: int = 1000, leave_one_out: bool = False) -> dict[int, float]:
-    """Test error in percent of a Euclidean kNN classifier for each ``k`` of ``neighbors``.
+def knn_predictions(z_train: np.ndarray, y_train: np.ndarray, z_query: np.ndarray, neighbors: Iterable[int],
+                    chunk: int = 1000, leave_one_out: bool = False) -> dict[int, np.ndarray]:
+    """The labels a Euclidean kNN classifier with uniform votes gives ``z_query``, for each ``k`` of ``neighbors``.
 
-    ``{k: 100 * mean(prediction != y_test)}``. DlgmmError on unlabelled
-    (-1) examples, mismatched shapes or ``k`` above the training size.
-    ``leave_one_out``: the test set is the training set, and each point is
-    classified by its neighbours other than itself.
+    ``{k: int64 array (n_query,)}``; a vote tie goes to the smallest label,
+    as in scikit-learn. DlgmmError on unlabelled (-1) training examples,
+    mismatched shapes or ``k`` above the training size. ``leave_one_out``:
+    the queries are the training points, and each is classified by its
+    neighbours other than itself.
     """
     import torch
 
-    z_train, z_test = np.asarray(z_train, dtype=np.float64), np.asarray(z_test, dtype=np.float64)
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    if z_train.ndim != 2 or z_test.ndim != 2 or z_train.shape[1] != z_test.shape[1]:
-        raise DlgmmError(f"knn: embeddings must be (N, d) with equal d (got {z_train.shape} and {z_test.shape})")
-    if y_train.shape != (z_train.shape[0],) or y_test.shape != (z_test.shape[0],):
-        raise DlgmmError(f"knn: {y_train.shape} / {y_test.shape} labels for {z_train.shape[0]} / "
-                         f"{z_test.shape[0]} embeddings")
-    if z_test.shape[0] == 0:
+    z_train, z_query = np.asarray(z_train, dtype=np.float64), np.asarray(z_query, dtype=np.float64)
+    y_train = np.asarray(y_train)
+    if z_train.ndim != 2 or z_query.ndim != 2 or z_train.shape[1] != z_query.shape[1]:
+        raise DlgmmError(f"knn: embeddings must be (N, d) with equal d (got {z_train.shape} and {z_query.shape})")
+    if y_train.shape != (z_train.shape[0],):
+        raise DlgmmError(f"knn: {y_train.shape} labels for {z_train.shape[0]} embeddings")
+    if z_query.shape[0] == 0:
         raise DlgmmError("knn: no test examples")
-    if (y_train < 0).any() or (y_test < 0).any():
+    if (y_train < 0).any():
         raise DlgmmError("knn needs class labels: the labels hold -1 (no label)")
-    if leave_one_out and (z_test.shape != z_train.shape or not np.array_equal(y_test, y_train)):
-        raise DlgmmError("knn: leave_one_out needs the same points and labels as training and test set")
+    if leave_one_out and z_query.shape != z_train.shape:
+        raise DlgmmError("knn: leave_one_out needs the same points as training and test set")
     ks = check_neighbors(neighbors, z_train.shape[0] - int(leave_one_out))
     train, labels = torch.from_numpy(z_train), torch.from_numpy(y_train.astype(np.int64))
-    test, truth = torch.from_numpy(z_test), torch.from_numpy(y_test.astype(np.int64))
-    classes = int(max(labels.max(), truth.max())) + 1
-    wrong = dict.fromkeys(ks, 0)
-    for start in range(0, test.shape[0], chunk):
-        rows = test[start:start + chunk]
+    query = torch.from_numpy(z_query)
+    classes = int(labels.max()) + 1
+    predictions = {k: np.empty(query.shape[0], dtype=np.int64) for k in ks}
+    for start in range(0, query.shape[0], chunk):
+        rows = query[start:start + chunk]
         distances = torch.cdist(rows, train)
         if leave_one_out:
             own = torch.arange(start, start + rows.shape[0])
@@ -129,9 +129,29 @@ def knn_errors(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_t
         nearest = distances.topk(ks[-1], dim=1, largest=False, sorted=True).indices
         votes_by_rank = torch.nn.functional.one_hot(labels[nearest], classes).cumsum(dim=1)  # (n, k_max, C)
         for k in ks:
-            prediction = votes_by_rank[:, k - 1].argmax(dim=1)  # first maximum: the smallest label
-            wrong[k] += int((prediction != truth[start:start + chunk]).sum())
-    return {k: 100.0 * wrong[k] / test.shape[0] for k in ks}
+            predictions[k][start:start + rows.shape[0]] = votes_by_rank[:, k - 1].argmax(dim=1).numpy()  # first max
+    return predictions
+
+
+def knn_errors(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray,
+               neighbors: Iterable[int], chunk: int = 1000, leave_one_out: bool = False) -> dict[int, float]:
+    """Test error in percent of a Euclidean kNN classifier (:func:`knn_predictions`) for each ``k`` of ``neighbors``.
+
+    ``{k: 100 * mean(prediction != y_test)}``. DlgmmError on unlabelled
+    (-1) examples, mismatched shapes or ``k`` above the training size.
+    ``leave_one_out``: the test set is the training set, and each point is
+    classified by its neighbours other than itself.
+    """
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if y_test.shape != (np.asarray(z_test).shape[0],):
+        raise DlgmmError(f"knn: {y_train.shape} / {y_test.shape} labels for {np.asarray(z_train).shape[0]} / "
+                         f"{np.asarray(z_test).shape[0]} embeddings")
+    if (y_test < 0).any():
+        raise DlgmmError("knn needs class labels: the labels hold -1 (no label)")
+    if leave_one_out and not np.array_equal(y_test, y_train):
+        raise DlgmmError("knn: leave_one_out needs the same points and labels as training and test set")
+    predictions = knn_predictions(z_train, y_train, z_test, neighbors, chunk, leave_one_out)
+    return {k: 100.0 * float((predicted != y_test).sum()) / y_test.shape[0] for k, predicted in predictions.items()}
 
 
 def knn_sensitivity(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], y_train: np.ndarray, y_test: np.ndarray,

@@ -8,8 +8,10 @@ block of the PNG (no resampling), under a title band.
 The paper reads Figure 2a/2b by eye: "thin digits such as sevens are
 generated from the component with the most negative prior mean and wide
 digits such as zeros ... from the component with the most positive prior
-mean". :func:`digit_shape` measures that on the images of each grid, written
-beside them by :func:`save_component_grids` (``components.json``).
+mean". :func:`digit_shape` measures that on the images of each grid, and
+:func:`digit_classes` which digits they show (a kNN classifier in pixel
+space, fitted on the labelled training images), written beside them by
+:func:`save_component_grids` (``components.json``).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from ..io import atomic_dir, save_figure, write_json
 from ..figure_measures import COMPONENT_SHAPES
 from ..layout import component_figure_in
 from .common import model_components, prior_mean
+from .knn import knn_errors, knn_predictions
 
 SIDE = 28
 #: Separator width between tiles, in image pixels.
@@ -40,6 +43,10 @@ TITLE_MARGIN_PX = 8
 CHAR_PX = 6.5
 #: A pixel is ink when its Bernoulli mean is at least this (:func:`digit_shape`).
 INK_LEVEL = 0.5
+#: Neighbours of the pixel-space classifier that names the digit an image shows (:func:`digit_classes`).
+DIGIT_NEIGHBORS = 5
+#: Test images the classifier's own error is measured on (the first ones of the test split).
+DIGIT_TEST_IMAGES = 2000
 
 
 def prior_bernoulli_means(model: Any, n: int, component: int | None = None) -> np.ndarray:
@@ -120,13 +127,33 @@ def digit_shape(images: np.ndarray) -> dict[str, float | int]:
             "width_se": float(width.std(ddof=1) / np.sqrt(width.size)), "ink": float(ink.sum(axis=(1, 2)).mean())}
 
 
-def save_component_grids(folder: str | os.PathLike, model: Any, grid: int, label: str) -> list[Path]:
+def digit_classes(images: np.ndarray, x_train: np.ndarray, y_train: np.ndarray) -> list[int]:
+    """How many of ``images`` (N, 784 Bernoulli means) a Euclidean :data:`DIGIT_NEIGHBORS`-NN classifier in pixel
+    space, fitted on the labelled ``x_train`` (binary images), assigns to each class: one count per class
+    ``0 .. max(y_train)``."""
+    predicted = knn_predictions(x_train, y_train, images, [DIGIT_NEIGHBORS], chunk=500)[DIGIT_NEIGHBORS]
+    return np.bincount(predicted, minlength=int(np.max(y_train)) + 1).tolist()
+
+
+def digit_classifier(data: dict[str, np.ndarray]) -> dict[str, float | int]:
+    """The classifier of :func:`digit_classes` fitted on ``data``'s training split: its neighbours, training
+    images and test error (%) on the first :data:`DIGIT_TEST_IMAGES` test images."""
+    x_test, y_test = data["x_test"][:DIGIT_TEST_IMAGES], data["y_test"][:DIGIT_TEST_IMAGES]
+    error = knn_errors(data["x_train"], data["y_train"], x_test, y_test, [DIGIT_NEIGHBORS], chunk=500)
+    return {"neighbors": DIGIT_NEIGHBORS, "train_images": int(data["x_train"].shape[0]),
+            "test_images": int(x_test.shape[0]), "test_error": error[DIGIT_NEIGHBORS]}
+
+
+def save_component_grids(folder: str | os.PathLike, model: Any, grid: int, label: str,
+                         labelled: dict[str, np.ndarray] | None = None) -> list[Path]:
     """Figure 2a/2b: one grid per prior component, ``component_1.png`` ... ``component_K.png`` in ``folder``.
 
     Beside them, ``components.json``: each component's prior mean and the
-    :func:`digit_shape` of its grid's images. The folder is replaced as a
-    whole (atomically); ``K`` comes from the model's config. Returns the
-    written grids' paths.
+    :func:`digit_shape` of its grid's images; with ``labelled`` (prepared data
+    with class labels), also the :func:`digit_classes` of those images and the
+    classifier's test error (:func:`digit_classifier`). The folder is
+    replaced as a whole (atomically); ``K`` comes from the model's config.
+    Returns the written grids' paths.
     """
     count = model_components(model)
     written, shapes = [], []
@@ -137,6 +164,9 @@ def save_component_grids(folder: str | os.PathLike, model: Any, grid: int, label
                      f"(Bernoulli means of {grid * grid} prior samples)")
             save_grid(component_figure_in(tmp, k + 1), means, grid, title)
             written.append(component_figure_in(folder, k + 1))
-            shapes.append({"component": k + 1, "prior_mean": prior_mean(model, k), **digit_shape(means)})
-        write_json(Path(tmp, COMPONENT_SHAPES), {"ink_level": INK_LEVEL, "components": shapes})
+            classes = {} if labelled is None else {"classes": digit_classes(means, labelled["x_train"],
+                                                                            labelled["y_train"])}
+            shapes.append({"component": k + 1, "prior_mean": prior_mean(model, k), **digit_shape(means), **classes})
+        classifier = {} if labelled is None else {"classifier": digit_classifier(labelled)}
+        write_json(Path(tmp, COMPONENT_SHAPES), {"ink_level": INK_LEVEL, **classifier, "components": shapes})
     return written
