@@ -12,7 +12,8 @@ import yaml
 from dlgmm_core.config import DATASETS, MODEL_KINDS, params_from_tree
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.evaluation import MODEL_NAMES
-from dlgmm_core.report import DATASET_NAMES, PAPER, flat_metrics, format_cell, read_inputs, write_report
+from dlgmm_core.report import (DATASET_NAMES, PAPER, differing_settings, flat_metrics, format_cell, read_inputs,
+                               write_report)
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16  # the report only links figures; existence is what it checks
@@ -537,17 +538,44 @@ def test_effects_are_the_differences_of_the_inputs(partial):
                     continue
                 data = read_result(partial, "nll", protocol, dataset, model)
                 assert estimator[label][protocol] == f"{data['authors']['nll'] - data['ours']['nll']:+.2f}"
+            settings = combined[label].pop("settings that differ")
+            assert settings == ("encoder, early stopping" if model == "gauss_vae" else
+                                "encoder, KL(Kumaraswamy ‖ Beta), early stopping" + (", SB-VAE decoder input"
+                                                                                     if model == "sb_vae" else ""))
             if (dataset, model) not in PARTIAL:
                 assert set(combined[label].values()) == {"not measured yet"}, label
                 continue
             authors = read_result(partial, "nll", "authors", dataset, model)
             corrected = read_result(partial, "nll", "corrected", dataset, model)
-            assert combined[label]["-log p(x) (nats)"] == f"{authors['nll'] - corrected['nll']:+.2f}"
+            assert combined[label]["-log p(x), headlines (nats)"] == f"{authors['nll'] - corrected['nll']:+.2f}"
+            # the same estimator on both checkpoints: ours with S = 200, the fixtures' largest common bound
+            same = authors["bounds"]["200"] - corrected["bounds"]["200"]
+            assert combined[label]["-log p(x), ours on both (nats)"] == f"{same:+.2f} (S = 200)"
+            if model == "gauss_vae":  # its protocols differ in the encoder and early stopping only
+                rows = parse_table(section, "The paper's numbers came from")
+                assert rows["encoder"]["measured effect"] == rows["early stopping"]["measured effect"] == (
+                    f"encoder and early stopping together, where the protocols differ in nothing else: "
+                    f"MNIST Gauss-VAE {same:+.2f} nats of -log p(x) (ours, S = 200)")
             authors = read_result(partial, "knn", "authors", dataset, model)
             corrected = read_result(partial, "knn", "corrected", dataset, model)
             for k in NEIGHBORS:
                 assert combined[label][f"kNN k={k} (%)"] == f"{authors[f'error@{k}'] - corrected[f'error@{k}']:+.2f}"
     assert "nats over 2 runs" in section.split("### Not determinable")[0]
+
+
+def test_differing_settings_follow_the_protocol_definitions():
+    tree = build_tree(protocols=("authors", "corrected"))
+    assert differing_settings(params_from_tree(tree), "dlgmm") == [
+        "encoder", "KL(Kumaraswamy ‖ Beta)", "early stopping"]
+    corrected = tree["protocol"]["corrected"]
+    corrected["model"]["dlgmm"].update(encoder_activation="linear", kl="taylor", taylor_terms=11)
+    corrected["train"]["patience"] = 26
+    assert differing_settings(params_from_tree(tree), "dlgmm") == []
+    corrected["model"]["dlgmm"]["taylor_terms"] = 5  # a series' length counts where both use the series
+    assert differing_settings(params_from_tree(tree), "dlgmm") == ["KL(Kumaraswamy ‖ Beta)"]
+    corrected["model"]["dlgmm"]["kl"] = "quadrature"
+    tree["protocol"]["authors"]["model"]["dlgmm"]["kl"] = "quadrature"  # both accurate: the length is unused
+    assert differing_settings(params_from_tree(tree), "dlgmm") == []
 
 
 def test_metrics_keys_carry_the_protocol(partial):
