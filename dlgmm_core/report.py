@@ -262,8 +262,8 @@ def _check_shapes(data: dict, path: Path, components: int) -> dict:
     for entry in shapes:
         for key in ("prior_mean", "images", "width", "width_se", "ink"):
             _number(entry.get(key) if isinstance(entry, dict) else None, f"components[].{key}", path)
-    classified = ["classes" in entry for entry in shapes]
-    if any(classified):  # written where the data carry labels
+    out = {"ink_level": _number(data.get("ink_level"), "ink_level", path), "components": shapes}
+    if any("classes" in entry for entry in shapes):  # written where the data carry labels
         classifier = data.get("classifier")
         for key in ("neighbors", "train_images", "test_images", "test_error"):
             _number(classifier.get(key) if isinstance(classifier, dict) else None, f"classifier.{key}", path)
@@ -273,9 +273,8 @@ def _check_shapes(data: dict, path: Path, components: int) -> dict:
                     or sum(_number(c, "components[].classes[]", path) for c in counts) != entry["images"]):
                 raise DlgmmError(f"{path}: components[].classes must count every image of its component by digit; "
                                  f"run its samples_qualitative stage again")
-        return {"ink_level": _number(data.get("ink_level"), "ink_level", path), "classifier": classifier,
-                "components": shapes}
-    return {"ink_level": _number(data.get("ink_level"), "ink_level", path), "components": shapes}
+        out["classifier"] = classifier
+    return out
 
 
 def _read_log(protocol: str, dataset: str, model: str, root: Path, hint: str) -> TrainingLog:
@@ -666,13 +665,14 @@ def where_section(inputs: Inputs, params: Params, authors_figure: Path | None = 
         header = (["model", "settings that differ"]
                   + ["-log p(x), headlines (nats)" if m == "nll" else f"kNN k={m.split('@')[1]} (%)" for m in metrics]
                   + ["-log p(x), ours on both (nats)"])
-        rows = []
+        rows, trained = [], []
         for (dataset, model), effect in combined.items():
             same = _common_bound(inputs, dataset, model)
+            if same is not None:
+                trained.append(same[1])
             rows.append([f"{DATASET_NAMES[dataset]} {names[model]}", ", ".join(differing_settings(params, model))]
                         + [_signed(effect.get(m)) for m in metrics]
                         + [NOT_MEASURED if same is None else f"{same[1]:+.2f} (S = {same[0]})"])
-        trained = [same[1] for dataset, model in combined if (same := _common_bound(inputs, dataset, model))]
         out += ["Each protocol's headline -log p(x) (its own estimator) and its kNN test error: the effect of every "
                 "setting that differs, together; the last column takes our estimator with the same number of "
                 "samples S on both checkpoints, so that what remains is the effect of the training settings "
@@ -1348,16 +1348,18 @@ def _frequent_digits(entry: dict) -> str:
 def _examples_verdict(protocol: str, components: list[dict]) -> str:
     """The paper's examples (sevens from component 1, zeros from component K) against the classified digits."""
     first, last = components[0], components[-1]
-    thin = _share(first, PAPER_THIN_DIGIT) > _share(last, PAPER_THIN_DIGIT)
-    wide = _share(last, PAPER_WIDE_DIGIT) > _share(first, PAPER_WIDE_DIGIT)
-    reversed_ = (_share(first, PAPER_THIN_DIGIT) < _share(last, PAPER_THIN_DIGIT)
-                 and _share(last, PAPER_WIDE_DIGIT) < _share(first, PAPER_WIDE_DIGIT))
-    verdict = "hold" if thin and wide else "are reversed" if reversed_ else "hold in part"
+    sevens_first, sevens_last = _share(first, PAPER_THIN_DIGIT), _share(last, PAPER_THIN_DIGIT)
+    zeros_first, zeros_last = _share(first, PAPER_WIDE_DIGIT), _share(last, PAPER_WIDE_DIGIT)
+    if sevens_first > sevens_last and zeros_last > zeros_first:
+        verdict = "hold"
+    elif sevens_first < sevens_last and zeros_last < zeros_first:
+        verdict = "are reversed"
+    else:
+        verdict = "hold in part"
     k = int(last["component"])
     return (f"`{protocol}`: the paper's examples (sevens from component 1, zeros from component {k}) {verdict}: "
-            f"sevens are {_share(first, PAPER_THIN_DIGIT):.0f} % of component 1's images and "
-            f"{_share(last, PAPER_THIN_DIGIT):.0f} % of component {k}'s, zeros {_share(first, PAPER_WIDE_DIGIT):.0f} % "
-            f"and {_share(last, PAPER_WIDE_DIGIT):.0f} %.")
+            f"sevens are {sevens_first:.0f} % of component 1's images and {sevens_last:.0f} % of component {k}'s, "
+            f"zeros {zeros_first:.0f} % and {zeros_last:.0f} %.")
 
 
 def _shapes_verdict(protocol: str, components: list[dict]) -> str:

@@ -37,10 +37,10 @@ def main() -> None:
     if args.model == "qualitative":
         npz_path = prepared(args.dataset)[0]
         data = load_prepared(npz_path)
-        if not has_labels(data):
+        labelled = data if has_labels(data) else None
+        if labelled is None:
             print(f"notice: {npz_path} carries no labels: the digits of the component samples are not classified")
-        written = save_component_grids(qualitative_dir(params.protocol), model, grid, label,
-                                       labelled=data if has_labels(data) else None)
+        written = save_component_grids(qualitative_dir(params.protocol), model, grid, label, labelled=labelled)
         print(f"{args.dataset}/{args.model}: {len(written)} component grids -> {qualitative_dir(params.protocol)}/")
         return
     out = samples_figure(params.protocol, args.dataset, args.model)
