@@ -35,32 +35,42 @@ DATASET_NAMES = {"mnist": "MNIST", "omniglot": "Omniglot"}
 class ReportModel:
     """How the report names and places one params.yaml model key.
 
-    ``architecture(section, tree)`` writes our configuration in the paper's
-    notation (``500d-3x25s``) from the key's effective params.yaml section and
-    the whole tree; ``paper_architecture`` is the paper's (None: not in the
-    paper). ``nll_row``/``knn_row`` order the -log p(x) and kNN tables (None:
-    after the numbered rows, in registry order). ``figure``: the panel of
-    Figure 2 its t-SNE map is, if any.
+    ``notation(sizes)`` writes an architecture in the paper's notation
+    (``500d-3x25s``) from its sizes (constructor arguments such as ``hidden``,
+    ``latent``, ``components``); ``paper_sizes`` are the paper's (None: not in
+    the paper); ``sizes(section, tree)`` reads ours from the key's effective
+    params.yaml section and the whole tree (default: the section).
+    ``nll_row``/``knn_row`` order the -log p(x) and kNN tables (None: after
+    the numbered rows, in registry order). ``figure``: the panel of Figure 2
+    its t-SNE map is, if any.
     """
 
     name: str
-    architecture: Callable[[Mapping[str, Any], Mapping[str, Any]], str] | None = None
-    paper_architecture: str | None = None
+    notation: Callable[[Mapping[str, Any]], str] | None = None
+    paper_sizes: Mapping[str, int] | None = None
     nll_row: int | None = None
     knn_row: int | None = None
     figure: str = ""
+    sizes: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]] = lambda section, tree: section
+
+    @property
+    def paper_architecture(self) -> str | None:
+        """The paper's architecture in its notation, None if not in the paper."""
+        return None if self.notation is None or self.paper_sizes is None else self.notation(self.paper_sizes)
 
 
 #: The report's table of models, by params.yaml model key. A key the registry lists and this table does not
 #: is reported under its key, after the paper's models.
 MODELS: dict[str, ReportModel] = {
-    "gauss_vae": ReportModel("Gauss-VAE", lambda m, t: f"{m['hidden']}d-{m['latent']}s", "500d-25s", 3, 3,
-                             "Figure 2c"),
-    "sb_vae": ReportModel("SB-VAE", lambda m, t: f"{m['hidden']}d-{m['truncation']}t", "500d-25t", 4, 2),
-    "dlgmm": ReportModel("DLGMM", lambda m, t: f"{m['hidden']}d-{t['k']}x{m['latent']}s", "500d-3x25s", 1, 1,
-                         "Figure 2d"),
-    "dldpmm": ReportModel("DLDPMM", lambda m, t: f"{m['hidden']}d-{m['truncation']}tx{m['latent']}s",
-                          "500d-17tx25s", 2, 4),
+    "gauss_vae": ReportModel("Gauss-VAE", lambda c: f"{c['hidden']}d-{c['latent']}s", {"hidden": 500, "latent": 25},
+                             3, 3, "Figure 2c"),
+    "sb_vae": ReportModel("SB-VAE", lambda c: f"{c['hidden']}d-{c['truncation']}t",
+                          {"hidden": 500, "truncation": 25}, 4, 2),
+    "dlgmm": ReportModel("DLGMM", lambda c: f"{c['hidden']}d-{c['components']}x{c['latent']}s",
+                         {"hidden": 500, "latent": 25, "components": 3}, 1, 1, "Figure 2d",
+                         sizes=lambda section, tree: {**section, "components": tree["k"]}),
+    "dldpmm": ReportModel("DLDPMM", lambda c: f"{c['hidden']}d-{c['truncation']}tx{c['latent']}s",
+                          {"hidden": 500, "latent": 25, "truncation": 17}, 2, 4),
     "qualitative": ReportModel("Qualitative DLGMM"),
 }
 
@@ -133,9 +143,9 @@ def architecture(tree: Mapping[str, Any], model: str) -> str | None:
     """Our configuration of ``model`` in the paper's notation (``500d-3x25s``), from the effective parameter
     tree; None for a model the table gives no notation."""
     entry = MODELS.get(model)
-    if entry is None or entry.architecture is None:
+    if entry is None or entry.notation is None:
         return None
-    return entry.architecture(tree["model"][model], tree)
+    return entry.notation(entry.sizes(tree["model"][model], tree))
 
 
 def differs_from_paper(tree: Mapping[str, Any], model: str) -> bool:
