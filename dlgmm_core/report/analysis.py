@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..config import DATASETS
-from ..results import Knn, MarginalLikelihood
+from ..results import MarginalLikelihood
 from .inputs import Inputs, TrainingLog
 from .paper import AUTHORS, CORRECTED, DIFFERENCES, SETTING_ROWS, table_rows
 

@@ -8,7 +8,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import authors_logs
-from ..config import DATASETS
 from .analysis import (LATE_EPOCHS, estimator_effects, isolated_effects, knn_neighbors, late_gain, logged_runs,
                        nearest_variant, protocol_effects, common_bound, setting_order, valid_at)
 from .inputs import Inputs

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
-
 from ..config import DATASETS
 from .analysis import (EMBEDDINGS, common_bound, differing_settings, estimator_gap, knn_neighbors,
                        nearest_to_paper)
