@@ -14,7 +14,7 @@ seed_omniglot = mkdir -p data/raw $(if $(OMNIGLOT_DIR),&& { test -d "$(OMNIGLOT_
 # `make quick` only: the protocols it runs (e.g. `authors, corrected`; empty: params.yaml's list).
 # The headline alone by default, which keeps the preview within its 15 minutes.
 PROTOCOLS ?= authors
-# Stages run side by side by `make quick` and `make repro` (dlgmm_core.schedule); 1: plain `dvc repro`.
+# Stages run side by side by `make quick` and `make repro` (tools/schedule.py); 1: plain `dvc repro`.
 JOBS ?= 2
 # `make repro` only: a protocol whose stages run before the headline's (e.g. FIRST=corrected when the
 # headline's results are already committed); empty: params.yaml's order.
@@ -57,14 +57,15 @@ quick: $(STAMP)
 	test -d $(QUICK_DIR)/.dvc || (cd $(QUICK_DIR) && $(CURDIR)/$(DVC) init --no-scm -q)
 	cd $(QUICK_DIR) && $(CURDIR)/$(PY) -m dlgmm_core.config set budget=quick \
 		$(if $(PROTOCOLS),"protocols=[$(PROTOCOLS)]")
-	cd $(QUICK_DIR) && $(CURDIR)/$(PY) -m dlgmm_core.schedule --jobs $(JOBS) --dvc $(CURDIR)/$(DVC)
+	cd $(QUICK_DIR) && $(CURDIR)/$(PY) $(CURDIR)/tools/schedule.py --jobs $(JOBS) --dvc $(CURDIR)/$(DVC) \
+		--costs-from $(CURDIR)
 	@echo "quick-budget report: $(QUICK_DIR)/reports/README.md"
 
 # The paper's budget: params.yaml as committed (OMNIGLOT_DIR seeds the download cache).
 repro: $(STAMP)
 	$(seed_omniglot)
 	$(PY) -m dlgmm_core.config set budget=paper
-	$(PY) -m dlgmm_core.schedule --jobs $(JOBS) --dvc $(DVC) $(if $(FIRST),--first $(FIRST))
+	$(PY) tools/schedule.py --jobs $(JOBS) --dvc $(DVC) $(if $(FIRST),--first $(FIRST))
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py

@@ -6,7 +6,7 @@ Each line ``Epoch N.  Train ELBO: x,  Validation ELBO: y`` is one epoch (1-based
 ``***`` marks a new best validation ELBO, whose weights the code saved), and the
 last line gives the 50-draw marginal likelihoods of the best weights on the
 validation and test sets. The report lays our training under protocol
-``authors`` beside them (:func:`dlgmm_core.report.authors_log_section`), which
+``authors`` beside them (:func:`dlgmm_core.report.sections.authors_log_section`), which
 separates the training from the data and the estimator as causes of a gap.
 """
 from __future__ import annotations

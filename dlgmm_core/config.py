@@ -709,7 +709,7 @@ def load_stage_params(stage: str, root: str | os.PathLike = ".") -> Params:
 def stage_arguments(doc: str, models: Iterable[str] = MODEL_KINDS, default_dataset: str | None = None) -> Any:
     """Parse a per-(protocol, dataset, model) stage's ``--protocol --dataset --model``.
 
-    The stage then reads its parameters with :func:`dlgmm_core.resolved.load_stage_params`.
+    The stage then reads its parameters with :func:`load_stage_params`.
     ``doc`` is the stage's module docstring (its first line is the description).
     """
     import argparse

@@ -153,12 +153,12 @@ def train_state(protocol: str, dataset: str, model: str, root: Root = ".") -> Pa
 
 
 def stage_logs_dir(root: Root = ".") -> Path:
-    """``.dlgmm/logs``: the output of stages run side by side (:mod:`dlgmm_core.schedule`), ignored by git and DVC."""
+    """``.dlgmm/logs``: the output of stages run side by side (tools/schedule.py), ignored by git and DVC."""
     return Path(root, ".dlgmm", "logs")
 
 
 def stage_log(stage: str, root: Root = ".") -> Path:
-    """``.dlgmm/logs/<stage>.log``: what stage ``stage`` printed when :mod:`dlgmm_core.schedule` ran it."""
+    """``.dlgmm/logs/<stage>.log``: what stage ``stage`` printed when tools/schedule.py ran it."""
     return Path(stage_logs_dir(root), f"{stage}.log")
 
 

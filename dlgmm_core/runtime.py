@@ -29,7 +29,7 @@ def compute_device(name: str, threads: int, key: str = "device") -> torch.device
     it, so the same parameters give the same bits with the same ``threads``
     whatever the machine's core count, and whether stages run one at a time
     or side by side (``make repro JOBS=2``). At the paper's sizes one thread
-    per process is also the fastest per core (README, "Performance").
+    per process is also the fastest per core (benchmarks/README.md, "Speed").
     """
     device = resolve_device(name, key=key)
     if device.type == "cpu":

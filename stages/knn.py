@@ -22,8 +22,8 @@ from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import (MEAN_DRAWS, check_neighbors, embed, knn_sensitivity,  # noqa: E402
                                    load_eval_model, require_labels)
-from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.layout import knn_result, knn_stage, prepared  # noqa: E402
+from dlgmm_core.results import Knn  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
@@ -50,9 +50,8 @@ def main() -> None:
     sensitivity_json = {name: {str(n): {str(k): e for k, e in per_k.items()} for n, per_k in per_n.items()}
                         for name, per_n in sensitivity.items()}
     out = knn_result(params.protocol, args.dataset, args.model)
-    write_json(out, {**{f"error@{k}": e for k, e in errors.items()},
-                     "train_examples": int(x_train.shape[0]), "test_examples": int(x_test.shape[0]),
-                     "sensitivity": {"draws": MEAN_DRAWS, **sensitivity_json}})
+    Knn(errors, int(x_train.shape[0]), int(x_test.shape[0]),
+        {"draws": MEAN_DRAWS, **sensitivity_json}).write(out)
     print(f"{args.dataset}/{args.model}: kNN test error "
           + ", ".join(f"k={k} {e:.2f}%" for k, e in errors.items()) + f" -> {out}")
 

@@ -21,8 +21,8 @@ from dlgmm_core.config import MODEL_KINDS, load_stage_params, stage_arguments  #
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import Timer, load_eval_model, marginal_likelihood  # noqa: E402
-from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.layout import nll_result, nll_stage, prepared  # noqa: E402
+from dlgmm_core.results import MarginalLikelihood  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def main() -> None:
         result = marginal_likelihood(model, x, section["samples"], section["bounds_at"], section["batch_size"], device,
                                      authors_samples=section["authors_samples"], headline=section["headline"])
     out = nll_result(params.protocol, args.dataset, args.model)
-    write_json(out, {**result, "seconds": round(timer.seconds, 3)})
+    MarginalLikelihood(**result, seconds=round(timer.seconds, 3)).write(out)
     print(f"{args.dataset}/{args.model}: -log p(x) = {result['nll']:.4f} ± {result['nll_se']:.4f} "
           f"({result['headline']} estimator, {result['examples']} test examples), ELBO {result['elbo']:.4f}, "
           f"{timer.seconds:.1f} s -> {out}")

@@ -19,9 +19,9 @@ from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import (MODEL_NAMES, cluster_errors, embed, load_eval_model, plot_tsne,  # noqa: E402
                                    tsne_embedding)
-from dlgmm_core.figure_measures import cluster_result  # noqa: E402
-from dlgmm_core.io import read_json, write_json  # noqa: E402
+from dlgmm_core.io import read_json  # noqa: E402
 from dlgmm_core.layout import prepare_hint, prepared, tsne_figure, tsne_stage  # noqa: E402
+from dlgmm_core.results import Clusters, cluster_result  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
@@ -43,9 +43,8 @@ def main() -> None:
     title = (f"{MODEL_NAMES[args.model]} ({params.protocol} protocol): t-SNE of one latent sample per "
              f"{args.dataset} test image ({z.shape[0]} points)")
     clusters = cluster_errors(z, coords, y)
-    summary = {"points": int(z.shape[0]), "latent_dim": int(z.shape[1]), "perplexity": section["perplexity"],
-               "clusters": clusters}
-    write_json(cluster_result(params.protocol, args.dataset, args.model), summary)
+    Clusters(int(z.shape[0]), int(z.shape[1]), section["perplexity"], clusters).write(
+        cluster_result(params.protocol, args.dataset, args.model))
     plot_tsne(coords, y, out, title, class_names=class_names)
     if clusters is not None:
         print(f"{args.dataset}/{args.model}: leave-one-out {clusters['neighbors']}-NN class error "

@@ -22,7 +22,7 @@ from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, clus
                                    knn_sensitivity, marginal_likelihood, plot_tsne,
                                    prior_bernoulli_means, require_labels, save_component_grids, save_grid, tile,
                                    tsne_embedding)
-from dlgmm_core.figure_measures import cluster_result, component_shapes
+from dlgmm_core.results import cluster_result, component_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

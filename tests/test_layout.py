@@ -13,7 +13,7 @@ import yaml
 
 from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
-from dlgmm_core.figure_measures import cluster_result
+from dlgmm_core.results import cluster_result
 from dlgmm_core.io import read_json
 
 ROOT = Path(__file__).resolve().parents[1]

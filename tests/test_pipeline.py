@@ -28,7 +28,7 @@ import yaml
 
 from dlgmm_core import layout, load_checkpoint
 from dlgmm_core.config import set_params
-from dlgmm_core.figure_measures import cluster_result
+from dlgmm_core.results import cluster_result
 from fixtures_data import WHEEL, mnist_pickle_bytes, sha256, write_chardata, write_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,8 +101,8 @@ def _project(work: Path) -> Path:
 def _repro_two_at_a_time(work: Path) -> subprocess.Popen:
     """``make repro``'s way: independent stages two at a time, each a ``dvc repro --single-item``."""
     dvc = str(Path(sys.executable).parent / "dvc")
-    return subprocess.Popen([sys.executable, "-m", "dlgmm_core.schedule", "--jobs", "2", "--dvc", dvc], cwd=work,
-                            env=_env(work), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, str(ROOT / "tools" / "schedule.py"), "--jobs", "2", "--dvc", dvc],
+                            cwd=work, env=_env(work), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finished_project(tmp_path_factory, name: str) -> Path:
@@ -134,7 +134,7 @@ def finished_project(tmp_path_factory, name: str) -> Path:
 def two_runs(tmp_path_factory) -> tuple[Path, Path]:
     """Two tiny projects run from scratch: the session's shared run (one ``dvc repro``, usually made meanwhile by
     the other xdist worker, for tests/test_dvc_mechanics.py), and one of this module's own, run two stages at a
-    time by :mod:`dlgmm_core.schedule`."""
+    time by tools/schedule.py."""
     second = _project(tmp_path_factory.mktemp("run_b"))
     process = _repro_two_at_a_time(second)
     output, _ = process.communicate()

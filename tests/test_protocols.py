@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,15 +21,52 @@ ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
 STICK_KEYS = ("sb_vae", "dlgmm", "dldpmm", "qualitative")
 
-#: Where the paper's text and the authors' code differ, per protocol (README.md, "Protocols").
-TABLE = {
-    "authors": {"encoder": [torch.nn.Linear], "kl": "taylor",
-                "taylor_terms": {"sb_vae": 10, "dlgmm": 11, "dldpmm": 11, "qualitative": 11},
-                "patience": 26, "max_epochs": 500, "headline": "authors", "samples": 1000},
-    "corrected": {"encoder": [torch.nn.Linear, torch.nn.ReLU], "kl": "quadrature",
-                  "taylor_terms": {"sb_vae": 10, "dlgmm": 11, "dldpmm": 11, "qualitative": 11},
-                  "patience": 30, "max_epochs": 500, "headline": "ours", "samples": 5000},
-}
+DOC = ROOT / "docs" / "protocols.md"
+#: The rows of docs/protocols.md's table, by the start of their setting cell, and the params.yaml keys each names.
+ROWS = {"encoder": ("encoder_activation",), "KL": ("kl", "taylor_terms"), "early stopping": ("patience",),
+        "max epochs": ("max_epochs",), "SB-VAE decoder input": ("decoder_input",),
+        "headline": ("headline", "samples")}
+
+
+def _doc_rows() -> dict[str, list[str]]:
+    """``{row: [setting cell, authors cell, corrected cell]}`` of docs/protocols.md's table of the protocols."""
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        row = next((key for key in ROWS if line.startswith("| ") and cells[0].startswith(key)), None)
+        if row is not None and len(cells) == 3:
+            rows[row] = cells
+    assert list(rows) == list(ROWS), f"{DOC}: expected the rows {list(ROWS)}, found {list(rows)}"
+    return rows
+
+
+def _first_code(cell: str) -> str:
+    return re.search(r"`([^`]+)`", cell).group(1)
+
+
+def _doc_table() -> dict[str, dict]:
+    """What each protocol builds, as docs/protocols.md's table says (the one copy of the table)."""
+    rows, table = _doc_rows(), {}
+    for column, protocol in ((1, "authors"), (2, "corrected")):
+        cells = {row: value[column] for row, value in rows.items()}
+        assert column == 1 or "taylor_terms` as under `authors`" in cells["KL"], cells["KL"]
+        terms = re.search(r"(\d+) terms for DLGMM, DLDPMM and the qualitative model; (\d+) for the SB-VAE",
+                          rows["KL"][1])
+        mixture, sticks = int(terms.group(1)), int(terms.group(2))
+        table[protocol] = {
+            "encoder": {"linear": [torch.nn.Linear], "relu": [torch.nn.Linear, torch.nn.ReLU]}[
+                _first_code(cells["encoder"])],
+            "kl": _first_code(cells["KL"]),
+            "taylor_terms": {"sb_vae": sticks, "dlgmm": mixture, "dldpmm": mixture, "qualitative": mixture},
+            "patience": int(re.search(r"\d+", cells["early stopping"]).group()),
+            "max_epochs": int(cells["max epochs"]), "decoder_input": _first_code(cells["SB-VAE decoder input"]),
+            "headline": _first_code(cells["headline"]),
+            "samples": int(re.search(r"samples: (\d+)", cells["headline"]).group(1))}
+    return table
+
+
+#: Where the paper's text and the authors' code differ, per protocol: docs/protocols.md's table.
+TABLE = _doc_table()
 
 
 @pytest.fixture()
@@ -90,6 +128,8 @@ def test_each_protocol_builds_exactly_its_settings(protocol):
             assert (sticks.kl_method, sticks.taylor_terms) == (expected["kl"], expected["taylor_terms"][key]), key
         else:
             assert "kl_method" not in model.config
+        if kind == "sb_vae":
+            assert model.config["decoder_input"] == expected["decoder_input"]
     assert (params.train["patience"], params.train["max_epochs"]) == (expected["patience"], expected["max_epochs"])
     estimator = params.eval["marginal_likelihood"]
     assert (estimator["headline"], estimator["samples"], estimator["authors_samples"]) == \
@@ -130,6 +170,8 @@ SETTINGS = [(name, key) for name, definition in read_yaml(PARAMS)["protocol"].it
 
 def test_every_row_of_the_table_is_a_protocol_setting():
     keys = {key for _, key in SETTINGS}
+    named = {name for row in _doc_rows().values() for name in re.findall(r"`(?:[\w<>]+\.)*(\w+)`", row[0])}
+    assert {key.rpartition(".")[2] for key in keys} == {name for names in ROWS.values() for name in names} <= named
     assert keys == {f"model.{key}.encoder_activation" for key in MODEL_KEYS} | \
         {f"model.{key}.{name}" for key in STICK_KEYS for name in ("kl", "taylor_terms")} | \
         {"model.sb_vae.decoder_input"} | \

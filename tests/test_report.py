@@ -565,17 +565,17 @@ def test_effects_are_the_differences_of_the_inputs(partial):
 
 def test_differing_settings_follow_the_protocol_definitions():
     tree = build_tree(protocols=("authors", "corrected"))
-    assert differing_settings(params_from_tree(tree), "dlgmm") == [
+    assert differing_settings(params_from_tree(tree).tree, "dlgmm") == [
         "encoder", "KL(Kumaraswamy ‖ Beta)", "early stopping"]
     corrected = tree["protocol"]["corrected"]
     corrected["model"]["dlgmm"].update(encoder_activation="linear", kl="taylor", taylor_terms=11)
     corrected["train"]["patience"] = 26
-    assert differing_settings(params_from_tree(tree), "dlgmm") == []
+    assert differing_settings(params_from_tree(tree).tree, "dlgmm") == []
     corrected["model"]["dlgmm"]["taylor_terms"] = 5  # a series' length counts where both use the series
-    assert differing_settings(params_from_tree(tree), "dlgmm") == ["KL(Kumaraswamy ‖ Beta)"]
+    assert differing_settings(params_from_tree(tree).tree, "dlgmm") == ["KL(Kumaraswamy ‖ Beta)"]
     corrected["model"]["dlgmm"]["kl"] = "quadrature"
     tree["protocol"]["authors"]["model"]["dlgmm"]["kl"] = "quadrature"  # both accurate: the length is unused
-    assert differing_settings(params_from_tree(tree), "dlgmm") == []
+    assert differing_settings(params_from_tree(tree).tree, "dlgmm") == []
 
 
 def test_metrics_keys_carry_the_protocol(partial):
@@ -645,12 +645,12 @@ def test_the_readme_results_are_the_committed_report():
         pytest.skip("no committed reports/metrics.json yet (the paper-budget run has not finished)")
     metrics = json.loads(metrics_path.read_text())
     table = results_table(metrics, list(read_params_tree(ROOT / "params.yaml")["protocols"]))
-    assert table in (ROOT / "README.md").read_text(), "README.md: update 'Results' (python -m dlgmm_core.report results)"
+    assert table in (ROOT / "README.md").read_text(), "README.md: update 'Results' (python tools/results.py)"
 
 
 def test_results_command_names_a_missing_metrics_file(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "dlgmm_core.report", "results", "--metrics",
-                             str(tmp_path / "metrics.json")], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run([sys.executable, "tools/results.py", "--metrics", str(tmp_path / "metrics.json")],
+                            capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2
     assert result.stderr.strip().endswith("run `dvc repro report` (or `make repro`)")
     assert "metrics.json" in result.stderr and "Traceback" not in result.stderr

@@ -7,7 +7,8 @@ distance matrix per chunk of test points, one ``topk`` for the largest k)
 rather than with scikit-learn, whose import alone costs more than the
 classification; a vote tie goes to the smallest label, as in scikit-learn.
 
-Figure 3a's protocol is not in the authors' code (PAPER.md, section 1), so
+Figure 3a's protocol is not in the authors' code (reports/README.md, "Not determinable from the authors'
+code"), so
 :func:`knn_sensitivity` measures how much two of its unknowns move the error
 on the same checkpoint: the size of the labelled set the classifier is
 fitted on, and embedding each image by the mean of :data:`MEAN_DRAWS` draws

@@ -23,6 +23,41 @@ def _mean_and_se(nll: np.ndarray) -> tuple[float, float]:
     return float(nll.mean()), (float(nll.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0)
 
 
+def _bounds(model: Any, x: np.ndarray | torch.Tensor, samples: int, bounds_at: list[int] | tuple, batch_size: int,
+            device: torch.device, progress: bool | None, bounds_fn: Callable) -> dict[int, np.ndarray]:
+    """Our per-example log-likelihood bounds ``{s: (n,) float64}`` for every ``s`` of ``bounds_at`` up to S =
+    ``samples`` and for S itself (Eq. 7 of the paper by importance sampling; the IWAE bound at s), the examples
+    given to ``bounds_fn`` in chunks of ``max(1, batch_size // S)``."""
+    import torch
+
+    from ..runtime import as_float_tensor
+
+    at = sorted({int(s) for s in bounds_at if int(s) <= samples})
+    n = int(x.shape[0])
+    chunk = max(1, int(batch_size) // samples)
+    # Each chunk's bounds are copied into arrays allocated once: kept as a list of small tensors, one per chunk,
+    # they pin the heap between the sampler's large temporaries, which then cannot be reused or returned
+    # (measured on a loaded 5-component model at S = 5,000: 6.4 GB resident after 2,000 MNIST test images
+    # against 0.7 GB; the full test set was killed at 23 GB).
+    bounds: dict[int, np.ndarray] = {}
+    with torch.no_grad(), progress_bar(n, f"log p(x), S={samples}", "ex", progress) as bar:
+        for start in range(0, n, chunk):
+            xb = as_float_tensor(x[start:start + chunk], device)
+            out = {int(s): value for s, value in bounds_fn(model, xb, samples, at=tuple(at),
+                                                           batch_size=int(batch_size)).items()}
+            if samples not in out:
+                raise DlgmmError(f"importance_bounds returned no entry for S={samples} (got {sorted(out)})")
+            if not bounds:
+                bounds = {s: np.empty(n, dtype=np.float64) for s in out}
+            elif out.keys() != bounds.keys():
+                raise DlgmmError(f"importance_bounds returned entries for s = {sorted(out)} at example {start}, "
+                                 f"for s = {sorted(bounds)} before")
+            for s, value in out.items():
+                bounds[s][start:start + xb.shape[0]] = value.detach().to("cpu", torch.float64).numpy()
+            bar.update(xb.shape[0])
+    return dict(sorted(bounds.items()))
+
+
 def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, bounds_at: list[int] | tuple,
                         batch_size: int, device: torch.device, progress: bool | None = None,
                         bounds_fn: Callable | None = None, *, authors_samples: int | None = None,
@@ -57,42 +92,16 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
     ``samples``) and ``authors`` (``nll``, ``nll_se``, ``samples``,
     ``dropped_draws``).
     """
-    import torch
-
-    from ..runtime import as_float_tensor
-
     if headline not in HEADLINES:
         raise DlgmmError(f"marginal likelihood: headline must be one of {', '.join(map(repr, HEADLINES))} "
                          f"(got {headline!r})")
     if bounds_fn is None:
         from .. import importance_bounds as bounds_fn
     samples = int(samples)
-    at = sorted({int(s) for s in bounds_at if int(s) <= samples})
     n = int(x.shape[0])
     if n == 0:
         raise DlgmmError("marginal likelihood: no test examples")
-    chunk = max(1, int(batch_size) // samples)
-    # Each chunk's bounds are copied into arrays allocated once: kept as a list of small tensors, one per chunk,
-    # they pin the heap between the sampler's large temporaries, which then cannot be reused or returned
-    # (measured on a loaded 5-component model at S = 5,000: 6.4 GB resident after 2,000 MNIST test images
-    # against 0.7 GB; the full test set was killed at 23 GB).
-    bounds: dict[int, np.ndarray] = {}
-    with torch.no_grad(), progress_bar(n, f"log p(x), S={samples}", "ex", progress) as bar:
-        for start in range(0, n, chunk):
-            xb = as_float_tensor(x[start:start + chunk], device)
-            out = {int(s): value for s, value in bounds_fn(model, xb, samples, at=tuple(at),
-                                                           batch_size=int(batch_size)).items()}
-            if samples not in out:
-                raise DlgmmError(f"importance_bounds returned no entry for S={samples} (got {sorted(out)})")
-            if not bounds:
-                bounds = {s: np.empty(n, dtype=np.float64) for s in out}
-            elif out.keys() != bounds.keys():
-                raise DlgmmError(f"importance_bounds returned entries for s = {sorted(out)} at example {start}, "
-                                 f"for s = {sorted(bounds)} before")
-            for s, value in out.items():
-                bounds[s][start:start + xb.shape[0]] = value.detach().to("cpu", torch.float64).numpy()
-            bar.update(xb.shape[0])
-    bounds = dict(sorted(bounds.items()))
+    bounds = _bounds(model, x, samples, bounds_at, batch_size, device, progress, bounds_fn)
     log_px = bounds[samples]
     bad = int((~np.isfinite(log_px)).sum())
     if bad:

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DlgmmError
-from ..io import atomic_dir, save_figure, write_json
-from ..figure_measures import COMPONENT_SHAPES
+from ..io import atomic_dir, save_figure
+from ..results import COMPONENT_SHAPES, ComponentShapes
 from ..layout import component_figure_in
 from .common import model_components, prior_mean
 from .knn import knn_errors, knn_predictions
@@ -167,6 +167,6 @@ def save_component_grids(folder: str | os.PathLike, model: Any, grid: int, label
             classes = {} if labelled is None else {"classes": digit_classes(means, labelled["x_train"],
                                                                             labelled["y_train"])}
             shapes.append({"component": k + 1, "prior_mean": prior_mean(model, k), **digit_shape(means), **classes})
-        classifier = {} if labelled is None else {"classifier": digit_classifier(labelled)}
-        write_json(Path(tmp, COMPONENT_SHAPES), {"ink_level": INK_LEVEL, **classifier, "components": shapes})
+        classifier = None if labelled is None else digit_classifier(labelled)
+        ComponentShapes(INK_LEVEL, shapes, classifier).write(Path(tmp, COMPONENT_SHAPES))
     return written

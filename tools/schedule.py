@@ -1,4 +1,4 @@
-"""Run the pipeline's independent stages side by side: ``python -m dlgmm_core.schedule --jobs 2``.
+"""Run the pipeline's independent stages side by side: ``python tools/schedule.py --jobs 2``.
 
 DVC runs one stage at a time, but it lets separate ``dvc repro --single-item``
 processes run independent stages concurrently: each takes the repository lock
@@ -11,7 +11,9 @@ the next protocol's; within a protocol MNIST's before Omniglot's (every
 table of the paper has MNIST cells, so a run cut short still fills them), and
 then the most expensive first (longest-first keeps the two cores busy until the
 end; a further protocol's stages fill a core the headline leaves idle, so the
-headline's results are never delayed by another protocol's). Each stage is a
+headline's results are never delayed by another protocol's). A stage's cost is
+the time its last run logged in its outputs (:func:`logged_seconds`: a training
+log's epoch times, a result's ``seconds``), else a default. Each stage is a
 plain ``dvc --wait-for-lock repro --single-item <stage>``, so DVC still decides
 what is up to date, what reruns and what dvc.lock records; a stage that failed
 stops only the stages downstream of it, and the run ends with exit status 1.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import os
 import subprocess
 import sys
@@ -33,30 +36,51 @@ import time
 from collections import deque
 from pathlib import Path
 
-from . import layout
-from .errors import DlgmmError
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-#: Relative cost of a stage family (training dominates, then importance sampling).
-_FAMILY_COST = {"train": 100.0, "train_dlgmm": 100.0, "train_qualitative": 100.0, "marginal_likelihood": 20.0}
-#: Measured seconds per MNIST training epoch of each model key (2 threads, this package), the ready-queue order.
-_MODEL_COST = {"dldpmm": 23.0, "qualitative": 11.0, "dlgmm": 8.0, "sb_vae": 7.0, "gauss_vae": 4.4}
-#: Training images of the datasets (the offline Omniglot subset is smaller still).
-_DATASET_COST = {"mnist": 50_000, "omniglot": 23_000}
+from dlgmm_core import layout  # noqa: E402
+from dlgmm_core.errors import DlgmmError  # noqa: E402
+
+#: The cost (seconds) of a stage whose outputs log no time: one that writes a training log (under logs/), another.
+DEFAULT_SECONDS = {"training": 3600.0, "other": 60.0}
 #: Seconds between checks of the running stages.
 _POLL = 0.5
 
 
-def stage_cost(name: str) -> float:
-    """A rough relative cost of stage ``name`` (e.g. ``train@authors-mnist-dldpmm``), for ordering only."""
-    family, _, item = name.partition("@")
-    parts = item.split("-")
-    model = next((p for p in parts if p in _MODEL_COST), None)
-    if family == "train_dlgmm":
-        model = "dlgmm"
-    elif family in ("train_qualitative", "samples_qualitative"):
-        model = "qualitative"
-    dataset = _stage_dataset(name)
-    return _FAMILY_COST.get(family, 1.0) * _MODEL_COST.get(model, 1.0) * _DATASET_COST[dataset] / 50_000
+def logged_seconds(path: Path) -> float | None:
+    """The seconds the stage that wrote output ``path`` took last time, None where it logs none.
+
+    A training log (``logs/<protocol>/<dataset>/<model>/metrics.json``, or the folder holding it): its mean epoch
+    time times its epochs (``timing.mean_epoch_seconds``, ``epochs``, or ``step`` while it is under way); a JSON
+    result with a top-level ``seconds`` (the marginal-likelihood stage's): that.
+    """
+    path = path / "metrics.json" if path.is_dir() else path
+    if path.suffix != ".json" or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    timing = data.get("timing") if isinstance(data.get("timing"), dict) else {}
+    epochs = data.get("epochs", data.get("step"))
+    values = [timing.get("mean_epoch_seconds"), epochs] if timing else [data.get("seconds"), 1]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return float(values[0]) * float(values[1])
+    return None
+
+
+def stage_cost(outputs: list[Path], roots: tuple[Path, ...] = (Path("."),)) -> float:
+    """The cost of a stage with the outputs ``outputs`` (relative to the repository): the largest time they log
+    (:func:`logged_seconds`) under the first of ``roots`` where they log one, else :data:`DEFAULT_SECONDS`
+    (``training`` where an output lies under ``logs/``)."""
+    for root in roots:
+        logged = [seconds for seconds in (logged_seconds(root / out) for out in outputs) if seconds is not None]
+        if logged:
+            return max(logged)
+    training = any(out.parts[:1] == layout.logs_dir().parts for out in outputs)
+    return DEFAULT_SECONDS["training" if training else "other"]
 
 
 def protocol_rank(name: str, protocols: tuple[str, ...]) -> int:
@@ -69,13 +93,15 @@ def protocol_rank(name: str, protocols: tuple[str, ...]) -> int:
 def _stage_dataset(name: str) -> str:
     """The dataset in stage ``name``'s item (``train@corrected-omniglot-dlgmm``, ``prepare@omniglot``); ``mnist``
     for a stage of no dataset (``tsne@…`` and the qualitative model's stages are MNIST's)."""
-    return next((p for p in name.partition("@")[2].split("-") if p in _DATASET_COST), "mnist")
+    from dlgmm_core.config import DATASETS
+
+    return next((p for p in name.partition("@")[2].split("-") if p in DATASETS), "mnist")
 
 
 def dataset_rank(name: str) -> int:
     """The index in :data:`dlgmm_core.config.DATASETS` (MNIST first) of stage ``name``'s dataset
     (:func:`_stage_dataset`)."""
-    from .config import DATASETS
+    from dlgmm_core.config import DATASETS
 
     return DATASETS.index(_stage_dataset(name))
 
@@ -83,7 +109,7 @@ def dataset_rank(name: str) -> int:
 def read_protocols() -> tuple[str, ...]:
     """``params.yaml``'s ``protocols`` list, () when it is not a list of names (the resolve stage then
     reports what is wrong)."""
-    from .config import read_params_tree
+    from dlgmm_core.config import read_params_tree
 
     names = read_params_tree().get("protocols")
     return tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else ()
@@ -101,15 +127,17 @@ def first_protocol(protocols: tuple[str, ...], first: str | None) -> tuple[str, 
     return (first, *(p for p in protocols if p != first))
 
 
-def stage_graph(targets: list[str] | None = None) -> dict[str, set[str]]:
-    """``{stage: the stages it depends on}`` from DVC's graph, restricted to ``targets`` and their upstream."""
+def stage_graph(targets: list[str] | None = None) -> tuple[dict[str, set[str]], dict[str, list[Path]]]:
+    """``({stage: the stages it depends on}, {stage: its outputs})`` from DVC's graph, restricted to ``targets``
+    and their upstream."""
     from dvc.repo import Repo
 
     with Repo() as repo:
         graph = repo.index.graph
         upstream = {stage.addressing: {dep.addressing for dep in graph.successors(stage)} for stage in graph.nodes}
+        outputs = {stage.addressing: [Path(out.def_path) for out in stage.outs] for stage in graph.nodes}
     if not targets:
-        return upstream
+        return upstream, outputs
     unknown = [t for t in targets if t not in upstream]
     if unknown:
         raise DlgmmError(f"dvc.yaml: no stage named {', '.join(map(repr, unknown))}")
@@ -119,17 +147,18 @@ def stage_graph(targets: list[str] | None = None) -> dict[str, set[str]]:
         if name not in keep:
             keep.add(name)
             todo.extend(upstream[name])
-    return {name: deps & keep for name, deps in upstream.items() if name in keep}
+    return {name: deps & keep for name, deps in upstream.items() if name in keep}, outputs
 
 
 def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print,
-              protocols: tuple[str, ...] = ()) -> list[str]:
+              protocols: tuple[str, ...] = (), costs: dict[str, float] | None = None) -> list[str]:
     """Run every stage of ``upstream`` once its dependencies succeeded, at most ``jobs`` at a time.
 
     ``start(name)`` launches a stage and returns an object with ``poll()``
     (``None`` while running, else the exit status), like :class:`subprocess.Popen`.
     Ready stages start in the order of their protocol in ``protocols`` (:func:`protocol_rank`), then of their
-    dataset (:func:`dataset_rank`), then costliest first (:func:`stage_cost`). Returns the failed
+    dataset (:func:`dataset_rank`), then costliest first (``costs``, seconds: :func:`stage_cost`; a stage without
+    one costs :data:`DEFAULT_SECONDS` ``other``), then by name. Returns the failed
     stages; the stages downstream of a failure are not started.
     """
     waiting = {name: set(deps) for name, deps in upstream.items()}
@@ -138,7 +167,8 @@ def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print,
         for dep in deps:
             downstream[dep].add(name)
     def priority(name: str) -> tuple[int, int, float, str]:
-        return protocol_rank(name, protocols), dataset_rank(name), -stage_cost(name), name
+        cost = (costs or {}).get(name, DEFAULT_SECONDS["other"])
+        return protocol_rank(name, protocols), dataset_rank(name), -cost, name
 
     ready = [priority(n) for n, deps in waiting.items() if not deps]
     heapq.heapify(ready)
@@ -190,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("targets", nargs="*", help="stages to reproduce with their upstream (default: all)")
     parser.add_argument("--jobs", "-j", type=int, default=2, help="stages at a time (1: plain dvc repro)")
     parser.add_argument("--dvc", default="dvc", help="the dvc executable")
+    parser.add_argument("--costs-from", metavar="DIR", action="append", default=[], type=Path,
+                        help="a further checkout whose logged stage times rank the stages where this one logs none "
+                             "(`make quick`: the workspace's paper-budget run)")
     parser.add_argument("--first", metavar="PROTOCOL",
                         help="run this protocol's stages before the headline's (e.g. when the headline's results are "
                              "already committed and another protocol's are missing); the report is unchanged")
@@ -204,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return subprocess.call([args.dvc, "repro", *args.targets])
     try:
-        upstream = stage_graph(args.targets)
+        upstream, outputs = stage_graph(args.targets)
         protocols = first_protocol(read_protocols(), args.first)
     except DlgmmError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -225,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"running {len(upstream)} stages, {args.jobs} at a time; each stage's output: {log_dir}/<stage>.log",
           flush=True)
     try:
+        costs = {name: stage_cost(outputs[name], (Path("."), *args.costs_from)) for name in upstream}
         failed = run_graph(upstream, start, jobs=args.jobs, report=lambda line: print(line, flush=True),
-                           protocols=protocols)
+                           protocols=protocols, costs=costs)
     except KeyboardInterrupt:
         for proc in processes:
             if proc.poll() is None:

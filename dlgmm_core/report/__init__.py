@@ -1,0 +1,26 @@
+"""The final report: our numbers beside the paper's under every protocol, flat DVC metrics, training curves.
+
+:func:`write_report` reads, for every protocol of ``params.yaml``'s ``protocols`` list, what the evaluation
+stages wrote (``reports/nll/...``, ``reports/knn/...``, the figures and their measurements under
+``reports/figures/``; formats in :mod:`dlgmm_core.results`) and the training logs (``logs/<protocol>/...``),
+and writes
+
+- ``reports/README.md``: ``templates/report.md`` filled (the sentences are the blocks of
+  ``templates/phrases.md``);
+- ``reports/metrics.json``: flat, sorted keys ``<protocol>.<dataset>.<model>.<metric>``, numbers only, for
+  ``dvc metrics diff``;
+- ``reports/figures/training/``: the training curves, and ours beside the authors' logs.
+
+Modules, in reading order: :mod:`.paper` (the paper's values and names), :mod:`.inputs` (reading),
+:mod:`.analysis` (numbers and verdicts), :mod:`.tables`, :mod:`.figures`, :mod:`.sections` and
+:mod:`.render` (the markdown), :mod:`.templates` (the template files).
+"""
+from .analysis import differing_settings, flat_metrics
+from .inputs import Inputs, ProtocolInputs, TrainingLog, read_inputs
+from .paper import DATASET_NAMES, MODELS, NOT_REPRODUCED, PAPER, ReportModel, registered_models
+from .render import render_readme, write_report
+from .tables import format_cell, markdown_table, results_table
+
+__all__ = ["DATASET_NAMES", "MODELS", "NOT_REPRODUCED", "PAPER", "Inputs", "ProtocolInputs", "ReportModel",
+           "TrainingLog", "differing_settings", "flat_metrics", "format_cell", "markdown_table", "read_inputs",
+           "registered_models", "render_readme", "results_table", "write_report"]

@@ -1,0 +1,212 @@
+"""What the report reads: every protocol's stage outputs (checked by :mod:`dlgmm_core.results`), the training
+histories, the figures it links, and the authors' logged MNIST runs.
+
+The first protocol of params.yaml's ``protocols`` is the headline: each of its
+inputs is required, and a missing one is a DlgmmError naming the file and the
+stage to run. A further protocol's inputs may be missing in whole or in part:
+its stages are then listed in ``not_run`` and its cells read "not run".
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import authors_logs, layout
+from ..config import DATASETS, Params
+from ..errors import DlgmmError
+from ..io import read_json
+from ..results import Clusters, ComponentShapes, Knn, MarginalLikelihood, cluster_result, component_shapes
+from .paper import AUTHORS, registered_models
+
+
+@dataclass
+class TrainingLog:
+    """One model's training history: the final summary and the per-epoch ELBO curves (step = epoch)."""
+
+    summary: dict
+    train: tuple[np.ndarray, np.ndarray]
+    valid: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def epochs(self) -> int:
+        for key in ("epochs", "step"):
+            if isinstance(self.summary.get(key), (int, float)):
+                return int(self.summary[key])
+        return int(len(self.valid[0]))
+
+    @property
+    def best_valid_elbo(self) -> float:
+        value = self.summary.get("best_valid_elbo")
+        if isinstance(value, (int, float)):
+            return float(value)
+        return float(np.max(self.valid[1]))
+
+    @property
+    def finished(self) -> bool:
+        """Whether training has stopped: the summary's epoch count is written only then (the logs and the best
+        checkpoint are rewritten every epoch)."""
+        return "epochs" in self.summary
+
+
+@dataclass
+class ProtocolInputs:
+    """What one protocol's stages wrote, keyed ``[dataset][model]``; an input not run is absent.
+
+    ``figures`` are paths relative to ``reports/``: ``tsne[model]``,
+    ``samples[(dataset, model)]`` and ``qualitative[component - 1]`` (None for
+    a component grid not made). ``not_run`` lists the stages whose outputs are
+    missing, in reading order, each once.
+    """
+
+    nll: dict[str, dict[str, MarginalLikelihood]] = field(default_factory=lambda: {d: {} for d in DATASETS})
+    knn: dict[str, dict[str, Knn]] = field(default_factory=lambda: {d: {} for d in DATASETS})
+    logs: dict[str, dict[str, TrainingLog]] = field(default_factory=lambda: {d: {} for d in DATASETS})
+    tsne: dict[str, Path] = field(default_factory=dict)
+    samples: dict[tuple[str, str], Path] = field(default_factory=dict)
+    qualitative: list[Path | None] = field(default_factory=list)
+    clusters: dict[str, Clusters] = field(default_factory=dict)
+    shapes: ComponentShapes | None = None
+    not_run: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Inputs:
+    """Everything the report reads, per protocol in the order of ``params.yaml``'s ``protocols`` (headline first),
+    and the authors' logged MNIST runs (:mod:`dlgmm_core.authors_logs`) when protocol ``authors`` is listed."""
+
+    protocols: dict[str, ProtocolInputs]
+    authors_logs: dict[str, authors_logs.AuthorsLog] = field(default_factory=dict)
+
+    @property
+    def headline(self) -> str:
+        """The first protocol of the list, whose inputs are all present."""
+        return next(iter(self.protocols))
+
+
+def _read_tsv(path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(step, value)`` of a dvclive metric file (header ``step<TAB><name>``, maybe ``timestamp``)."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DlgmmError(f"{path}: not found; {hint}")
+    try:
+        frame = pd.read_csv(path, sep="\t")
+    except (OSError, ValueError) as err:
+        raise DlgmmError(f"{path}: not a readable dvclive .tsv ({err}); {hint}") from None
+    columns = [c for c in frame.columns if c not in ("step", "timestamp")]
+    if "step" not in frame.columns or len(columns) != 1 or frame.empty:
+        raise DlgmmError(f"{path}: expected a header 'step<TAB><metric>' and at least one row; {hint}")
+    return frame["step"].to_numpy(dtype=np.float64), frame[columns[0]].to_numpy(dtype=np.float64)
+
+
+def training_log_files(protocol: str, dataset: str, model: str, root: Path) -> list[Path]:
+    """The files of one training's history: its summary, then its train and valid ELBO curves."""
+    return [layout.train_metrics(protocol, dataset, model, root)] + [
+        layout.train_curve(protocol, dataset, model, split, root) for split in ("train", "valid")]
+
+
+def read_training_log(protocol: str, dataset: str, model: str, root: Path, hint: str) -> TrainingLog:
+    """One training's dvclive history (``logs/<protocol>/<dataset>/<model>/``): the report's only reader of it."""
+    summary, train, valid = training_log_files(protocol, dataset, model, root)
+    return TrainingLog(summary=read_json(summary, hint), train=_read_tsv(train, hint), valid=_read_tsv(valid, hint))
+
+
+class _Reader:
+    """Reads one protocol's inputs into a :class:`ProtocolInputs`. ``required``: a missing file is a DlgmmError;
+    otherwise its stage is recorded in ``not_run`` and the input left out (a file that exists is checked either
+    way)."""
+
+    def __init__(self, root: Path, protocol: str, required: bool):
+        self.root, self.protocol, self.required = root, protocol, required
+        self.out = ProtocolInputs()
+
+    def present(self, paths: list[Path], stage: str) -> bool:
+        if self.required or all(path.is_file() for path in paths):
+            return True
+        if stage not in self.out.not_run:
+            self.out.not_run.append(stage)
+        return False
+
+    def figure(self, path: Path, stage: str) -> Path | None:
+        if not self.present([path], stage):
+            return None
+        if not path.is_file():
+            raise DlgmmError(f"{path}: figure not found; run `dvc repro {stage}`")
+        return path.relative_to(layout.reports_dir(self.root))
+
+    def results(self, dataset: str, model: str) -> None:
+        protocol, root, out = self.protocol, self.root, self.out
+        path, stage = layout.nll_result(protocol, dataset, model, root), layout.nll_stage(protocol, dataset, model)
+        if self.present([path], stage):
+            out.nll[dataset][model] = MarginalLikelihood.read(path, f"run `dvc repro {stage}`")
+        path, stage = layout.knn_result(protocol, dataset, model, root), layout.knn_stage(protocol, dataset, model)
+        if self.present([path], stage):
+            out.knn[dataset][model] = Knn.read(path, f"run `dvc repro {stage}`")
+
+    def training(self, dataset: str, model: str) -> None:
+        stage = layout.train_stage(self.protocol, dataset, model)
+        files = training_log_files(self.protocol, dataset, model, self.root)
+        if not self.present(files, stage):
+            return
+        log = read_training_log(self.protocol, dataset, model, self.root, f"run `dvc repro {stage}`")
+        if log.finished:
+            self.out.logs[dataset][model] = log
+        elif self.required:
+            raise DlgmmError(f"{files[0]}: training has not finished (no final summary); run `dvc repro {stage}`")
+        elif stage not in self.out.not_run:
+            self.out.not_run.append(stage)
+
+    def tsne(self, model: str) -> None:
+        stage = layout.tsne_stage(self.protocol, model)
+        path = self.figure(layout.tsne_figure(self.protocol, "mnist", model, self.root), stage)
+        if path is None:
+            return
+        self.out.tsne[model] = path
+        clusters = cluster_result(self.protocol, "mnist", model, self.root)
+        if self.present([clusters], stage):
+            read = Clusters.read(clusters, f"run `dvc repro {stage}`")
+            if read.clusters is not None:
+                self.out.clusters[model] = read
+
+    def qualitative(self, components: int) -> None:
+        stage = layout.samples_stage(self.protocol, "mnist", "qualitative")
+        self.out.qualitative = [self.figure(layout.qualitative_figure(self.protocol, k, self.root), stage)
+                                for k in range(1, components + 1)]
+        shapes = component_shapes(self.protocol, self.root)
+        if all(self.out.qualitative) and self.present([shapes], stage):
+            self.out.shapes = ComponentShapes.read(shapes, f"run `dvc repro {stage}`", components)
+
+
+def _read_protocol(root: Path, params: Params, protocol: str, required: bool) -> ProtocolInputs:
+    """One protocol's inputs, in the order their stages are named in ``not_run``."""
+    reader = _Reader(root, protocol, required)
+    for dataset in DATASETS:
+        for model in registered_models():
+            reader.results(dataset, model)
+        for model in registered_models(dataset):
+            reader.training(dataset, model)
+    for model in registered_models():
+        reader.tsne(model)
+    for dataset in DATASETS:
+        for model in registered_models():
+            path = reader.figure(layout.samples_figure(protocol, dataset, model, root),
+                                 layout.samples_stage(protocol, dataset, model))
+            if path is not None:
+                reader.out.samples[(dataset, model)] = path
+    reader.qualitative(int(params.tree["model"]["qualitative"]["components"]))
+    return reader.out
+
+
+def read_inputs(root: str | os.PathLike, params: Params) -> Inputs:
+    """Read the inputs of every protocol under ``root`` (the repository).
+
+    The headline (first) protocol's are required: DlgmmError naming a missing file.
+    """
+    root = Path(root)
+    names = list(params.tree["protocols"])
+    logs = {model: authors_logs.read(model) for model in authors_logs.SOURCES} if AUTHORS in names else {}
+    return Inputs({name: _read_protocol(root, params, name, required=index == 0)
+                   for index, name in enumerate(names)}, logs)

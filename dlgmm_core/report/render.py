@@ -1,0 +1,303 @@
+"""The report's markdown: ``templates/report.md`` with its slots filled from the inputs, the analysis and the
+tables (the sentences are blocks of ``templates/phrases.md``), and :func:`write_report`, which writes it with
+the flat metrics and the training curves."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import layout
+from ..config import DATASETS, Params
+from ..io import atomic_dir, write_json, write_text
+from .analysis import Verdict, cluster_verdict, examples_verdict, flat_metrics, frequent_digits, share, widths
+from .figures import AUTHORS_LOGS_FIGURE, plot_authors_logs, plot_training_curves
+from .inputs import Inputs, ProtocolInputs, read_inputs
+from .paper import (DATASET_NAMES, ENCODERS, MODELS, PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT, PROTOCOL_PURPOSES,
+                    differs_from_paper, name, registered_models, table_rows, trained_only)
+from .sections import where_section
+from .tables import (MISSING, NOT_RUN, estimator_table, knn_table, markdown_table, nll_table, training_table)
+from .templates import fill, paragraphs, phrase
+
+#: Digits listed per component in the table of Figure 2a/2b, at most.
+FREQUENT_DIGITS = 4
+
+
+def _distinct(values: list) -> str:
+    """The distinct ``values`` in first-seen order, joined by ``/``."""
+    return "/".join(str(v) for v in dict.fromkeys(values))
+
+
+def _per_model(values: dict[str, str]) -> str:
+    """``values`` (model key -> text) as one text where all agree, else ``text (names); …`` per distinct text."""
+    texts = list(dict.fromkeys(values.values()))
+    if len(texts) == 1:
+        return texts[0]
+    return "; ".join(f"{text} ({', '.join(name(k) for k, t in values.items() if t == text)})" for text in texts)
+
+
+def _protocol_settings(params: Params, protocol: str) -> str:
+    """What ``protocol``'s settings in params.yaml are (encoder, KL of the sticks, early stopping), with the quick
+    budget's overrides of the epochs when ``budget`` is ``quick``."""
+    settings = (params.tree.get("protocol") or {}).get(protocol) or {}
+    models = settings.get("model") or {}
+    train = dict(settings.get("train") or {})
+    if params.budget == "quick":
+        train.update({key.split(".", 1)[1]: value for key, value in (params.tree.get("quick") or {}).items()
+                      if key in ("train.patience", "train.max_epochs")})
+    parts = []
+    encoders = {k: m["encoder_activation"] for k, m in models.items() if "encoder_activation" in m}
+    if encoders:
+        parts.append(_per_model({k: ENCODERS.get(a) or phrase("settings.encoder", activation=a)
+                                 for k, a in encoders.items()}))
+    kl = {k: phrase("settings.quadrature") if m["kl"] == "quadrature" else
+          phrase("settings.taylor", terms=m["taylor_terms"]) for k, m in models.items() if "kl" in m}
+    if kl:
+        parts.append(_per_model(kl))
+    if "patience" in train:
+        parts.append(phrase("settings.patience", patience=train["patience"])
+                     + (phrase("settings.max_epochs", max_epochs=train["max_epochs"]) if "max_epochs" in train else ""))
+    return ", ".join(parts) or phrase("settings.none", protocol=protocol)
+
+
+def _protocol_line(protocol: str, run: ProtocolInputs, headline: bool, params: Params) -> str:
+    """The header line that says what ``protocol`` is, its settings, and how its -log p(x) was estimated."""
+    purpose, settings = PROTOCOL_PURPOSES.get(protocol), _protocol_settings(params, protocol)
+    described = settings if not purpose else phrase("protocol.purpose", purpose=purpose, settings=settings)
+    results = [data for dataset in DATASETS for data in run.nll[dataset].values()]
+    if not results:
+        estimators = phrase("protocol.not_run")
+    else:
+        examples = ", ".join(f"{DATASET_NAMES[d]} {_distinct([x.examples for x in run.nll[d].values()])}"
+                             for d in DATASETS if run.nll[d])
+        estimators = phrase("protocol.estimators", examples=examples,
+                            estimator=_distinct([phrase(f"estimator.{d.headline}") for d in results]),
+                            draws=_distinct([d.authors["samples"] for d in results]),
+                            samples=_distinct([d.ours["samples"] for d in results]))
+    return phrase("protocol.line", protocol=protocol, headline=phrase("headline") if headline else "",
+                  described=described, estimators=estimators)
+
+
+def _protocol_setting(params: Params, protocol: str, model: str, key: str) -> object:
+    """``protocol.<protocol>.model.<model>.<key>`` of params.yaml where the protocol sets it, else
+    ``model.<model>.<key>``."""
+    section = params.tree.get("protocol", {}).get(protocol, {}).get("model", {}).get(model, {})
+    return section[key] if key in section else params.tree["model"][model].get(key, MISSING)
+
+
+def _kl_methods(run: ProtocolInputs, params: Params, protocol: str) -> str:
+    """``<model>: `<method>``` for every model with a KL method: from its results, or from params.yaml for a model
+    that is only trained; ``not run`` for one whose results are missing."""
+    has_kl = [model for model in table_rows("nll") if "kl" in params.tree["model"].get(model, {})]
+    parts = []
+    for model in has_kl:
+        methods = {dataset: run.nll[dataset][model].kl_method for dataset in DATASETS if model in run.nll[dataset]}
+        distinct = sorted({str(m) for m in methods.values()})
+        if not distinct:
+            parts.append(f"{name(model)}: {NOT_RUN}")
+        elif len(distinct) == 1:
+            parts.append(f"{name(model)}: `{distinct[0]}`")
+        else:
+            parts.append(f"{name(model)}: " + ", ".join(f"`{m}` ({d})" for d, m in methods.items()))
+    parts += [f"{name(model)}: `{_protocol_setting(params, protocol, model, 'kl')}`" for model in trained_only()
+              if "kl" in params.tree["model"].get(model, {})]
+    return phrase("kl.line", protocol=protocol, methods="; ".join(parts))
+
+
+def _header(inputs: Inputs, params: Params) -> dict[str, str]:
+    """The slots of the report's header."""
+    if params.budget == "quick":
+        overrides = ", ".join(f"`{key}: {json.dumps(value)}`" for key, value in (params.tree.get("quick") or {}).items())
+        budget_note = phrase("budget.quick", overrides=overrides)
+    else:
+        budget_note = phrase("budget.paper")
+    knn = inputs.protocols[inputs.headline].knn["mnist"]["dlgmm"]
+    return {"budget_note": budget_note, "budget": params.budget,
+            "protocols": ", ".join(f"`{p}`" + (phrase("headline") if p == inputs.headline else "")
+                                   for p in inputs.protocols),
+            "protocol_lines": "\n".join(_protocol_line(p, run, p == inputs.headline, params)
+                                        for p, run in inputs.protocols.items()),
+            "k": params.k, "kl_lines": "\n".join(_kl_methods(run, params, p) for p, run in inputs.protocols.items()),
+            "headline": inputs.headline,
+            "knn_train": MISSING if knn.train_examples is None else knn.train_examples,
+            "knn_test": MISSING if knn.test_examples is None else knn.test_examples,
+            "incomplete": paragraphs(*(phrase("incomplete", protocol=p, stages=" ".join(run.not_run))
+                                       for p, run in inputs.protocols.items() if run.not_run))}
+
+
+def _tsne(inputs: Inputs) -> str:
+    parts = []
+    for model in registered_models():
+        figure = MODELS[model].figure if model in MODELS else ""
+        parts.append(phrase("tsne.heading", model=name(model), figure=f" ({figure})" if figure else ""))
+        for protocol, run in inputs.protocols.items():
+            path = run.tsne.get(model)
+            parts.append(f"`{protocol}`: {NOT_RUN}" if path is None else
+                         phrase("tsne.figure", protocol=protocol, model=name(model), path=path.as_posix()))
+    return paragraphs(*parts)
+
+
+def _clusters(inputs: Inputs) -> str:
+    """Figure 2c/2d in numbers: each map's leave-one-out kNN class error, and the paper's reading."""
+    measured = {protocol: run.clusters for protocol, run in inputs.protocols.items() if run.clusters}
+    if not measured:
+        return ""
+    rows = [[f"`{protocol}`", name(model), f"{entry.points}", f"{int(entry.clusters['neighbors'])}",
+             f"{entry.clusters['map_error']:.2f}", f"{entry.clusters['latent_error']:.2f}"]
+            for protocol, clusters in measured.items() for model in registered_models()
+            if (entry := clusters.get(model))]
+    parts = [phrase("clusters", table=markdown_table(["protocol", "model", "points", "k", "error in the map (%)",
+                                                       "error in the latent space (%)"], rows))]
+    for protocol, clusters in measured.items():
+        if "gauss_vae" in clusters and "dlgmm" in clusters:
+            gauss, dlgmm = clusters["gauss_vae"].clusters, clusters["dlgmm"].clusters
+            verdict = cluster_verdict(dlgmm["map_error"], gauss["map_error"])
+            parts.append(phrase("clusters.verdict", protocol=protocol, verdict=phrase(f"verdict.{verdict.value}"),
+                                **{f"{m}_{key}": f"{data[f'{key}_error']:.2f}" for m, data in
+                                   (("dlgmm", dlgmm), ("gauss", gauss)) for key in ("map", "latent")}))
+    return paragraphs(*parts)
+
+
+def _qualitative(inputs: Inputs, components: int) -> tuple[str, str]:
+    """The links to every component grid, and the two extremes shown, per protocol."""
+    links, shown = [], []
+    for protocol, run in inputs.protocols.items():
+        items = []
+        for index, path in enumerate(run.qualitative, start=1):
+            figure = " (Figure 2a)" if index == 1 else " (Figure 2b)" if index == components else ""
+            items.append(phrase("qualitative.not_run", component=index, figure=figure) if path is None else
+                         phrase("qualitative.link", component=index, figure=figure, path=path.as_posix()))
+        links.append(phrase("qualitative.links", protocol=protocol, links=", ".join(items)))
+        first, last = run.qualitative[0], run.qualitative[-1]
+        if first is not None and last is not None:
+            shown.append(phrase("qualitative.figures", protocol=protocol, first=first.as_posix(),
+                                last_component=components, last=last.as_posix()))
+    return "\n".join(links), paragraphs(*shown)
+
+
+def _widths_sentence(protocol: str, components: list[dict]) -> str:
+    """The paper's reading of Figure 2a/2b (width grows from component 1 to K) against the measured widths."""
+    first, last = components[0], components[-1]
+    found = widths(components)
+    steps = ""
+    if found.verdict in (Verdict.HOLDS, Verdict.HOLDS_EXTREMES_ONLY):
+        steps = phrase("shapes.grows") if not found.falls else phrase("shapes.falls", steps="; ".join(
+            phrase("shapes.fall", narrow=int(b["component"]), narrow_width=f"{b['width']:.1f}",
+                   narrow_se=f"{b['width_se']:.1f}", wide=int(a["component"]), wide_width=f"{a['width']:.1f}",
+                   wide_se=f"{a['width_se']:.1f}") for a, b in found.falls))
+    return phrase("shapes.widths", protocol=protocol, last=int(last["component"]),
+                  verdict=phrase(f"verdict.{found.verdict.value}"), first_width=f"{first['width']:.1f}",
+                  last_width=f"{last['width']:.1f}", gap=f"{found.gap:+.1f}", half_margin=f"{found.margin / 2:.1f}",
+                  steps=steps, first_ink=f"{first['ink']:.0f}", last_ink=f"{last['ink']:.0f}")
+
+
+def _examples_sentence(protocol: str, components: list[dict]) -> str:
+    """The paper's examples (sevens from component 1, zeros from component K) against the classified digits."""
+    first, last = components[0], components[-1]
+    shares = [(share(entry, PAPER_THIN_DIGIT), share(entry, PAPER_WIDE_DIGIT)) for entry in (first, last)]
+    verdict = examples_verdict(*shares)
+    return phrase("shapes.examples", protocol=protocol, last=int(last["component"]),
+                  verdict=phrase(f"verdict.{verdict.value}"), sevens_first=f"{shares[0][0]:.0f}",
+                  sevens_last=f"{shares[1][0]:.0f}", zeros_first=f"{shares[0][1]:.0f}",
+                  zeros_last=f"{shares[1][1]:.0f}")
+
+
+def _shapes(inputs: Inputs) -> str:
+    """Figure 2a/2b in numbers: the width, ink and digits of each prior component's samples, and the paper's
+    readings (thin digits from the most negative prior mean, wide ones from the most positive)."""
+    measured = {protocol: run.shapes for protocol, run in inputs.protocols.items() if run.shapes is not None}
+    if not measured:
+        return ""
+    levels = " / ".join(sorted({f"{shapes.ink_level:g}" for shapes in measured.values()}))
+    parts = [phrase("shapes.measured", levels=levels)]
+    classifiers = {p: s.classifier for p, s in measured.items() if s.classifier is not None}
+    if classifiers:
+        parts.append(phrase("shapes.digits", classifiers="; ".join(
+            phrase("shapes.classifier", protocol=p, neighbors=int(c["neighbors"]), train_images=int(c["train_images"]),
+                   test_error=f"{c['test_error']:.2f}", test_images=int(c["test_images"]))
+            for p, c in classifiers.items())))
+    rows = [[f"`{protocol}`", str(int(entry["component"])), f"{entry['prior_mean']:+.2f}",
+             f"{entry['width']:.1f} ± {entry['width_se']:.1f}", f"{entry['ink']:.0f}", str(int(entry["images"]))]
+            + ([", ".join(f"{d}: {s:.0f}" for d, s in frequent_digits(entry, FREQUENT_DIGITS))
+                if "classes" in entry else MISSING] if classifiers else [])
+            for protocol, shapes in measured.items() for entry in shapes.components]
+    parts.append(markdown_table(["protocol", "component", "prior mean", "width (px)", "ink (px)", "images"]
+                                + (["digits (%)"] if classifiers else []), rows))
+    for protocol, shapes in measured.items():
+        parts.append(_widths_sentence(protocol, shapes.components))
+        if shapes.classifier is not None:
+            parts.append(_examples_sentence(protocol, shapes.components))
+    return paragraphs(*parts, "" if classifiers else phrase("shapes.width_only"))
+
+
+def _samples(inputs: Inputs) -> str:
+    lines = []
+    for dataset in DATASETS:
+        for model in registered_models():
+            links = []
+            for protocol, run in inputs.protocols.items():
+                path = run.samples.get((dataset, model))
+                links.append(phrase("samples.not_run", protocol=protocol) if path is None
+                             else phrase("samples.link", protocol=protocol, path=path.as_posix()))
+            lines.append(phrase("samples.line", dataset=DATASET_NAMES[dataset], model=name(model),
+                                links=", ".join(links)))
+    return "\n".join(lines)
+
+
+def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, list[Path]],
+                  authors_figure: Path | None = None) -> str:
+    """The report's markdown; ``training_figures``: per protocol, the training curves written, ``authors_figure``:
+    the validation curves beside the authors' logs (both relative to reports/)."""
+    qualitative: Mapping[str, Any] = params.tree["model"]["qualitative"]
+    components = int(qualitative["components"])
+    links, shown = _qualitative(inputs, components)
+    training = paragraphs(*(paragraphs(phrase("training", protocol=p, table=training_table(run)), *(
+        phrase("training.figure", protocol=p, name=path.stem, path=path.as_posix())
+        for path in training_figures[p])) for p, run in inputs.protocols.items()))
+    text = fill("report.md", **_header(inputs, params), knn_mnist=knn_table(inputs, "mnist"),
+                nll_table=nll_table(inputs, params.tree),
+                architecture_note=phrase("architecture_note")
+                if any(differs_from_paper(params.tree, m) for m in table_rows("nll")) else "",
+                knn_omniglot=knn_table(inputs, "omniglot", with_paper=False),
+                estimators=paragraphs(*(phrase("estimators", protocol=p, table=estimator_table(run))
+                                        for p, run in inputs.protocols.items())),
+                where=where_section(inputs, params.tree, authors_figure), training=training, tsne=_tsne(inputs),
+                clusters=_clusters(inputs), components=components, prior_means=qualitative["prior_means"],
+                qualitative_links=links, qualitative_figures=shown, shapes=_shapes(inputs), samples=_samples(inputs))
+    return re.sub(r"\n{3,}", "\n\n", text)  # an empty slot leaves no empty paragraph
+
+
+def _training_figures(inputs: Inputs, params: Params, root: Path) -> tuple[dict[str, list[Path]], Path | None]:
+    """Write every protocol's training curves and the plot beside the authors' logs (the folder replaced as a
+    whole); their paths relative to reports/."""
+    reports, training_dir = layout.reports_dir(root), layout.training_figures_dir(root)
+    figures: dict[str, list[Path]] = {}
+    with atomic_dir(training_dir) as tmp:
+        for protocol, run in inputs.protocols.items():
+            figures[protocol] = []
+            for dataset in DATASETS:
+                if not run.logs[dataset]:
+                    continue
+                path = layout.training_figure(protocol, dataset, root)
+                title = f"{DATASET_NAMES[dataset]}, protocol {protocol}: ELBO per epoch (budget {params.budget})"
+                plot_training_curves(run.logs[dataset], title, tmp / path.relative_to(training_dir))
+                figures[protocol].append(path.relative_to(reports))
+        plotted = plot_authors_logs(inputs, tmp / AUTHORS_LOGS_FIGURE) is not None
+    return figures, (training_dir / AUTHORS_LOGS_FIGURE).relative_to(reports) if plotted else None
+
+
+def write_report(root: str | os.PathLike, params: Params) -> list[Path]:
+    """Read the inputs under ``root`` and write reports/README.md, reports/metrics.json and the training curves.
+
+    Returns the written paths. Nothing is written when a headline input is missing.
+    """
+    root = Path(root)
+    inputs = read_inputs(root, params)
+    metrics = flat_metrics(inputs)
+    figures, authors_figure = _training_figures(inputs, params, root)
+    readme = render_readme(inputs, params, figures, authors_figure)
+    write_json(layout.report_metrics(root), metrics)
+    write_text(layout.report_readme(root), readme)
+    return [layout.report_readme(root), layout.report_metrics(root), layout.training_figures_dir(root)]

@@ -1,0 +1,61 @@
+"""Print the tables of README.md and docs/ that come from committed results.
+
+    python tools/results.py [--metrics reports/metrics.json]   # README.md's "Results" table
+    python tools/results.py --epochs                          # docs/protocols.md's validation ELBO per epoch
+
+The Results table's protocol columns follow params.yaml's `protocols` list; the epochs table reads the committed
+training logs (logs/<protocol>/mnist/<model>/) and the authors' logged runs (dlgmm_core/reference/).
+tests/test_docs.py keeps both documents equal to what this prints.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dlgmm_core import authors_logs  # noqa: E402
+from dlgmm_core.config import read_params_tree  # noqa: E402
+from dlgmm_core.errors import run_stage  # noqa: E402
+from dlgmm_core.io import read_json  # noqa: E402
+from dlgmm_core.layout import report_metrics  # noqa: E402
+from dlgmm_core.report import markdown_table, results_table  # noqa: E402
+from dlgmm_core.report.analysis import valid_at  # noqa: E402
+from dlgmm_core.report.inputs import read_training_log  # noqa: E402
+from dlgmm_core.report.paper import name  # noqa: E402
+
+#: The epochs of docs/protocols.md's table.
+EPOCHS = (1, 5, 10, 20)
+
+
+def epochs_table(root: Path = Path(".")) -> str:
+    """Validation ELBO (nats) at :data:`EPOCHS` of the authors' logged MNIST runs and of ours under every protocol
+    of params.yaml, from the committed logs."""
+    protocols = list(read_params_tree(root / "params.yaml")["protocols"])
+    rows = []
+    for model in authors_logs.SOURCES:
+        log = authors_logs.read(model)
+        runs = [("authors' log", log.epoch, log.valid_elbo)]
+        for protocol in protocols:
+            ours = read_training_log(protocol, "mnist", model, root, "run `dvc repro` (or `make repro`)")
+            runs.append((f"`{protocol}`", *ours.valid))
+        rows += [[f"{name(model)}, {label}"] + [f"{valid_at(steps, values, e):.2f}" for e in EPOCHS]
+                 for label, steps, values in runs]
+    return markdown_table(["run"] + [f"epoch {e}" for e in EPOCHS], rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metrics", default=str(report_metrics()), help="the report's flat metrics")
+    parser.add_argument("--epochs", action="store_true", help="docs/protocols.md's table instead")
+    args = parser.parse_args(argv)
+    if args.epochs:
+        print(epochs_table())
+        return
+    metrics = read_json(Path(args.metrics), "run `dvc repro report` (or `make repro`)")
+    print(results_table(metrics, list(read_params_tree()["protocols"])))
+
+
+if __name__ == "__main__":
+    run_stage(main)
