@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import copy
 import datetime
+import functools
 import importlib
 import importlib.util
 import json
@@ -74,7 +75,7 @@ ESTIMATOR_EXAMPLES = 1000
 LARGER_CHUNK = 10
 #: Trainings side by side (processes), and how long each is timed once all are ready.
 PARALLEL_JOBS = (4, 8)
-PARALLEL_SECONDS = 8.0
+PARALLEL_SECONDS = 6.0
 #: The training stage's check: epochs, validation images, and the test images of the evaluation stages.
 STAGE_EPOCHS = 2
 STAGE_VALID = 2000
@@ -352,6 +353,15 @@ def model_keys() -> tuple[str, ...]:
     return registry.trained_keys(DATASET)
 
 
+def timing_order() -> list[str]:
+    """:func:`model_keys` by the CPU hours their logged trainings took, most first: the steps that weigh most
+    in the paper budget are timed first, in case the time budget cuts the rest."""
+    hours: dict[str, float] = {}
+    for row in logged_trainings(ROOT):
+        hours[row["model"]] = hours.get(row["model"], 0.0) + row["cpu_seconds"]
+    return sorted(model_keys(), key=lambda key: -hours.get(key, 0.0))
+
+
 def train_view(protocol: str, key: str) -> Any:
     """The committed training stage view of ``key`` (``data/params/<stage>.json``: paper sizes, ``train``)."""
     from dlgmm_core import layout
@@ -407,10 +417,24 @@ def step_function(model, device, mode: str):
     if mode == "eager":
         return None, False
     torch._dynamo.reset()  # each model compiles afresh (the disk caches stay): no recompile limit is reached
+    with contextlib.suppress(ImportError):
+        from torch._dynamo.utils import counters
+
+        counters.clear()
     elbo_fn, compiled = training.step_elbo(model, True, device, mode=None if mode == "compiled" else mode)
     if not compiled:
         raise RuntimeError("torch.compile is unavailable here (see the notice above)")
     return elbo_fn, mode == "reduce-overhead"
+
+
+def compile_counters() -> dict:
+    """Graph breaks and CUDA-graph skips counted by torch.compile since :func:`step_function` (information)."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return {}
+    return {"graph_breaks": sum(counters["graph_break"].values()),
+            "cudagraph_skips": sum(v for k, v in counters["inductor"].items() if "cudagraph" in k and "skip" in k)}
 
 
 class Steps:
@@ -518,7 +542,7 @@ def time_model(protocol: str, key: str, x, device, mode: str, steps: int) -> dic
     row = {"model": key, "mode": mode, "warmup_seconds": round(time.perf_counter() - start, 2),
            **steps_runner.timed(steps)}
     if mode != "eager":
-        return row
+        return {**row, **compile_counters()}
     with contextlib.suppress(Exception):  # the profiler is information only
         row["gpu_busy"] = steps_runner.busy_fraction()
     large = Steps(build(protocol, key), x, device, params.train["lr"], LARGE_BATCH)
@@ -556,8 +580,8 @@ class StepsPart:
     def measure(self, deadline: Deadline, modes: tuple[str, ...]) -> dict:
         skipped, longest = [], 0.0
         for mode in modes:
-            for key in model_keys():
-                if not deadline.allows(max(10.0, 1.5 * longest)):
+            for key in timing_order():
+                if not deadline.allows(max(10.0, 1.2 * longest)):
                     skipped.append(f"{key} {mode}")
                     continue
                 start = time.perf_counter()
@@ -1068,10 +1092,7 @@ def training_set_size(root: Path, protocol: str, dataset: str, model: str) -> in
     npz = layout.prepared(dataset, root)[0]
     size = None
     if npz.is_file():
-        import numpy as np
-
-        with np.load(npz) as data:
-            size = int(data["x_train"].shape[0])
+        size = _prepared_train_size(npz.resolve())
     else:
         knn_view = layout.stage_params(layout.knn_stage(protocol, dataset, STAGE_MODEL), root)
         knn_result = layout.knn_result(protocol, dataset, STAGE_MODEL, root)
@@ -1081,6 +1102,14 @@ def training_set_size(root: Path, protocol: str, dataset: str, model: str) -> in
     cap = json.loads(layout.stage_params(layout.train_stage(protocol, dataset, model), root).read_text())
     cap = cap["train"]["max_train_examples"]
     return size if cap is None or size is None else min(size, cap)
+
+
+@functools.lru_cache(maxsize=None)
+def _prepared_train_size(npz: Path) -> int:
+    import numpy as np
+
+    with np.load(npz) as data:
+        return int(data["x_train"].shape[0])
 
 
 def logged_trainings(root: Path) -> list[dict]:
@@ -1105,10 +1134,12 @@ def project_budget(trainings: list[dict], step_ms: dict[str, dict[str, float]],
                    parallel: list[dict] | None = None) -> dict:
     """The paper budget's training time on this GPU: per training, epochs x steps per epoch x measured ms per
     step of its model in each mode; the totals one training at a time and, with the best measured
-    side-by-side throughput factor of a mode, that many at once. Validation passes and start-up are not
+    side-by-side throughput factor of a mode, that many at once; each mode's total says how many trainings
+    it covers (a mode not measured for every model covers fewer). Validation passes and start-up are not
     counted. Trainings without a step time or a step count are listed under ``missing``."""
     rows, missing = [], []
     totals: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for t in trainings:
         ms = step_ms.get(t["model"], {})
         if not ms or not t.get("steps_per_epoch"):
@@ -1120,12 +1151,13 @@ def project_budget(trainings: list[dict], step_ms: dict[str, dict[str, float]],
         for mode, value in ms.items():
             row[f"{mode}_hours"] = steps * value / 1e3 / 3600
             totals[mode] = totals.get(mode, 0.0) + steps * value / 1e3
+            counts[mode] = counts.get(mode, 0) + 1
         rows.append(row)
     best = {}
     for p in parallel or []:
         if p.get("throughput_factor") and p["throughput_factor"] > best.get(p["mode"], {}).get("factor", 1.0):
             best[p["mode"]] = {"jobs": p["jobs"], "factor": p["throughput_factor"]}
-    summary = {mode: {"one_at_a_time_hours": seconds / 3600, **({
+    summary = {mode: {"trainings": counts[mode], "one_at_a_time_hours": seconds / 3600, **({
         "side_by_side_jobs": best[mode]["jobs"], "side_by_side_hours": seconds / 3600 / best[mode]["factor"]}
         if mode in best else {})} for mode, seconds in totals.items()}
     return {"rows": rows, "totals": summary, "cpu_logged_hours": sum(t["cpu_seconds"] for t in trainings) / 3600,
