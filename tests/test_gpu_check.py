@@ -302,3 +302,30 @@ def test_without_dvc_dvclive_and_ruamel_it_gets_as_far_as_the_missing_gpu(tmp_pa
     projection = summary["parts"]["projection"]
     assert projection["status"] == "ok" and projection["cpu_logged_hours"] > 0
     assert summary["data"] == {} and math.isfinite(summary["budget_s"])  # no part that needs data ran
+
+
+def test_the_hard_deadline_writes_the_summary_and_stops_the_children(check, tmp_path, monkeypatch):
+    run = check.Run(check.Budget(100), tmp_path, {"steps": 60})
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run.children.append(child)
+    run.current = "steps"
+    monkeypatch.setattr(check.os, "_exit", lambda status: (_ for _ in ()).throw(SystemExit(status)))
+    with pytest.raises(SystemExit) as stopped:
+        run.cut_off()
+    assert stopped.value.code == 3 and child.wait(timeout=10) != 0
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert summary["exit_status"] == 3 and summary["parts"]["steps"]["status"] == "cut off"
+
+
+def test_the_stage_check_names_what_went_wrong(check):
+    good = {"resume_exit": 0, "resumed_after_epoch_1": True, "valid_elbo_uninterrupted": [-120.0, -110.0],
+            "valid_elbo_resumed": [-120.0, -110.0 + 0.5 * check.ELBO_ATOL]}
+    stages = [{"stage": "knn", "exit": 0}, {"stage": "tsne", "error": "skipped for time"}]
+    assert check._stage_problems(good, {"killed": True}, stages) == []
+    drifted = {**good, "valid_elbo_resumed": [-120.0, -109.0]}
+    assert check._stage_problems(drifted, {"killed": True}, stages) == [
+        "the resumed training's validation ELBOs differ from the uninterrupted one's"]
+    assert check._stage_problems({**good, "resumed_after_epoch_1": False}, {"killed": False, "note": "no epoch 1"},
+                                 [{"stage": "samples", "exit": 2}]) == [
+        "the training was not killed: no epoch 1", "the killed training did not resume after epoch 1",
+        "stage samples: exit 2"]
