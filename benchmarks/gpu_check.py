@@ -685,8 +685,8 @@ def compare_devices(cpu_values, cuda_values) -> dict:
 
 def part_elbo(deadline: Deadline, protocol: str, x_test, device, weights: dict[str, dict]) -> dict:
     """Per model: the ELBO of the same weights (those the ``steps`` part trained, else fresh ones) and batch on
-    CPU, on CUDA and in float64 on CPU, under the same noise; a second noise-free-of-global-seed run proves
-    every draw came from the shared noise."""
+    CPU, on CUDA and in float64 on CPU, under the same noise; a second CPU run after reseeding torch's global
+    generator must give the same values (no draw escaped the shared noise)."""
     import torch
 
     from dlgmm_core.runtime import as_float_tensor
@@ -736,11 +736,7 @@ def part_estimator(deadline: Deadline, protocol: str, x_test, device, weights: d
     """The marginal-likelihood stage's estimator (:func:`dlgmm_core.evaluation.marginal_likelihood`) on
     :data:`ESTIMATOR_EXAMPLES` test images at S = :data:`ESTIMATOR_SAMPLES`, at the evaluation's ``batch_size``
     (rows per decoder call) and :data:`LARGER_CHUNK` times it: seconds, peak memory, the estimate."""
-    import torch
-
     from dlgmm_core import layout, registry
-    from dlgmm_core.evaluation import marginal_likelihood
-    from dlgmm_core.runtime import seed_everything
 
     section = committed_view(layout.nll_stage(protocol, DATASET, STAGE_MODEL))["eval"]["marginal_likelihood"]
     chunks = chunks or (section["batch_size"], LARGER_CHUNK * section["batch_size"])
@@ -753,21 +749,29 @@ def part_estimator(deadline: Deadline, protocol: str, x_test, device, weights: d
             model = build(protocol, key).eval()
             if key in weights:
                 model.load_state_dict(weights[key])
-            model.to(device)
-            seed_everything(0)
-            synchronize(device)
-            reset_peak_memory(device)
-            start = time.perf_counter()
-            result = marginal_likelihood(model, x, ESTIMATOR_SAMPLES, section["bounds_at"], chunk, device,
-                                         progress=False, authors_samples=section["authors_samples"],
-                                         headline=section["headline"])
-            synchronize(device)
-            rows.append({"model": key, "chunk": chunk, "seconds": round(time.perf_counter() - start, 2),
-                         "peak_mib": peak_mib(device),
-                         "nll_ours": round(result["ours"]["nll"], 4), "nll_se": round(result["ours"]["nll_se"], 4),
-                         "nll_authors": round(result["authors"]["nll"], 4)})
+            try:  # a chunk too large for the device's memory is a result, not the end of the part
+                rows.append({"model": key, "chunk": chunk, **_estimate(model.to(device), x, chunk, section, device)})
+            except (RuntimeError, MemoryError) as err:
+                rows.append({"model": key, "chunk": chunk, "error": f"{type(err).__name__}: {_first_line(err)}"})
     return {"samples": ESTIMATOR_SAMPLES, "examples": int(x.shape[0]), "rows": rows,
             "status": "failed" if any("error" in r and r["error"] != "skipped for time" for r in rows) else "ok"}
+
+
+def _estimate(model, x, chunk: int, section: dict, device) -> dict:
+    """One timed :func:`dlgmm_core.evaluation.marginal_likelihood` at ``chunk`` rows per decoder call."""
+    from dlgmm_core.evaluation import marginal_likelihood
+    from dlgmm_core.runtime import seed_everything
+
+    seed_everything(0)
+    synchronize(device)
+    reset_peak_memory(device)
+    start = time.perf_counter()
+    result = marginal_likelihood(model, x, ESTIMATOR_SAMPLES, section["bounds_at"], chunk, device, progress=False,
+                                 authors_samples=section["authors_samples"], headline=section["headline"])
+    synchronize(device)
+    return {"seconds": round(time.perf_counter() - start, 2), "peak_mib": peak_mib(device),
+            "nll_ours": round(result["ours"]["nll"], 4), "nll_se": round(result["ours"]["nll_se"], 4),
+            "nll_authors": round(result["authors"]["nll"], 4)}
 
 
 # --------------------------------------------------------------------------
