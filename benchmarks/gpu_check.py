@@ -527,7 +527,8 @@ class Steps:
             steps += block
         synchronize(self.x.device)
         ms = (time.perf_counter() - start) * 1e3 / steps
-        return {"steps": steps, "ms_per_step": round(ms, 4), "examples_per_second": round(self.batch_size * 1e3 / ms, 1)}
+        return {"steps": steps, "ms_per_step": round(ms, 4),
+                "examples_per_second": round(self.batch_size * 1e3 / ms, 1)}
 
 
 def time_model(protocol: str, key: str, x, device, mode: str, steps: int) -> dict:
@@ -1186,7 +1187,8 @@ def project_budget(trainings: list[dict], step_ms: dict[str, dict[str, float]],
 # --------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--budget-s", type=float, default=BUDGET_S, help=f"time budget of all parts (default {BUDGET_S})")
+    parser.add_argument("--budget-s", type=float, default=BUDGET_S,
+                        help=f"time budget of all parts (default {BUDGET_S})")
     parser.add_argument("--parts", default=",".join(name for name, _ in PARTS),
                         help="comma-separated parts to run (default: all)")
     parser.add_argument("--data", type=Path, default=None,

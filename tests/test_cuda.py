@@ -87,7 +87,8 @@ def test_prepared_data_and_the_validation_pass_on_the_device(tmp_path):
     save_npz(tmp_path / "mnist.npz", **arrays)
     data = load_prepared(tmp_path / "mnist.npz")
     x = as_float_tensor(data["x_valid"], DEVICE)
-    assert on_device(x) and x.dtype == torch.float32 and torch.equal(x.cpu(), torch.from_numpy(arrays["x_valid"]).float())
+    assert on_device(x) and x.dtype == torch.float32
+    assert torch.equal(x.cpu(), torch.from_numpy(arrays["x_valid"]).float())
     model = tiny_model("dlgmm").to(DEVICE)
     first = training.validation_elbo(model, x, seed=1, epoch=1)
     assert np.isfinite(first) and first == training.validation_elbo(model, x, seed=1, epoch=1)

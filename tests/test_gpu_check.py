@@ -143,7 +143,8 @@ RESULTS = {
                            {"model": "dlgmm", "mode": "compiled", "error": "BackendCompilerFailed: boom"}]},
         "stage": {"status": "failed", "seconds": 40.0, "kill_and_resume": {"resume_exit": 0},
                   "missing": ["authors/mnist/sb_vae"]},
-        "graphs": {"status": "skipped", "seconds": 0.0, "note": "time budget spent (3 s left); rerun with --parts graphs"},
+        "graphs": {"status": "skipped", "seconds": 0.0,
+                   "note": "time budget spent (3 s left); rerun with --parts graphs"},
         "tests": {"status": "error", "seconds": 2.0, "note": "OSError: x", "traceback": ["Traceback", "OSError: x"]},
     },
 }
@@ -160,7 +161,8 @@ def test_the_summary_is_written_as_json_and_markdown(check, tmp_path):
     assert "| gauss_vae | eager | 1.25 | 310.2 | - |" in text
     assert "| dlgmm | compiled | - | - | BackendCompilerFailed: boom |" in text
     assert 'kill_and_resume: `{"resume_exit": 0}`' in text and "missing: authors/mnist/sb_vae" in text
-    assert "time budget spent (3 s left); rerun with --parts graphs" in text and "```\nTraceback\nOSError: x\n```" in text
+    assert "time budget spent (3 s left); rerun with --parts graphs" in text
+    assert "```\nTraceback\nOSError: x\n```" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gpu_check.json", "gpu_check.md"]
 
 
