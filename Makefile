@@ -28,7 +28,7 @@ export OMP_WAIT_POLICY := PASSIVE
 # Stage commands call `python`: make it the project's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install test quick repro bench clean
+.PHONY: install test quick repro bench gpu-check clean
 
 install: $(STAMP)
 
@@ -70,6 +70,11 @@ repro: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/eval_memory.py
+
+# The GPU path checked in one command where a GPU is lent (docs/gpu.md): writes reports/gpu_check.{json,md}
+# ($$OUT when set); without CUDA it stops with one line.
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV)

@@ -403,7 +403,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, params:
     return elbo.detach().sum(), grad_norm
 
 
-def step_elbo(model: torch.nn.Module, compile: bool, device: torch.device):
+def step_elbo(model: torch.nn.Module, compile: bool, device: torch.device, mode: str | None = None):
     """``(the training step's ELBO function, whether it is compiled)``.
 
     With ``compile`` (``train.compile``) and a working compiler here,
@@ -414,7 +414,9 @@ def step_elbo(model: torch.nn.Module, compile: bool, device: torch.device):
     torch's own (``fallback_random``), so a compiled step samples the same
     noise as an eager one and differs only in float rounding; the compiled
     step is deterministic, so resume stays bitwise. Elsewhere: eager, with a
-    notice. The validation pass always runs eager.
+    notice. The validation pass always runs eager. ``mode``: ``torch.compile``'s mode; ``None`` (its default) is
+    what ``train.compile`` runs, ``"reduce-overhead"`` replays the step from CUDA graphs (measured by
+    ``benchmarks/gpu_check.py``; the caller then marks each step with ``torch.compiler.cudagraph_mark_step_begin``).
     """
     if not compile:
         return model.elbo, False
@@ -425,7 +427,7 @@ def step_elbo(model: torch.nn.Module, compile: bool, device: torch.device):
     import torch._inductor.config as inductor_config
 
     inductor_config.fallback_random = True
-    compiled_elbo = torch.compile(model.elbo, dynamic=False)
+    compiled_elbo = torch.compile(model.elbo, dynamic=False, mode=mode)
     warmed = []
 
     def elbo_fn(x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ The tiny project is the one of ``tests/test_pipeline.py`` (offline data, tiny mo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ ZEROS = "0" * 64
 
 #: ``(how, assignment, the key the error names)``: ``exp`` goes through ``dvc exp run -S``, ``edit``
 #: writes the value into params.yaml and runs ``dvc repro``. Values are YAML, as after ``-S key=``.
+#: A ``cuda`` device is asked for with the machine's GPUs hidden (:data:`NO_GPU`), so that it names a device
+#: that does not exist there, whether or not the machine has one.
 BAD = [
     ("exp", "k=0", "k"),
     ("edit", "k=-1", "k"),
@@ -56,6 +59,9 @@ BAD = [
     ("edit", "budget=quick|protocol.authors.eval.marginal_likelihood.samples=0",
      "protocol.authors.eval.marginal_likelihood.samples"),
 ]
+
+#: The environment of a run that asks for ``cuda``: no CUDA device visible.
+NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}
 
 #: What a run writes: every result, log, checkpoint, prepared dataset and resolved parameter file.
 OUTPUTS = ("models", "logs", "reports", "data/prepared", "data/params")
@@ -101,7 +107,8 @@ def test_more_than_twenty_bad_values_cost_nothing(finished):
         else:
             _edit(params, assignment)
             args = [sys.executable, "-m", "dvc", "repro"]
-        result = subprocess.run(args, cwd=work, env=_env(work), capture_output=True, text=True)
+        env = {**_env(work), **(NO_GPU if "device=cuda" in assignment else {})}
+        result = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True)
         output = result.stdout + result.stderr
         params.write_bytes(original)
         assert result.returncode != 0, f"{assignment} was accepted:\n{output[-2000:]}"
@@ -111,6 +118,15 @@ def test_more_than_twenty_bad_values_cost_nothing(finished):
         assert _snapshot(work) == before, f"{assignment} changed an output"
     status = _run([sys.executable, "-m", "dvc", "status"], work)
     assert "up to date" in status, status
+
+
+def test_cuda_is_absent_where_the_gpus_are_hidden():
+    """What the bad ``train.device=cuda`` above relies on, on a machine with a GPU as without: with
+    :data:`NO_GPU`, asking for ``cuda`` is refused with one line naming the key."""
+    code = "from dlgmm_core.runtime import resolve_device; resolve_device('cuda', key='train.device')"
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                            env={**os.environ, **NO_GPU}, capture_output=True, text=True)
+    assert result.returncode != 0 and "train.device is 'cuda' but no CUDA device is available" in result.stderr
 
 
 def test_a_typo_key_suggests_the_known_one(finished):
