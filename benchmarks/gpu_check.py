@@ -14,7 +14,7 @@ chunk sizes), ``parallel`` (several trainings side by side on the GPU), ``stage`
 stage's own code with ``train.device=cuda``, killed mid-epoch and resumed, then the evaluation
 stages with ``eval.device=cuda``) and ``projection`` (the paper budget's wall time on this GPU).
 
-Writes ``gpu_check.json`` and ``gpu_check.md`` to ``$OUT`` when set, else to ``reports/``. Without
+Writes ``$OUT/gpu_check.json`` and ``$OUT/gpu_check.md`` when ``$OUT`` is set, else ``reports/gpu_check.*``. Without
 CUDA it prints one line and exits with status 2. Exit status 1 when a check failed.
 """
 from __future__ import annotations
@@ -57,6 +57,8 @@ BUDGET_S = 420
 HARD_MARGIN_S = 45
 #: A part is not started with less than this left of the budget.
 MIN_PART_S = 8
+#: The summary files' name, beside each other: <stem>.json and <stem>.md.
+SUMMARY_STEM = "gpu_check"
 #: The modes a training step is timed in: eager, ``torch.compile`` as ``train.compile`` runs it
 #: (``dlgmm_core.training.step_elbo``, torch.compile's default mode) and with CUDA graphs.
 STEP_MODES = ("eager", "compiled", "reduce-overhead")
@@ -131,9 +133,9 @@ def output_dir() -> Path:
 
 
 def write_summary(results: dict, folder: Path) -> tuple[Path, Path]:
-    """``results`` as ``gpu_check.json`` and ``gpu_check.md`` in ``folder`` (each written whole, then renamed)."""
+    """``results`` as ``<folder>/gpu_check.json`` and ``<folder>/gpu_check.md`` (each written whole, then renamed)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = folder / "gpu_check.json", folder / "gpu_check.md"
+    paths = folder / f"{SUMMARY_STEM}.json", folder / f"{SUMMARY_STEM}.md"
     for path, text in zip(paths, (json.dumps(results, indent=2, default=str) + "\n", render_markdown(results))):
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(text)
