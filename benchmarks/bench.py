@@ -54,15 +54,19 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from dlgmm_core import build_model, log_marginal_likelihood  # noqa: E402
 from dlgmm_core import registry, training  # noqa: E402
-from dlgmm_core.config import load_params  # noqa: E402
+from dlgmm_core.errors import DlgmmError  # noqa: E402
+from dlgmm_core.fields import as_dict  # noqa: E402
+from dlgmm_core.params.load import load_params  # noqa: E402
+from dlgmm_core.params.sections import stage_model_config  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.models import DeepLatentMixture  # noqa: E402
 from dlgmm_core.runtime import compute_device, resolve_device, seed_everything  # noqa: E402
 
-#: The paper's sizes of every evaluated model (from the model registry), forced whatever params.yaml
-#: says (the rest of each model's configuration, e.g. priors and the KL method, comes from params.yaml).
-PAPER_SIZES = {key: dict(registry.spec(registry.MODEL_KEYS[key]).paper_sizes) for key in registry.evaluated_keys()
-               if registry.spec(registry.MODEL_KEYS[key]).paper_sizes is not None}
+#: The paper's sizes of every evaluated model, forced whatever params.yaml says (the rest of each model's
+#: configuration, e.g. priors and the KL method, comes from params.yaml).
+PAPER_SIZES = {"gauss_vae": {"hidden": 500, "latent": 25}, "sb_vae": {"hidden": 500, "truncation": 25},
+               "dlgmm": {"hidden": 500, "latent": 25, "components": 3},
+               "dldpmm": {"hidden": 500, "latent": 25, "truncation": 17}}
 BATCH = 100
 #: Other processes' CPU use (cores) above which a timing phase counts as busy: its fractions are not reported.
 BUSY_CORES = 0.25
@@ -319,15 +323,12 @@ class LoopedDLGMM(DeepLatentMixture):
 
 
 def paper_config(params, key: str) -> tuple[str, dict]:
-    kind, config = params.model_config(key)
-    config.update(PAPER_SIZES[key])
-    for arg in registry.spec(kind).args:  # per-component lists must fit the paper's number of components
-        if arg.check == "per_component":
-            k, name = config[arg.length], arg.section_key
-            if len(config[arg.name]) not in (1, k):
-                raise SystemExit(f"bench: params.yaml model.{key}.{name} has {len(config[arg.name])} entries; "
-                                 f"the benchmark runs K = {k} (give 1 or {k})")
-    return kind, config
+    config = stage_model_config(params, key)
+    try:  # per-component lists must fit the paper's number of components
+        config = registry.make_config(config.kind, {**as_dict(config), **PAPER_SIZES[key]})
+    except DlgmmError as err:
+        raise SystemExit(f"bench: params.yaml model.{key} does not fit the paper's sizes {PAPER_SIZES[key]}: {err}")
+    return config.kind, as_dict(config)
 
 
 def make_step(model, x, precision: str, device: torch.device, elbo_fn=None):

@@ -33,7 +33,7 @@ from dlgmm_core.io import write_json  # noqa: E402
 RUN = """
 import json, sys, time
 from dlgmm_core import load_checkpoint
-from dlgmm_core.config import load_params
+from dlgmm_core.params.load import load_params
 from dlgmm_core.data import load_prepared
 from dlgmm_core.evaluation import likelihood
 from dlgmm_core.runtime import compute_device, seed_everything

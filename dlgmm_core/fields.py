@@ -20,6 +20,10 @@ from typing import Any
 from .errors import DlgmmError
 
 
+#: Where a stage computes: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+DEVICES = ("auto", "cpu", "cuda")
+
+
 class FieldError(DlgmmError):
     """A config field's bad value: ``field`` (maybe indexed: ``prior_means[1]``), ``problem`` and ``value``."""
 
@@ -47,6 +51,11 @@ def number(positive: bool = False, **kw: Any) -> Any:
 def choice(options: tuple[str, ...], **kw: Any) -> Any:
     """One of ``options``."""
     return _field("choice", options=tuple(options), **kw)
+
+
+def device(**kw: Any) -> Any:
+    """One of :data:`DEVICES`."""
+    return choice(DEVICES, **kw)
 
 
 def flag(**kw: Any) -> Any:

@@ -36,7 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from . import authors_logs, layout, registry
-from .config import DATASETS, Params
+from .fields import param_key
+from .history import RunHistory, read_history
+from .params.sections import stage_model_config
+from .params.stage import DATASETS, Params
 from .errors import DlgmmError, run_stage
 from .figure_measures import cluster_result, component_shapes
 from .io import read_json
@@ -44,7 +47,7 @@ from .io import read_json
 # --------------------------------------------------------------------------
 # the paper's published values (Figure 3), in one place
 # --------------------------------------------------------------------------
-#: ``PAPER[dataset][paper_key][metric]`` (``paper_key`` of the model's registry spec): -log p(x) in nats (Fig. 3b) and MNIST kNN test error in % (Fig. 3a).
+#: ``PAPER[dataset][model][metric]``: -log p(x) in nats (Fig. 3b) and MNIST kNN test error in % (Fig. 3a).
 #: A metric absent here was not published (shown as "—").
 PAPER: dict[str, dict[str, dict[str, float]]] = {
     "mnist": {
@@ -60,6 +63,10 @@ PAPER: dict[str, dict[str, dict[str, float]]] = {
         "sb_vae": {},
     },
 }
+#: The paper's architecture of each of its models (a model key absent here is not in the paper).
+PAPER_ARCHITECTURES = {"gauss_vae": "500d-25s", "sb_vae": "500d-25t", "dlgmm": "500d-3x25s", "dldpmm": "500d-17tx25s"}
+#: The row order of the paper's -log p(x) (Figure 3b) and kNN (Figure 3a) tables; other evaluated models follow.
+TABLE_ROWS = {"nll": ("dlgmm", "dldpmm", "gauss_vae", "sb_vae"), "knn": ("dlgmm", "sb_vae", "gauss_vae", "dldpmm")}
 # The models, their names, the architectures of Figure 3b, the row orders of the tables and the
 # trained models whose logs are read per dataset come from the model registry (dlgmm_core.registry).
 DATASET_NAMES = {"mnist": "MNIST", "omniglot": "Omniglot"}
@@ -125,40 +132,18 @@ ESTIMATOR_NAMES = {"authors": "the authors' estimator", "ours": "ours"}
 
 
 def _names() -> dict[str, str]:
-    return registry.MODEL_NAMES
+    return {key: registry.title(key) for key in registry.SECTIONS}
 
 
-def _spec(model: str) -> registry.ModelSpec:
-    """The registry spec of the kind the params.yaml model key ``model`` builds."""
-    return registry.spec(registry.model_key(model).kind)
+def table_rows(table: str) -> tuple[str, ...]:
+    """The evaluated model keys in the row order of the report's ``"nll"`` or ``"knn"`` table."""
+    keys = registry.evaluated_keys()
+    return tuple(k for k in TABLE_ROWS[table] if k in keys) + tuple(k for k in keys if k not in TABLE_ROWS[table])
 
 
 # --------------------------------------------------------------------------
 # inputs
 # --------------------------------------------------------------------------
-@dataclass
-class TrainingLog:
-    """One model's dvclive logs: the final summary and the per-epoch ELBO curves (step = epoch)."""
-
-    summary: dict
-    train: tuple[np.ndarray, np.ndarray]
-    valid: tuple[np.ndarray, np.ndarray]
-
-    @property
-    def epochs(self) -> int:
-        for key in ("epochs", "step"):
-            if isinstance(self.summary.get(key), (int, float)):
-                return int(self.summary[key])
-        return int(len(self.valid[0]))
-
-    @property
-    def best_valid_elbo(self) -> float:
-        value = self.summary.get("best_valid_elbo")
-        if isinstance(value, (int, float)):
-            return float(value)
-        return float(np.max(self.valid[1]))
-
-
 @dataclass
 class ProtocolInputs:
     """What one protocol's stages wrote, keyed ``[dataset][model]``; an input not run is absent.
@@ -174,7 +159,7 @@ class ProtocolInputs:
 
     nll: dict[str, dict[str, dict]] = field(default_factory=lambda: {d: {} for d in DATASETS})
     knn: dict[str, dict[str, dict]] = field(default_factory=lambda: {d: {} for d in DATASETS})
-    logs: dict[str, dict[str, TrainingLog]] = field(default_factory=lambda: {d: {} for d in DATASETS})
+    logs: dict[str, dict[str, RunHistory]] = field(default_factory=lambda: {d: {} for d in DATASETS})
     tsne: dict[str, Path] = field(default_factory=dict)
     samples: dict[tuple[str, str], Path] = field(default_factory=dict)
     qualitative: list[Path | None] = field(default_factory=list)
@@ -195,22 +180,6 @@ class Inputs:
     def headline(self) -> str:
         """The first protocol of the list, whose inputs are all present."""
         return next(iter(self.protocols))
-
-
-def _read_tsv(path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(step, value)`` of a dvclive metric file (header ``step<TAB><name>``, maybe ``timestamp``)."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise DlgmmError(f"{path}: not found; {hint}")
-    try:
-        frame = pd.read_csv(path, sep="\t")
-    except (OSError, ValueError) as err:
-        raise DlgmmError(f"{path}: not a readable dvclive .tsv ({err}); {hint}") from None
-    columns = [c for c in frame.columns if c not in ("step", "timestamp")]
-    if "step" not in frame.columns or len(columns) != 1 or frame.empty:
-        raise DlgmmError(f"{path}: expected a header 'step<TAB><metric>' and at least one row; {hint}")
-    return frame["step"].to_numpy(dtype=np.float64), frame[columns[0]].to_numpy(dtype=np.float64)
 
 
 def _number(value: object, key: str, path: Path) -> float:
@@ -277,11 +246,8 @@ def _check_shapes(data: dict, path: Path, components: int) -> dict:
     return out
 
 
-def _read_log(protocol: str, dataset: str, model: str, root: Path, hint: str) -> TrainingLog:
-    return TrainingLog(
-        summary=read_json(layout.train_metrics(protocol, dataset, model, root), hint),
-        train=_read_tsv(layout.train_curve(protocol, dataset, model, "train", root), hint),
-        valid=_read_tsv(layout.train_curve(protocol, dataset, model, "valid", root), hint))
+def _read_log(protocol: str, dataset: str, model: str, root: Path, hint: str) -> RunHistory:
+    return read_history(layout.train_logs(protocol, dataset, model, root), hint)
 
 
 def _read_protocol(root: Path, params: Params, protocol: str, required: bool) -> ProtocolInputs:
@@ -368,19 +334,18 @@ def read_inputs(root: str | os.PathLike, params: Params) -> Inputs:
 # --------------------------------------------------------------------------
 def architecture(params: Params, model: str) -> str:
     """The paper's architecture notation for our configuration of ``model`` (e.g. ``500d-3x25s``)."""
-    kind, config = params.model_config(model)
-    return registry.spec(kind).architecture(config)
+    return stage_model_config(params, model).architecture()
 
 
 def _differs_from_paper(params: Params, model: str) -> bool:
     """Whether our architecture of ``model`` is not the paper's (False for a model not in the paper)."""
-    paper = _spec(model).paper_architecture
+    paper = PAPER_ARCHITECTURES.get(model)
     return paper is not None and architecture(params, model) != paper
 
 
 def paper_value(dataset: str, model: str, metric: str) -> float | None:
     """The published value, or None where the paper gives none."""
-    return PAPER.get(dataset, {}).get(_spec(model).paper_key, {}).get(metric)
+    return PAPER.get(dataset, {}).get(model, {}).get(metric)
 
 
 def _fixed(value: float | None, decimals: int = 2) -> str:
@@ -425,7 +390,7 @@ def knn_table(inputs: Inputs, dataset: str, with_paper: bool = True) -> str:
     for k in ks:
         header += ([f"k={k} paper"] if with_paper else []) + [f"k={k} {p}" for p in inputs.protocols]
     rows = []
-    for model in registry.table_rows("knn"):
+    for model in table_rows("knn"):
         cells = []
         for k in ks:
             paper = paper_value(dataset, model, f"knn_err@{k}") if with_paper else None
@@ -444,10 +409,10 @@ def nll_table(inputs: Inputs, params: Params) -> str:
     for dataset in DATASETS:
         header += [f"{DATASET_NAMES[dataset]} paper"] + [f"{DATASET_NAMES[dataset]} {p}" for p in inputs.protocols]
     rows = []
-    for model in registry.table_rows("nll"):
+    for model in table_rows("nll"):
         label = f"{names[model]} ({architecture(params, model)})"
         if _differs_from_paper(params, model):
-            label += f" † paper: {_spec(model).paper_architecture}"
+            label += f" † paper: {PAPER_ARCHITECTURES[model]}"
         cells = []
         for dataset in DATASETS:
             paper = paper_value(dataset, model, "nll")
@@ -473,7 +438,7 @@ def estimator_table(run: ProtocolInputs) -> str:
     header += [f"s={s}" for s in sizes] + ["test examples", "seconds"]
     rows = []
     for dataset in DATASETS:
-        for model in registry.table_rows("nll"):
+        for model in table_rows("nll"):
             label = f"{DATASET_NAMES[dataset]} {names[model]}"
             data = run.nll[dataset].get(model)
             if data is None:
@@ -541,7 +506,7 @@ def protocol_effects(inputs: Inputs) -> dict[tuple[str, str], dict[str, float | 
     out: dict[tuple[str, str], dict[str, float | None]] = {}
     for dataset in DATASETS:
         ks = _knn_neighbors(inputs, dataset)
-        for model in registry.table_rows("nll"):
+        for model in table_rows("nll"):
             effect = {"nll": gap(authors.nll[dataset].get(model), corrected.nll[dataset].get(model), "nll")}
             for k in ks:
                 effect[f"knn_err@{k}"] = gap(authors.knn[dataset].get(model), corrected.knn[dataset].get(model),
@@ -603,7 +568,7 @@ def _isolated_effect(inputs: Inputs, params: Params, settings: set[str]) -> str 
     settings and no other (:func:`differing_settings`), per dataset; None where no model isolates them."""
     names = _names()
     parts, sizes = [], set()
-    for model in registry.table_rows("nll"):
+    for model in table_rows("nll"):
         if set(differing_settings(params, model)) != settings:
             continue
         for dataset in DATASETS:
@@ -653,7 +618,7 @@ def where_section(inputs: Inputs, params: Params, authors_figure: Path | None = 
            "Positive: the authors' 50-draw estimate, with the component index sampled, is the looser bound.", ""]
     rows = []
     for dataset in DATASETS:
-        for model in registry.table_rows("nll"):
+        for model in table_rows("nll"):
             rows.append([f"{DATASET_NAMES[dataset]} {names[model]}"]
                         + [_signed(estimator[p].get((dataset, model))) for p in inputs.protocols])
     out += [markdown_table(["model"] + list(inputs.protocols), rows), "",
@@ -709,7 +674,7 @@ TOLERANCE = {"nll": 1.0, "knn": 2.0}
 LATE_EPOCHS = 50
 
 
-def _late_gain(log: TrainingLog) -> float | None:
+def _late_gain(log: RunHistory) -> float | None:
     """How much the best validation ELBO rose over the last :data:`LATE_EPOCHS` epochs (None for a shorter run)."""
     steps, values = log.valid
     if steps.size == 0 or steps[-1] <= LATE_EPOCHS:
@@ -746,7 +711,7 @@ def tolerance_section(inputs: Inputs) -> list[str]:
         return f"{label}: {_fixed(value)} ({_signed(value - paper)}){mark}"
 
     rows = []
-    for model in registry.table_rows("nll"):
+    for model in table_rows("nll"):
         paper = paper_value("mnist", model, "nll")
         data = run.nll["mnist"].get(model)
         if paper is None or data is None:
@@ -773,7 +738,7 @@ def tolerance_section(inputs: Inputs) -> list[str]:
         rows.append([f"-log p(x), {names[model]}", _fixed(paper), _fixed(ours), _signed(ours - paper),
                      "yes" if abs(ours - paper) <= TOLERANCE["nll"] else "no",
                      "; ".join(f for f in found if f) or MISSING])
-    for model in registry.table_rows("knn"):
+    for model in table_rows("knn"):
         data = run.knn["mnist"].get(model)
         for k in _knn_neighbors(inputs, "mnist"):
             paper = paper_value("mnist", model, f"knn_err@{k}")
@@ -828,7 +793,7 @@ def knn_sensitivity_section(inputs: Inputs) -> list[str]:
             "posterior its sample comes from) instead of one. Cells: test error (%) at k = 3 / 5 / 10; the last "
             "column names the variant nearest the paper's values (mean absolute difference over k, points).", ""]
     rows = []
-    for model in registry.table_rows("knn"):
+    for model in table_rows("knn"):
         if model not in measured:
             continue
         paper = [paper_value("mnist", model, f"knn_err@{k}") for k in ks]
@@ -865,7 +830,7 @@ LOG_EPOCHS = (10, 50, 100, 200)
 AUTHORS_LOGS_FIGURE = "authors_logs_mnist.png"
 
 
-def _logged_runs(inputs: Inputs) -> dict[str, tuple[authors_logs.AuthorsLog, TrainingLog | None]]:
+def _logged_runs(inputs: Inputs) -> dict[str, tuple[authors_logs.AuthorsLog, RunHistory | None]]:
     """``{model: (the authors' log, our MNIST run under protocol authors or None)}``; {} without that protocol."""
     run = inputs.protocols.get(AUTHORS)
     if run is None:
@@ -1002,7 +967,7 @@ def results_table(metrics: dict[str, float], protocols: list[str]) -> str:
     header += [f"kNN k={RESULTS_K} paper"] + [f"kNN k={RESULTS_K} `{p}`" for p in protocols]
     rows = []
     for dataset in DATASETS:
-        for model in registry.table_rows("nll"):
+        for model in table_rows("nll"):
             paper_nll = paper_value(dataset, model, "nll")
             paper_knn = paper_value(dataset, model, f"knn_err@{RESULTS_K}")
             row = [f"{DATASET_NAMES[dataset]} {names[model]}", _fixed(paper_nll)]
@@ -1022,7 +987,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m dlgmm_core.report results``: print the README's "Results" table from reports/metrics.json."""
     import argparse
 
-    from .config import read_params_tree
+    from .params.read import read_params_tree
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("what", choices=["results"])
@@ -1035,7 +1000,7 @@ def main(argv: list[str] | None = None) -> None:
 # --------------------------------------------------------------------------
 # training curves
 # --------------------------------------------------------------------------
-def plot_training_curves(logs: dict[str, TrainingLog], title: str, path: str | os.PathLike) -> Path:
+def plot_training_curves(logs: dict[str, RunHistory], title: str, path: str | os.PathLike) -> Path:
     """Train and valid ELBO per epoch of every model in ``logs`` (two panels), PNG written atomically."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -1086,8 +1051,8 @@ def _kl_methods(run: ProtocolInputs, params: Params, protocol: str) -> list[str]
     model that is only trained; ``not run`` for one whose results are missing."""
     names = _names()
     lines = []
-    for model in registry.table_rows("nll"):
-        if "kl_method" not in _spec(model).arg_names:
+    for model in table_rows("nll"):
+        if not hasattr(stage_model_config(params, model), "kl_method"):
             continue
         methods = {dataset: run.nll[dataset][model].get("kl_method") for dataset in DATASETS
                    if model in run.nll[dataset]}
@@ -1098,9 +1063,10 @@ def _kl_methods(run: ProtocolInputs, params: Params, protocol: str) -> list[str]
             lines.append(f"{names[model]}: `{distinct[0]}`")
         else:
             lines.append(f"{names[model]}: " + ", ".join(f"`{m}` ({d})" for d, m in methods.items()))
-    for model in registry.MODEL_KEYS:  # trained-only models: their KL method as params.yaml sets it
-        kl_key = {arg.name: arg.section_key for arg in _spec(model).args}.get("kl_method")
-        if not registry.model_key(model).evaluated and kl_key:
+    for model in registry.SECTIONS:  # trained-only models: their KL method as params.yaml sets it
+        config = stage_model_config(params, model)
+        kl_key = param_key(config, "kl_method") if hasattr(config, "kl_method") else None
+        if not registry.SECTIONS[model].evaluated and kl_key:
             lines.append(f"{names[model]}: `{_protocol_setting(params, protocol, model, kl_key)}`")
     return lines
 
@@ -1204,7 +1170,7 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, li
         nll_table(inputs, params),
         "",
     ]
-    if any(_differs_from_paper(params, m) for m in registry.table_rows("nll")):
+    if any(_differs_from_paper(params, m) for m in table_rows("nll")):
         out += ["† our architecture differs from the paper's, so the comparison is indicative only.", ""]
     out += ["## Omniglot kNN test error (%) (extra; not in the paper)", "",
             knn_table(inputs, "omniglot", with_paper=False), "",

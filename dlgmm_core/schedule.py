@@ -37,7 +37,7 @@ from . import layout
 from .errors import DlgmmError
 
 #: Relative cost of a stage family (training dominates, then importance sampling).
-_FAMILY_COST = {"train": 100.0, "train_dlgmm": 100.0, "train_qualitative": 100.0, "marginal_likelihood": 20.0}
+_FAMILY_COST = {"train": 100.0, "train_qualitative": 100.0, "marginal_likelihood": 20.0}
 #: Measured seconds per MNIST training epoch of each model key (2 threads, this package), the ready-queue order.
 _MODEL_COST = {"dldpmm": 23.0, "qualitative": 11.0, "dlgmm": 8.0, "sb_vae": 7.0, "gauss_vae": 4.4}
 #: Training images of the datasets (the offline Omniglot subset is smaller still).
@@ -51,9 +51,7 @@ def stage_cost(name: str) -> float:
     family, _, item = name.partition("@")
     parts = item.split("-")
     model = next((p for p in parts if p in _MODEL_COST), None)
-    if family == "train_dlgmm":
-        model = "dlgmm"
-    elif family in ("train_qualitative", "samples_qualitative"):
+    if family in ("train_qualitative", "samples_qualitative"):
         model = "qualitative"
     dataset = _stage_dataset(name)
     return _FAMILY_COST.get(family, 1.0) * _MODEL_COST.get(model, 1.0) * _DATASET_COST[dataset] / 50_000
@@ -73,9 +71,9 @@ def _stage_dataset(name: str) -> str:
 
 
 def dataset_rank(name: str) -> int:
-    """The index in :data:`dlgmm_core.config.DATASETS` (MNIST first) of stage ``name``'s dataset
+    """The index in :data:`dlgmm_core.params.stage.DATASETS` (MNIST first) of stage ``name``'s dataset
     (:func:`_stage_dataset`)."""
-    from .config import DATASETS
+    from .params.stage import DATASETS
 
     return DATASETS.index(_stage_dataset(name))
 
@@ -83,7 +81,7 @@ def dataset_rank(name: str) -> int:
 def read_protocols() -> tuple[str, ...]:
     """``params.yaml``'s ``protocols`` list, () when it is not a list of names (the resolve stage then
     reports what is wrong)."""
-    from .config import read_params_tree
+    from .params.read import read_params_tree
 
     names = read_params_tree().get("protocols")
     return tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else ()

@@ -8,13 +8,10 @@ import numpy as np
 
 from ..errors import DlgmmError
 from .common import batched, progress_bar
+from .config import HEADLINES
 
 if TYPE_CHECKING:
     import torch
-
-
-#: The values of ``headline``: which estimate is a result's ``nll``.
-HEADLINES = ("authors", "ours")
 
 
 def _mean_and_se(nll: np.ndarray) -> tuple[float, float]:
