@@ -175,7 +175,7 @@ def test_encoder_activation_is_stored_and_checked(tmp_path):
     del payload["config"]["encoder_activation"]  # a checkpoint written before the argument existed: ReLU
     torch.save(payload, path)
     loaded = load_checkpoint(path)
-    assert loaded.config["encoder_activation"] == "relu" and isinstance(loaded.encoder[-1], torch.nn.ReLU)
+    assert loaded.config.encoder_activation == "relu" and isinstance(loaded.encoder[-1], torch.nn.ReLU)
     payload["config"]["encoder_activation"] = "sigmoid"
     torch.save(payload, path)
     _expect_error(path, "encoder_activation must be one of relu, linear")
