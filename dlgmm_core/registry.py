@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from .errors import DlgmmError
+from .fields import FieldError
 from .models import (DeepLatentMixture, DLDPMMConfig, DLGMMConfig, GaussVAE, GaussVAEConfig, SBVAEConfig,
                      StickBreakingVAE)
 
@@ -82,8 +83,8 @@ def config_class(kind: str, where: str = "build_model") -> type:
 def make_config(kind: str, values: Mapping[str, Any], where: str = "") -> Any:
     """The config of ``kind`` from exactly its fields ``values`` (checked by the config itself).
 
-    A missing or unknown field is a DlgmmError naming ``where`` (default:
-    ``build_model('<kind>')``) and the fields expected.
+    A missing or unknown field, or a bad value, is a DlgmmError naming
+    ``where`` (default: ``build_model('<kind>')``), and the field.
     """
     where = where or f"build_model({kind!r})"
     cls = config_class(kind, where)
@@ -95,7 +96,10 @@ def make_config(kind: str, values: Mapping[str, Any], where: str = "") -> Any:
         parts = ([f"missing argument(s) {', '.join(missing)}"] if missing else []) + \
                 ([f"unknown argument(s) {', '.join(unknown)}"] if unknown else [])
         raise DlgmmError(f"{where}: {'; '.join(parts)} (expected exactly: {', '.join(names)})")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except FieldError as err:
+        raise DlgmmError(f"{where}: {err.field} {err.problem} (got {err.value!r})") from None
 
 
 def build(config: Any) -> nn.Module:

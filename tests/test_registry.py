@@ -167,7 +167,7 @@ def test_build_model_and_checkpoint_round_trip(register_toy, tmp_path):
     torch.manual_seed(0)
     model = build_model("toy", input_dim=12, latent=3)
     assert isinstance(model, ToyVAE) and as_dict(model.config) == {"input_dim": 12, "latent": 3}
-    with pytest.raises(DlgmmError, match=r"^ToyConfig.latent must be >= 2 \(got 1\)$"):
+    with pytest.raises(DlgmmError, match=r"^build_model\('toy'\): latent must be >= 2 \(got 1\)$"):
         build_model("toy", input_dim=12, latent=1)
     with pytest.raises(DlgmmError, match=r"unknown argument\(s\) hidden \(expected exactly: input_dim, latent\)"):
         build_model("toy", input_dim=12, latent=3, hidden=8)
