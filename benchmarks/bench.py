@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     kind, config = configs["dlgmm"]
     checks: dict[str, dict] = {}
     for precision in ("float32", "bf16"):
-        looped = LoopedDLGMM(**config).to(device).train()
+        looped = LoopedDLGMM(registry.make_config(kind, config)).to(device).train()
         looped.load_state_dict(models[f"dlgmm/{precision}"].state_dict())
         torch.manual_seed(seed)
         batched_elbo = models[f"dlgmm/{precision}"].elbo(x).detach().double()

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.checkpoint or default_checkpoint()
     if checkpoint is None or not checkpoint.is_file():
         print(f"eval_memory: no trained checkpoint ({checkpoint or 'models/*/mnist/dlgmm.pt'}); train one first "
-              "(`dvc repro train_dlgmm@corrected-mnist`); not measured")
+              "(`dvc repro train@corrected-mnist-dlgmm`); not measured")
         return 0
     row = measure(checkpoint, args.examples, args.samples)
     met = row["peak_mib"] <= args.limit_mib

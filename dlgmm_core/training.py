@@ -227,7 +227,7 @@ def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Adam:
 
     The default (foreach) Adam runs about ten elementwise passes per parameter
     tensor; the fused one a single pass: at the paper's sizes on one CPU core
-    ``Adam.step`` takes ~1 ms instead of ~2.7 ms (gauss_vae step ~11.5 -> ~9.5 ms).
+    ``Adam.step`` takes ~1 ms instead of ~2.7 ms (the Gauss-VAE's step ~11.5 -> ~9.5 ms).
     Its arithmetic differs from foreach Adam in the last bits, but it is
     deterministic, so a seed still gives the same weights on the same machine,
     and a resumed run keeps the setting it was saved with (``fused`` is part of

@@ -67,7 +67,7 @@ def model_components(model: Any) -> int:
 
 def prior_mean(model: Any, component: int) -> float:
     """The prior mean (per dimension) of mixture component ``component`` (0-based)."""
-    means = list((getattr(model, "config", {}) or {}).get("prior_means") or [0.0])
+    means = list(getattr(model.config, "prior_means", None) or [0.0])
     return float(means[component] if len(means) > 1 else means[0])
 
 

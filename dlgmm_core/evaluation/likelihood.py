@@ -54,10 +54,6 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
     ``samples``) and ``authors`` (``nll``, ``nll_se``, ``samples``,
     ``dropped_draws``).
     """
-    import torch
-
-    from ..runtime import as_float_tensor
-
     if headline not in HEADLINES:
         raise DlgmmError(f"marginal likelihood: headline must be one of {', '.join(map(repr, HEADLINES))} "
                          f"(got {headline!r})")
@@ -68,6 +64,44 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
     n = int(x.shape[0])
     if n == 0:
         raise DlgmmError("marginal likelihood: no test examples")
+    bounds = _our_bounds(model, x, samples, at, batch_size, device, progress, bounds_fn)
+    log_px = bounds[samples]
+    bad = int((~np.isfinite(log_px)).sum())
+    if bad:
+        raise DlgmmError(f"marginal likelihood: {bad} of {n} test examples have a non-finite log p(x) estimate "
+                         f"with S={samples}; the model is numerically broken (check its training)")
+    elbo = batched(lambda xb: model.elbo(xb), x, device, desc="ELBO", progress=progress)
+    if not np.isfinite(elbo).all():
+        raise DlgmmError(f"marginal likelihood: {int((~np.isfinite(elbo)).sum())} of {n} test examples have a "
+                         f"non-finite ELBO; the model is numerically broken (check its training)")
+    ours_nll, ours_se = _mean_and_se(-log_px)
+    authors = _authors_estimate(model, x, authors_samples, batch_size, device, progress, weights_fn)
+    estimates = {"ours": {"nll": ours_nll, "nll_se": ours_se, "samples": samples}, "authors": authors}
+    return {
+        "nll": estimates[headline]["nll"],
+        "nll_se": estimates[headline]["nll_se"],
+        "headline": headline,
+        "elbo": float(elbo.mean()),
+        "bounds": {str(s): float(-v.mean()) for s, v in bounds.items()},
+        "samples": samples,
+        "examples": n,
+        "kl_method": getattr(model.config, "kl_method", None),
+        "ours": estimates["ours"],
+        "authors": estimates["authors"],
+    }
+
+
+def _our_bounds(model: Any, x: np.ndarray | torch.Tensor, samples: int, at: list[int], batch_size: int,
+                device: torch.device, progress: bool | None, bounds_fn: Callable) -> dict[int, np.ndarray]:
+    """``{s: the IWAE bound of every example with s samples}`` for s in ``at`` and S = ``samples``, in order of s.
+
+    Examples go to ``bounds_fn`` in chunks of ``max(1, batch_size // S)``.
+    """
+    import torch
+
+    from ..runtime import as_float_tensor
+
+    n = int(x.shape[0])
     chunk = max(1, int(batch_size) // samples)
     # Each chunk's bounds are copied into arrays allocated once: kept as a list of small tensors, one per chunk,
     # they pin the heap between the sampler's large temporaries, which then cannot be reused or returned
@@ -89,31 +123,7 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
             for s, value in out.items():
                 bounds[s][start:start + xb.shape[0]] = value.detach().to("cpu", torch.float64).numpy()
             bar.update(xb.shape[0])
-    bounds = dict(sorted(bounds.items()))
-    log_px = bounds[samples]
-    bad = int((~np.isfinite(log_px)).sum())
-    if bad:
-        raise DlgmmError(f"marginal likelihood: {bad} of {n} test examples have a non-finite log p(x) estimate "
-                         f"with S={samples}; the model is numerically broken (check its training)")
-    elbo = batched(lambda xb: model.elbo(xb), x, device, desc="ELBO", progress=progress)
-    if not np.isfinite(elbo).all():
-        raise DlgmmError(f"marginal likelihood: {int((~np.isfinite(elbo)).sum())} of {n} test examples have a "
-                         f"non-finite ELBO; the model is numerically broken (check its training)")
-    ours_nll, ours_se = _mean_and_se(-log_px)
-    authors = _authors_estimate(model, x, authors_samples, batch_size, device, progress, weights_fn)
-    estimates = {"ours": {"nll": ours_nll, "nll_se": ours_se, "samples": samples}, "authors": authors}
-    return {
-        "nll": estimates[headline]["nll"],
-        "nll_se": estimates[headline]["nll_se"],
-        "headline": headline,
-        "elbo": float(elbo.mean()),
-        "bounds": {str(s): float(-v.mean()) for s, v in bounds.items()},
-        "samples": samples,
-        "examples": n,
-        "kl_method": (getattr(model, "config", {}) or {}).get("kl_method"),
-        "ours": estimates["ours"],
-        "authors": estimates["authors"],
-    }
+    return dict(sorted(bounds.items()))
 
 
 def _authors_estimate(model: Any, x: np.ndarray | torch.Tensor, draws: int | None, batch_size: int,
