@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,13 @@ def test_knn_rejects_too_many_neighbours():
 # --------------------------------------------------------------------------
 # stand-in models
 # --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StandInConfig:
+    components: int
+    prior_means: tuple[float, ...]
+    kl_method: str = "taylor"
+
+
 class StandIn(torch.nn.Module):
     """A fixed linear 'model' with the evaluation API (deterministic elbo/embed, seeded prior draws)."""
 
@@ -97,8 +105,7 @@ class StandIn(torch.nn.Module):
 
     def __init__(self, components: int = 3):
         super().__init__()
-        self.config = {"components": components, "prior_means": [float(k) for k in range(components)],
-                       "kl_method": "taylor"}
+        self.config = StandInConfig(components, tuple(float(k) for k in range(components)))
         self.latent_dim = 2
         generator = torch.Generator().manual_seed(0)
         self.weight = torch.nn.Parameter(torch.randn(784, 2, generator=generator))
