@@ -46,6 +46,10 @@ def test_round_trip_same_outputs(tmp_path, kind):
     # plain weights_only loading works: nothing but dicts, lists, numbers, strings and tensors
     payload = torch.load(path, weights_only=True)
     assert payload["format"] == "dlgmm-checkpoint" and payload["version"] == 1 and payload["kind"] == kind
+    # the config's fields as a plain dict, lists as lists: the format of the files written before the config
+    # objects, which therefore load unchanged
+    stored = {**CONFIGS[kind], **({"decoder_input": "pi"} if kind == "sb_vae" else {})}  # its one default
+    assert payload["config"] == stored and list(payload["config"]) == list(stored)
 
 
 def test_extra_round_trip_with_optimizer_and_rng(tmp_path):

@@ -16,8 +16,8 @@ import yaml
 from PIL import Image
 
 from dlgmm_core import layout, registry
-from dlgmm_core.params.sections import stage_model_config
 from dlgmm_core.errors import DlgmmError
+from dlgmm_core.params.sections import stage_model_config
 from dlgmm_core.params.views import resolve
 from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, cluster_errors, digit_classes,
                                    digit_classifier, digit_shape, embed, grid_png_size, knn_errors, knn_predictions,

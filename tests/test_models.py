@@ -6,8 +6,8 @@ import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from dlgmm_core import DlgmmError, build_model, registry
-from dlgmm_core.fields import as_dict
 from dlgmm_core.distributions import stick_breaking
+from dlgmm_core.fields import as_dict
 from dlgmm_core.nets import gaussian_log_density, gaussian_mixture_log_densities
 
 KINDS = ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")

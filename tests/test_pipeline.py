@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from dlgmm_core import layout, load_checkpoint
-from dlgmm_core.params.editor import set_params
 from dlgmm_core.figure_measures import cluster_result
+from dlgmm_core.params.editor import set_params
 from fixtures_data import WHEEL, mnist_pickle_bytes, sha256, write_chardata, write_wheel
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlgmm_core import build_model
+from dlgmm_core import registry
+from dlgmm_core.errors import DlgmmError
+from dlgmm_core.layout import train_stage
 from dlgmm_core.params.editor import set_params
 from dlgmm_core.params.load import load_params, params_from_tree
 from dlgmm_core.params.read import read_yaml
-from dlgmm_core.params.stage import load_stage_params, stage_arguments
-from dlgmm_core.errors import DlgmmError
-from dlgmm_core.layout import train_stage
-from dlgmm_core import registry
 from dlgmm_core.params.sections import stage_model_config
+from dlgmm_core.params.stage import load_stage_params, stage_arguments
 from dlgmm_core.params.views import resolve
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dlgmm_core.params.load import params_from_tree
-from dlgmm_core.params.stage import DATASETS
 from dlgmm_core import registry
 from dlgmm_core.errors import DlgmmError
+from dlgmm_core.params.load import params_from_tree
+from dlgmm_core.params.stage import DATASETS
 from dlgmm_core.report import (DATASET_NAMES, PAPER, differing_settings, flat_metrics, format_cell, read_inputs,
                                write_report)
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from dlgmm_core import DlgmmError, build_model, importance_bounds, load_checkpoint, save_checkpoint
+from dlgmm_core import registry
+from dlgmm_core.nets import bernoulli_log_likelihood
 from dlgmm_core.params.load import load_params, params_from_tree
 from dlgmm_core.params.read import read_yaml
 from dlgmm_core.params.sections import stage_model_config
-from dlgmm_core import registry
-from dlgmm_core.nets import bernoulli_log_likelihood
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 CONFIG = dict(input_dim=12, hidden=8, encoder_activation="relu", truncation=4, alpha0=5.0, kl_method="taylor",

@@ -8,6 +8,7 @@ from ..errors import DlgmmError
 from ..fields import FieldError
 from .read import SOURCE
 
+#: The default of a read that has none (a missing key is then an error).
 MISSING = object()
 
 
