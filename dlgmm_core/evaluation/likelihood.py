@@ -85,7 +85,7 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
         "bounds": {str(s): float(-v.mean()) for s, v in bounds.items()},
         "samples": samples,
         "examples": n,
-        "kl_method": getattr(model.config, "kl_method", None),
+        "kl_method": getattr(getattr(model, "config", None), "kl_method", None),
         "ours": estimates["ours"],
         "authors": estimates["authors"],
     }
