@@ -55,7 +55,7 @@ quick: $(STAMP)
 	$(seed_omniglot)
 	ln -sfn $(CURDIR)/data/raw $(QUICK_DIR)/data/raw
 	test -d $(QUICK_DIR)/.dvc || (cd $(QUICK_DIR) && $(CURDIR)/$(DVC) init --no-scm -q)
-	cd $(QUICK_DIR) && $(CURDIR)/$(PY) -m dlgmm_core.config set budget=quick \
+	cd $(QUICK_DIR) && $(CURDIR)/$(PY) $(CURDIR)/tools/params.py set budget=quick \
 		$(if $(PROTOCOLS),"protocols=[$(PROTOCOLS)]")
 	cd $(QUICK_DIR) && $(CURDIR)/$(PY) $(CURDIR)/tools/schedule.py --jobs $(JOBS) --dvc $(CURDIR)/$(DVC) \
 		--costs-from $(CURDIR)
@@ -64,7 +64,7 @@ quick: $(STAMP)
 # The paper's budget: params.yaml as committed (OMNIGLOT_DIR seeds the download cache).
 repro: $(STAMP)
 	$(seed_omniglot)
-	$(PY) -m dlgmm_core.config set budget=paper
+	$(PY) tools/params.py set budget=paper
 	$(PY) tools/schedule.py --jobs $(JOBS) --dvc $(DVC) $(if $(FIRST),--first $(FIRST))
 
 bench: $(STAMP)

@@ -38,8 +38,11 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from bench_gemm import GemmRates, GemmRecorder, count_step, gemm_flops, square_rates  # noqa: E402
 from bench_machine import OtherLoad, load_average, machine_info, synchronizer, time_interleaved  # noqa: E402
-from dlgmm_core import build_model, log_marginal_likelihood, training  # noqa: E402
-from dlgmm_core.config import load_params  # noqa: E402
+from dlgmm_core import build_model, log_marginal_likelihood, registry, training  # noqa: E402
+from dlgmm_core.errors import DlgmmError  # noqa: E402
+from dlgmm_core.fields import as_dict  # noqa: E402
+from dlgmm_core.params.load import load_params  # noqa: E402
+from dlgmm_core.params.sections import stage_model_config  # noqa: E402
 from dlgmm_core.io import write_json  # noqa: E402
 from dlgmm_core.models import DeepLatentMixture  # noqa: E402
 from dlgmm_core.report.paper import MODELS, registered_models  # noqa: E402
@@ -76,15 +79,12 @@ class LoopedDLGMM(DeepLatentMixture):
 
 
 def paper_config(params, key: str) -> tuple[str, dict]:
-    """``(kind, kwargs)`` of ``model.<key>`` at the paper's sizes; a per-component list of params.yaml must have one
-    entry or one per component of the paper's model."""
-    kind, config = params.model_config(key)
-    config.update(PAPER_SIZES[key])
-    for name, value in config.items():
-        if isinstance(value, list) and len(value) != 1 and len(value) not in PAPER_SIZES[key].values():
-            raise SystemExit(f"bench: params.yaml model.{key}.{name} has {len(value)} entries; the benchmark runs "
-                             f"the paper's sizes {PAPER_SIZES[key]} (give 1 entry)")
-    return kind, config
+    config = stage_model_config(params, key)
+    try:  # per-component lists must fit the paper's number of components
+        config = registry.make_config(config.kind, {**as_dict(config), **PAPER_SIZES[key]})
+    except DlgmmError as err:
+        raise SystemExit(f"bench: params.yaml model.{key} does not fit the paper's sizes {PAPER_SIZES[key]}: {err}")
+    return config.kind, as_dict(config)
 
 
 def make_step(model, x, precision: str, device: torch.device, elbo_fn=None):
@@ -152,9 +152,9 @@ def build_steps(run: Run) -> None:
             model = build_model(kind, **config).to(run.device).train()
             elbo_fn, _ = training.step_elbo(model, True, run.device)
             run.add_step(f"{key}/float32+compile", model, "float32", {**info, "compiled": True}, elbo_fn)
-    config = run.configs["dlgmm"][1]
+    kind, config = run.configs["dlgmm"]
     for precision in ("float32", "bf16"):
-        looped = LoopedDLGMM(**config).to(run.device).train()
+        looped = LoopedDLGMM(registry.make_config(kind, config)).to(run.device).train()
         looped.load_state_dict(run.models[f"dlgmm/{precision}"].state_dict())
         run.add_step(f"dlgmm_loop/{precision}", looped, precision, {"model": "dlgmm_loop", "kind": "dlgmm",
                                                                      "config": config})

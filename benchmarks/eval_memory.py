@@ -33,7 +33,7 @@ from dlgmm_core.io import write_json  # noqa: E402
 RUN = """
 import json, sys, time
 from dlgmm_core import load_checkpoint
-from dlgmm_core.config import load_params
+from dlgmm_core.params.load import load_params
 from dlgmm_core.data import load_prepared
 from dlgmm_core.evaluation import likelihood
 from dlgmm_core.runtime import compute_device, seed_everything
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.checkpoint or default_checkpoint()
     if checkpoint is None or not checkpoint.is_file():
         print(f"eval_memory: no trained checkpoint ({checkpoint or 'models/*/mnist/dlgmm.pt'}); train one first "
-              "(`dvc repro train_dlgmm@corrected-mnist`); not measured")
+              "(`dvc repro train@corrected-mnist-dlgmm`); not measured")
         return 0
     row = measure(checkpoint, args.examples, args.samples)
     met = row["peak_mib"] <= args.limit_mib

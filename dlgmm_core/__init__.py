@@ -1,14 +1,14 @@
 """dlgmm_core: reproduction of "Approximate Inference for Deep Latent Gaussian Mixtures".
 
-Public API (imported lazily, so ``python -m dlgmm_core.config`` does not load torch):
+Public API (imported lazily: ``import dlgmm_core`` loads no torch):
 
-- :func:`build_model` (kind, **config) -> nn.Module, kinds gauss_vae, sb_vae, dlgmm, dldpmm
+- :func:`build_model` (kind, **config fields) -> nn.Module, for every kind of :mod:`dlgmm_core.registry`
 - :func:`log_marginal_likelihood`, :func:`importance_bounds` (importance sampling)
 - :func:`save_checkpoint`, :func:`load_checkpoint`
 - :class:`DlgmmError`, the one user-facing error
 
-The model kinds and the params.yaml model keys are declared in
-:mod:`dlgmm_core.registry` (torch-free).
+The model kinds (each a config class and a model class) and the params.yaml
+model sections are declared in :mod:`dlgmm_core.registry`.
 """
 from __future__ import annotations
 
@@ -18,12 +18,10 @@ from typing import Any
 from .errors import DlgmmError
 
 _LAZY = {
-    "build_model": "models",
-    "check_model_config": "models",
+    "build_model": "registry",
     "GaussVAE": "models",
     "StickBreakingVAE": "models",
     "DeepLatentMixture": "models",
-    "MODEL_ARGS": "models",
     "log_marginal_likelihood": "estimators",
     "importance_bounds": "estimators",
     "save_checkpoint": "checkpoint",

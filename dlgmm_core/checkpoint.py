@@ -3,7 +3,7 @@
 A checkpoint is a ``torch.save`` of a plain dict::
 
     {"format": "dlgmm-checkpoint", "version": 1,
-     "kind": "dlgmm", "config": {...build_model kwargs...},
+     "kind": "<model kind>", "config": {...the fields of the model's config...},
      "state_dict": {name: tensor (CPU)},
      "metadata": {...},          # free-form, e.g. training summary
      "extra": {...} or None}     # free-form, e.g. optimizer/RNG/epoch state
@@ -14,6 +14,11 @@ bool, None, bytes, tensors, torch.Size/dtype/device. NumPy arrays and scalars
 are *not* (store them as tensors or lists); :func:`save_checkpoint` checks this
 and raises ``TypeError`` naming the offending entry, so a checkpoint that was
 written can always be read back. Writes are atomic (temp file + rename).
+
+The model is rebuilt as ``Model(Config(**config))`` through the registry
+(:func:`dlgmm_core.registry.make_config`), its config checked on the way; a
+config field added later with a default (``encoder_activation``) reads the
+files written before it.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import torch
 from torch import nn
 
 from .errors import DlgmmError
+from .fields import as_dict
 from .io import atomic_path
 
 FORMAT = "dlgmm-checkpoint"
@@ -63,7 +69,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, state_dict: Ma
     """
     for name in ("kind", "config"):
         if not hasattr(model, name):
-            raise TypeError(f"save_checkpoint: the model has no {name!r}; build it with dlgmm_core.build_model")
+            raise TypeError(f"save_checkpoint: the model has no {name!r}; build it from its config "
+                            f"(dlgmm_core.registry.build)")
     if state_dict is None:
         state_dict = model.state_dict()
     else:
@@ -74,7 +81,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, state_dict: Ma
         "format": FORMAT,
         "version": VERSION,
         "kind": model.kind,
-        "config": dict(model.config),
+        "config": as_dict(model.config),
         "state_dict": {name: value.detach().cpu().clone() for name, value in state_dict.items()},
         "metadata": dict(metadata or {}),
         "extra": extra,
@@ -116,7 +123,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", expect_k
     build, weights that do not fit the config or are not finite -- raises one :class:`DlgmmError`
     naming the file.
     """
-    from .models import build_model  # late import: models import torch.distributions code
+    from . import registry  # late import: the models import torch.distributions code
 
     path = Path(path)
     if not path.is_file():
@@ -143,7 +150,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", expect_k
         raise DlgmmError(f"{path}: model input_dim is {config.get('input_dim')!r}, expected {expect_input_dim} "
                          f"(a model of another data set?)")
     try:
-        model = build_model(kind, **config)
+        model = registry.build(registry.make_config(kind, config, where="the stored config"))
     except DlgmmError as err:
         raise DlgmmError(f"{path}: stored config does not build a model: {err}") from None
     if not isinstance(state, dict):

@@ -34,9 +34,10 @@ from torch.distributions.utils import broadcast_all
 
 __all__ = ["Kumaraswamy", "log1mexp", "kl_kumaraswamy_beta", "stick_breaking", "log_stick_breaking",
            "dirichlet_stick_prior", "dp_stick_prior", "LOG_AB_RANGE", "kumaraswamy_log_density_from_logs",
-           "beta_log_density_from_logs", "stick_log_densities"]
+           "beta_log_density_from_logs", "stick_log_densities", "KL_METHODS"]
 
-_KL_METHODS = ("quadrature", "taylor")
+#: How KL(Kumaraswamy || Beta) can be computed (:func:`kl_kumaraswamy_beta`).
+KL_METHODS = ("quadrature", "taylor")
 
 _EULER = 0.57721566490153286061  # Euler-Mascheroni constant
 _EULER_AUTHORS = 0.57721  # the constant in the authors' Taylor-series code, kept to reproduce it
@@ -182,8 +183,8 @@ def _kumaraswamy_entropy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _check_kl_options(method: str, taylor_terms: int) -> None:
-    if method not in _KL_METHODS:
-        raise ValueError(f"kl_method must be one of {_KL_METHODS}, got {method!r}")
+    if method not in KL_METHODS:
+        raise ValueError(f"kl_method must be one of {KL_METHODS}, got {method!r}")
     if isinstance(taylor_terms, bool) or not isinstance(taylor_terms, int) or taylor_terms < 1:
         raise ValueError(f"taylor_terms must be a positive integer, got {taylor_terms!r}")
 

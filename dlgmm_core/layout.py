@@ -9,10 +9,10 @@ a file, for the hints of error messages.
 :func:`stage_sources` lists the source files a stage script runs: the script
 and every module of the package it imports, directly or through other
 modules. ``dvc.yaml`` declares them as the stage's code deps, and the
-training fingerprint (:func:`dlgmm_core.training.code_sha256`) hashes those
-of the training stage.
+training stage hashes its own into the fingerprint of a saved training state
+(:func:`dlgmm_core.resume.code_sha256`).
 
-Standard library only: the report and the config command import it without torch.
+Standard library only.
 """
 from __future__ import annotations
 
@@ -58,12 +58,9 @@ def prepare_hint(dataset: str) -> str:
 
 
 def train_stage(protocol: str, dataset: str, model: str) -> str:
-    """The DVC stage that writes :func:`checkpoint` (the DLGMM and the qualitative model have their own)."""
-    if model == "dlgmm":
-        return f"train_dlgmm@{protocol}-{dataset}"
-    if model == "qualitative":
-        return f"train_qualitative@{protocol}"
-    return f"train@{protocol}-{dataset}-{model}"
+    """The DVC stage that writes :func:`checkpoint` (the qualitative model, trained on MNIST only, has its own)."""
+    family = "train_qualitative" if model == "qualitative" else "train"
+    return f"{family}@{protocol}-{dataset}-{model}"
 
 
 def nll_stage(protocol: str, dataset: str, model: str) -> str:
@@ -147,7 +144,7 @@ def train_state(protocol: str, dataset: str, model: str, root: Root = ".") -> Pa
     """``.dlgmm/train-state/<protocol>/<dataset>/<model>.state.pt``: the resumable training state.
 
     One file per training stage; a state another configuration wrote there
-    is discarded by its fingerprint (:mod:`dlgmm_core.training`), never resumed.
+    is discarded by its fingerprint (:mod:`dlgmm_core.resume`), never resumed.
     """
     return Path(train_state_dir(root), protocol, dataset, f"{model}.state.pt")
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import MODEL_KINDS, load_stage_params, stage_arguments  # noqa: E402
+from dlgmm_core.params.stage import load_stage_params, stage_arguments  # noqa: E402
+from dlgmm_core.registry import evaluated_keys  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import Timer, load_eval_model, marginal_likelihood  # noqa: E402
@@ -27,7 +28,7 @@ from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    args = stage_arguments(__doc__, MODEL_KINDS)
+    args = stage_arguments(__doc__, evaluated_keys())
     params = load_stage_params(nll_stage(args.protocol, args.dataset, args.model))
     section = params.eval["marginal_likelihood"]
     device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")

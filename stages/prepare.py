@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlgmm_core.data import DATASETS, prepare_dataset  # noqa: E402
-from dlgmm_core.config import load_stage_params  # noqa: E402
+from dlgmm_core.params.stage import load_stage_params  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.layout import prepare_stage, prepared_dir, prepared_in, raw_dir  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import load_stage_params  # noqa: E402
+from dlgmm_core.params.stage import load_stage_params  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.layout import report_stage  # noqa: E402
 from dlgmm_core.report import write_report  # noqa: E402

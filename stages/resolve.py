@@ -5,7 +5,7 @@
 Reads params.yaml (every section, every defined protocol; the budget applied) and checks the local
 data folders it names and, where a `cuda` device is asked for, that one exists. Writes
 data/params/<stage>.json for every stage of dvc.yaml, each holding exactly the values that stage
-reads (dlgmm_core.resolved), and nothing at all unless everything validated: a bad value stops the
+reads (dlgmm_core.params.views), and nothing at all unless everything validated: a bad value stops the
 pipeline here, before DVC has removed any other stage's outputs. Prints a notice for every value of
 params.yaml that the quick budget replaces.
 """
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.layout import stage_params_dir  # noqa: E402
-from dlgmm_core.resolved import resolve  # noqa: E402
+from dlgmm_core.params.views import resolve  # noqa: E402
 
 
 def main() -> None:

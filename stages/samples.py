@@ -17,23 +17,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import MODEL_KEYS, load_stage_params, stage_arguments  # noqa: E402
+from dlgmm_core.params.stage import load_stage_params, stage_arguments  # noqa: E402
+from dlgmm_core import registry  # noqa: E402
 from dlgmm_core.data import has_labels, load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import (MODEL_NAMES, load_eval_model, prior_bernoulli_means,  # noqa: E402
+from dlgmm_core.evaluation import (load_eval_model, prior_bernoulli_means,  # noqa: E402
                                    save_component_grids, save_grid)
 from dlgmm_core.layout import prepared, qualitative_dir, samples_figure, samples_stage  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    args = stage_arguments(__doc__, MODEL_KEYS)
+    args = stage_arguments(__doc__, registry.SECTIONS)
     params = load_stage_params(samples_stage(args.protocol, args.dataset, args.model))
     grid = params.eval["samples"]["grid"]
     device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
     model = load_eval_model(params.protocol, args.dataset, args.model, device, budget=params.budget)
     seed_everything(params.seed)
-    label = f"{MODEL_NAMES[args.model]} ({args.dataset}, {params.protocol} protocol)"
+    label = f"{registry.title(args.model)} ({args.dataset}, {params.protocol} protocol)"
     if args.model == "qualitative":
         npz_path = prepared(args.dataset)[0]
         data = load_prepared(npz_path)

@@ -14,10 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlgmm_core.config import MODEL_KINDS, load_stage_params, stage_arguments  # noqa: E402
+from dlgmm_core.params.stage import load_stage_params, stage_arguments  # noqa: E402
+from dlgmm_core import registry  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import (MODEL_NAMES, cluster_errors, embed, load_eval_model, plot_tsne,  # noqa: E402
+from dlgmm_core.evaluation import (cluster_errors, embed, load_eval_model, plot_tsne,  # noqa: E402
                                    tsne_embedding)
 from dlgmm_core.io import read_json  # noqa: E402
 from dlgmm_core.layout import prepare_hint, prepared, tsne_figure, tsne_stage  # noqa: E402
@@ -26,7 +27,7 @@ from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
 def main() -> None:
-    args = stage_arguments(__doc__, MODEL_KINDS, default_dataset="mnist")
+    args = stage_arguments(__doc__, registry.evaluated_keys(), default_dataset="mnist")
     params = load_stage_params(tsne_stage(args.protocol, args.model))
     section = params.eval["tsne"]
     npz_path, meta_path = prepared(args.dataset)
@@ -40,7 +41,7 @@ def main() -> None:
     print(f"t-SNE of {z.shape[0]} latent samples ({z.shape[1]}-d), perplexity {section['perplexity']} ...", flush=True)
     coords = tsne_embedding(z, section["perplexity"], params.seed)
     out = tsne_figure(params.protocol, args.dataset, args.model)
-    title = (f"{MODEL_NAMES[args.model]} ({params.protocol} protocol): t-SNE of one latent sample per "
+    title = (f"{registry.title(args.model)} ({params.protocol} protocol): t-SNE of one latent sample per "
              f"{args.dataset} test image ({z.shape[0]} points)")
     clusters = cluster_errors(z, coords, y)
     Clusters(int(z.shape[0]), int(z.shape[1]), section["perplexity"], clusters).write(

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dlgmm_core import authors_logs
-from dlgmm_core.config import params_from_tree
 from dlgmm_core.errors import DlgmmError
+from dlgmm_core.params.load import params_from_tree
 from dlgmm_core.report import write_report
 from test_report import build_tree, parse_table, write_inputs
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from dlgmm_core import build_model
-from dlgmm_core.config import load_params
+from dlgmm_core import build_model, registry
+from dlgmm_core.params.load import load_params
 from dlgmm_core.runtime import seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def test_the_looped_dlgmm_gives_the_batched_elbo():
     kind, config = bench.paper_config(load_params(ROOT / "params.yaml"), "dlgmm")
     seed_everything(0)
     batched = build_model(kind, **config).train()
-    looped = bench.LoopedDLGMM(**config).train()
+    looped = bench.LoopedDLGMM(registry.make_config(kind, config)).train()
     looped.load_state_dict(batched.state_dict())
     x = (torch.rand(20, 784, generator=torch.Generator().manual_seed(1)) < bench.PIXEL_DENSITY).float()
     calls = []

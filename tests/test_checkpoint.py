@@ -46,6 +46,10 @@ def test_round_trip_same_outputs(tmp_path, kind):
     # plain weights_only loading works: nothing but dicts, lists, numbers, strings and tensors
     payload = torch.load(path, weights_only=True)
     assert payload["format"] == "dlgmm-checkpoint" and payload["version"] == 1 and payload["kind"] == kind
+    # the config's fields as a plain dict, lists as lists: the format of the files written before the config
+    # objects, which therefore load unchanged
+    stored = {**CONFIGS[kind], **({"decoder_input": "pi"} if kind == "sb_vae" else {})}  # its one default
+    assert payload["config"] == stored and list(payload["config"]) == list(stored)
 
 
 def test_extra_round_trip_with_optimizer_and_rng(tmp_path):
@@ -175,7 +179,7 @@ def test_encoder_activation_is_stored_and_checked(tmp_path):
     del payload["config"]["encoder_activation"]  # a checkpoint written before the argument existed: ReLU
     torch.save(payload, path)
     loaded = load_checkpoint(path)
-    assert loaded.config["encoder_activation"] == "relu" and isinstance(loaded.encoder[-1], torch.nn.ReLU)
+    assert loaded.config.encoder_activation == "relu" and isinstance(loaded.encoder[-1], torch.nn.ReLU)
     payload["config"]["encoder_activation"] = "sigmoid"
     torch.save(payload, path)
     _expect_error(path, "encoder_activation must be one of relu, linear")

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from dlgmm_core.config import load_params, params_from_tree, read_yaml, set_params
 from dlgmm_core.errors import DlgmmError
+from dlgmm_core.fields import as_dict
+from dlgmm_core.params.editor import set_params
+from dlgmm_core.params.load import load_params, params_from_tree
+from dlgmm_core.params.read import read_yaml
+from dlgmm_core.params.sections import stage_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,26 +39,26 @@ def test_committed_params_hold_the_paper_settings():
     assert params.protocol == "authors" and params.protocols == ["authors", "corrected"]
     train = params.train
     assert (train["lr"], train["batch_size"], train["patience"]) == (0.0003, 100, 26)
-    kind, config = params.model_config("dlgmm")
-    assert kind == "dlgmm" and config["components"] == params.k == 3
-    assert (config["hidden"], config["latent"], config["alpha"]) == (500, 25, 1.0)
-    assert params.model_config("dldpmm")[1]["truncation"] == 17
-    assert params.model_config("dldpmm")[1]["alpha0"] == 1.0
-    sb = params.model_config("sb_vae")[1]
-    assert (sb["truncation"], sb["alpha0"]) == (25, 5.0)
-    assert params.model_config("gauss_vae")[1] == {"input_dim": 784, "hidden": 500, "encoder_activation": "linear",
-                                                   "latent": 25}
-    kind, qual = params.model_config("qualitative")
-    assert kind == "dlgmm" and qual["components"] == 5 and qual["latent"] == 5
-    assert qual["prior_means"] == [-1.5, -0.75, 0.0, 0.75, 1.5]
+    config = stage_model_config(params, "dlgmm")
+    assert config.kind == "dlgmm" and config.components == params.k == 3
+    assert (config.hidden, config.latent, config.alpha) == (500, 25, 1.0)
+    assert stage_model_config(params, "dldpmm").truncation == 17
+    assert stage_model_config(params, "dldpmm").alpha0 == 1.0
+    sb = stage_model_config(params, "sb_vae")
+    assert (sb.truncation, sb.alpha0, sb.kl_method) == (25, 5.0, "taylor")
+    assert as_dict(stage_model_config(params, "gauss_vae")) == {"input_dim": 784, "hidden": 500,
+                                                                "encoder_activation": "linear", "latent": 25}
+    qual = stage_model_config(params, "qualitative")
+    assert qual.kind == "dlgmm" and qual.components == 5 and qual.latent == 5
+    assert qual.prior_means == (-1.5, -0.75, 0.0, 0.75, 1.5)
     assert params.eval["marginal_likelihood"]["samples"] == 1000
     assert params.eval["knn"]["neighbors"] == [3, 5, 10]
 
 
 def test_top_level_k_sets_dlgmm_components_only(tree):
     params = params_from_tree(_set(tree, "k", 10))
-    assert params.model_config("dlgmm")[1]["components"] == 10
-    assert params.model_config("qualitative")[1]["components"] == 5
+    assert stage_model_config(params, "dlgmm").components == 10
+    assert stage_model_config(params, "qualitative").components == 5
 
 
 def test_quick_budget_applies_overrides(tree):
@@ -121,7 +125,7 @@ def test_dlgmm_prior_means_must_match_k(tree):
 def test_unknown_model_and_dataset_names(tree):
     params = params_from_tree(tree)
     with pytest.raises(DlgmmError, match="unknown model 'vae'"):
-        params.model_config("vae")
+        stage_model_config(params, "vae")
     with pytest.raises(DlgmmError, match="unknown dataset 'cifar'"):
         params.data("cifar")
 
@@ -159,22 +163,22 @@ def test_cli_reports_one_line_without_traceback(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text((ROOT / "params.yaml").read_text().replace("lr: 0.0003", "lr: 0"))
     result = subprocess.run(
-        [sys.executable, "-m", "dlgmm_core.config", "check", "--file", str(path)],
+        [sys.executable, "tools/params.py", "check", "--file", str(path)],
         capture_output=True, text=True, cwd=ROOT,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {path}: train.lr must be > 0 (got 0)"]
 
 
-def test_train_section_checked_on_its_own_with_defaults():
-    from dlgmm_core.config import validate_train
+def test_train_config_checked_on_its_own_with_defaults():
+    from dlgmm_core.training import TrainConfig
 
-    section = validate_train({"lr": 0.001, "batch_size": 10, "patience": 2, "max_epochs": 3})
-    assert section["device"] == "auto" and section["precision"] == "float32" and section["max_train_examples"] is None
-    with pytest.raises(DlgmmError, match="train config: train.batch_size must be >= 1"):
-        validate_train({"lr": 0.001, "batch_size": 0, "patience": 2, "max_epochs": 3})
-    with pytest.raises(DlgmmError, match="train config: missing key train.max_epochs"):
-        validate_train({"lr": 0.001, "batch_size": 10, "patience": 2})
+    config = TrainConfig(lr=0.001, batch_size=10, patience=2, max_epochs=3)
+    assert config.device == "auto" and config.precision == "float32" and config.max_train_examples is None
+    with pytest.raises(DlgmmError, match=r"^TrainConfig.batch_size must be >= 1 \(got 0\)$"):
+        TrainConfig(lr=0.001, batch_size=0, patience=2, max_epochs=3)
+    with pytest.raises(TypeError, match="max_epochs"):
+        TrainConfig(lr=0.001, batch_size=10, patience=2)
 
 
 # --- YAML 1.2, as DVC reads params.yaml -------------------------------------------------------
@@ -198,7 +202,7 @@ def test_hand_written_exponents_are_numbers_as_for_dvc(tmp_path, written, value)
     path = _edited(tmp_path, "lr: 0.0003", f"lr: {written}")
     assert read_yaml(path) == _dvc_reading(path)
     assert load_params(path).train["lr"] == value
-    result = subprocess.run([sys.executable, "-m", "dlgmm_core.config", "check", "--file", str(path)],
+    result = subprocess.run([sys.executable, "tools/params.py", "check", "--file", str(path)],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{path}: ok"
@@ -321,7 +325,7 @@ def test_set_refuses_an_unknown_key_with_the_nearest_known_key(tmp_path):
     with pytest.raises(DlgmmError, match=rf"^{path}: unknown key train.patience "
                                          r"\(a protocol setting: protocol.authors.train.patience\)$"):
         set_params(path, ["train.patience=2"])
-    result = subprocess.run([sys.executable, "-m", "dlgmm_core.config", "set", "--file", str(path), "K=4"],
+    result = subprocess.run([sys.executable, "tools/params.py", "set", "--file", str(path), "K=4"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {path}: unknown key K (did you mean k?)"]

@@ -23,7 +23,9 @@ import pytest
 from test_pipeline import _env, _run, finished_project
 
 from dlgmm_core import layout
-from dlgmm_core.config import read_yaml
+from dlgmm_core.params.read import read_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ZEROS = "0" * 64
 
@@ -130,7 +132,7 @@ def test_cuda_is_absent_where_the_gpus_are_hidden():
 
 
 def test_a_typo_key_suggests_the_known_one(finished):
-    result = subprocess.run([sys.executable, "-m", "dlgmm_core.config", "check"], cwd=finished, env=_env(finished),
+    result = subprocess.run([sys.executable, str(ROOT / "tools/params.py"), "check"], cwd=finished, env=_env(finished),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     _edit(finished / "params.yaml", "train.max_epoch=2")
@@ -169,7 +171,7 @@ def _trainings_from_scratch(output: str) -> list[str]:
 
 def _assert_only_the_dlgmm_ran(output: str) -> None:
     ran = _stages_run(output)
-    assert {"train_dlgmm@authors-mnist", "train_dlgmm@authors-omniglot", "report"} <= ran, ran
+    assert {"train@authors-mnist-dlgmm", "train@authors-omniglot-dlgmm", "report"} <= ran, ran
     assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
 
 

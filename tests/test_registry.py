@@ -1,39 +1,60 @@
-"""The model registry: a model kind added through the registry alone is loaded, built, saved and reported."""
+"""The model registry: a model kind added by its file, one registry line and its params.yaml section is
+loaded, checked, built, saved and reported."""
 from __future__ import annotations
 
 import json
 import math
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
 import yaml
 from torch import nn
 
-from dlgmm_core import DlgmmError, build_model, load_checkpoint, registry, save_checkpoint
-from dlgmm_core.config import MODEL_KEYS, MODEL_KINDS, params_from_tree
-from dlgmm_core.evaluation import MODEL_NAMES
+from dlgmm_core import DlgmmError, build_model, fields, load_checkpoint, registry, save_checkpoint
+from dlgmm_core.fields import as_dict
 from dlgmm_core.nets import bernoulli_log_likelihood
-from dlgmm_core.report import MODELS, ReportModel, write_report
+from dlgmm_core.params.load import load_params, params_from_tree
+from dlgmm_core.params.sections import stage_model_config
+from dlgmm_core.report import MODELS, ReportModel, table_rows, write_report
 from test_report import NEIGHBORS, PNG, nll_payload, parse_table, write_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 _LOG_TWO_PI = math.log(2 * math.pi)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ToyConfig:
+    """A toy kind's config, declared as a model file declares one."""
+
+    kind: ClassVar[str] = "toy"
+    title: ClassVar[str] = "Toy-VAE"
+
+    input_dim: int = fields.integer(from_data=True)
+    latent: int = fields.integer(minimum=2)
+
+    def __post_init__(self) -> None:
+        fields.check(self)
+
+    def architecture(self) -> str:
+        return f"{self.latent}s"
+
+
 class ToyVAE(nn.Module):
     """One linear layer each way: q(z|x) = N(W x, I), p(z) = N(0, I), p(x|z) = Bernoulli(logits V z)."""
 
-    kind = "toy"
+    kind = ToyConfig.kind
 
-    def __init__(self, *, input_dim: int, latent: int):
+    def __init__(self, config: ToyConfig):
         super().__init__()
-        self.config = {"input_dim": input_dim, "latent": latent}
-        self.latent_dim = latent
-        self.encoder = nn.Linear(input_dim, latent)
-        self.decoder = nn.Linear(latent, input_dim)
+        self.config = config
+        self.latent_dim = config.latent
+        self.encoder = nn.Linear(config.input_dim, config.latent)
+        self.decoder = nn.Linear(config.latent, config.input_dim)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         return self.decoder(latent)
@@ -64,28 +85,18 @@ class ToyVAE(nn.Module):
         return bernoulli_log_likelihood(x, logits) + log_p_z - log_q_z
 
 
-TOY = registry.ModelSpec(
-    kind="toy",
-    constructor=lambda: ToyVAE,
-    args=(registry.Arg("input_dim", "integer", from_data=True), registry.Arg("latent", "integer", minimum=2)),
-    display_name="Toy-VAE",
-    architecture=lambda c: f"{c['latent']}s",
-)
-
-
 @pytest.fixture()
-def register_toy():
-    """A function that registers the toy kind (with its evaluated key ``toy``); undone after the test."""
-    undo: list = []
+def register_toy(monkeypatch):
+    """Register the toy kind as its one registry line does (and its params.yaml section, named like it);
+    undone after the test."""
 
-    def register() -> registry.ModelSpec:
-        undo.append(registry.register(TOY))
-        return TOY
+    def register() -> None:
+        monkeypatch.setitem(registry.KINDS, "toy", (ToyConfig, ToyVAE))
+        monkeypatch.setitem(registry.SECTIONS, "toy", registry.Section("toy"))
 
     yield register
-    for unregister in undo:
-        unregister()
-    assert "toy" not in MODEL_KINDS and "toy" not in MODEL_KEYS
+    monkeypatch.undo()
+    assert "toy" not in registry.KINDS and "toy" not in registry.SECTIONS
 
 
 def toy_tree(latent=3) -> dict:
@@ -95,48 +106,54 @@ def toy_tree(latent=3) -> dict:
 
 
 def test_builtin_registry_is_the_papers():
-    assert tuple(MODEL_KINDS) == ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
-    assert dict(MODEL_KEYS) == {"gauss_vae": "gauss_vae", "sb_vae": "sb_vae", "dlgmm": "dlgmm", "dldpmm": "dldpmm",
-                                "qualitative": "dlgmm"}
-    assert MODEL_NAMES["qualitative"] == "Qualitative DLGMM" and MODEL_NAMES["sb_vae"] == "SB-VAE"
+    assert tuple(registry.KINDS) == ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
+    assert {key: section.kind for key, section in registry.SECTIONS.items()} == {
+        "gauss_vae": "gauss_vae", "sb_vae": "sb_vae", "dlgmm": "dlgmm", "dldpmm": "dldpmm", "qualitative": "dlgmm"}
+    assert registry.title("qualitative") == "Qualitative DLGMM" and registry.title("sb_vae") == "SB-VAE"
     assert registry.evaluated_keys() == ("gauss_vae", "sb_vae", "dlgmm", "dldpmm")
     assert registry.trained_keys("omniglot") == registry.evaluated_keys()
     assert registry.trained_keys("mnist") == registry.evaluated_keys() + ("qualitative",)
-    assert registry.table_rows("nll") == ("dlgmm", "dldpmm", "gauss_vae", "sb_vae")
-    assert registry.table_rows("knn") == ("dlgmm", "sb_vae", "gauss_vae", "dldpmm")
-    assert {k: registry.spec(k).paper_architecture for k in MODEL_KINDS} == {
-        "gauss_vae": "500d-25s", "sb_vae": "500d-25t", "dlgmm": "500d-3x25s", "dldpmm": "500d-17tx25s"}
+    assert table_rows("nll") == ("dlgmm", "dldpmm", "gauss_vae", "sb_vae")
+    assert table_rows("knn") == ("dlgmm", "sb_vae", "gauss_vae", "dldpmm")
+    params = load_params(ROOT / "params.yaml")  # the committed sizes are the paper's
+    assert {key: stage_model_config(params, key).architecture() for key in registry.evaluated_keys()} == \
+        PAPER_ARCHITECTURES == {"gauss_vae": "500d-25s", "sb_vae": "500d-25t", "dlgmm": "500d-3x25s",
+                                "dldpmm": "500d-17tx25s"}
 
 
-def test_registry_and_config_do_not_import_torch():
-    code = "import sys, dlgmm_core.config, dlgmm_core.registry, dlgmm_core.report; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+def test_every_kind_is_its_config_and_model_class():
+    for kind, (config_class, model_class) in registry.KINDS.items():
+        assert config_class.kind == kind and model_class.__module__ == config_class.__module__
+    params = load_params(ROOT / "params.yaml")
+    for key in registry.SECTIONS:
+        config = stage_model_config(params, key)
+        torch.manual_seed(0)
+        model = registry.build(config)
+        assert model.kind == config.kind == registry.SECTIONS[key].kind and model.config is config
 
 
-def test_register_returns_its_undo():
-    undo = registry.register(TOY)
-    assert MODEL_KINDS[-1] == "toy" and MODEL_KEYS["toy"] == "toy" and MODEL_NAMES["toy"] == "Toy-VAE"
-    undo()
-    assert "toy" not in MODEL_KINDS and "toy" not in MODEL_KEYS and "toy" not in MODEL_NAMES
+def test_reading_params_loads_no_torch_and_the_training_code_no_dvc():
+    """Parameters are read (YAML, protocols, a stage's own file) and paths named without torch; the models, the
+    training step and the estimators import without dvc, dvclive and ruamel (a GPU machine may lack them)."""
+    light = ("import sys, dlgmm_core.layout, dlgmm_core.params.read, dlgmm_core.params.merge, "
+             "dlgmm_core.params.stage; print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+    heavy = ("import sys, dlgmm_core.registry, dlgmm_core.training, dlgmm_core.estimators, dlgmm_core.checkpoint; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dvc', 'dvclive', 'ruamel')))")
+    result = subprocess.run([sys.executable, "-c", heavy], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+def test_an_unknown_kind_is_named():
     with pytest.raises(DlgmmError, match="unknown model kind 'toy'"):
         build_model("toy", input_dim=4, latent=2)
-
-
-def test_register_refuses_a_taken_name_and_registers_nothing():
-    clash = registry.ModelSpec("dlgmm", lambda: ToyVAE, TOY.args, "Clash", TOY.architecture)
-    with pytest.raises(ValueError, match="'dlgmm' is already registered"):
-        registry.register(TOY, clash)
-    with pytest.raises(ValueError, match="unregistered kind 'nothing'"):
-        registry.register(TOY, registry.ModelKey("other", "nothing", "Other"))
-    assert "toy" not in MODEL_KINDS and "toy" not in MODEL_KEYS and "other" not in MODEL_KEYS
 
 
 def test_config_loader_reads_and_checks_the_toy_section(register_toy):
     register_toy()
     params = params_from_tree(toy_tree())
-    assert params.model_config("toy") == ("toy", {"input_dim": 784, "latent": 3})
+    assert stage_model_config(params, "toy") == ToyConfig(input_dim=784, latent=3)
     with pytest.raises(DlgmmError, match=r"^params.yaml: model.toy.latent must be >= 2 \(got 1\)$"):
         params_from_tree(toy_tree(latent=1))
     tree = toy_tree()
@@ -149,8 +166,8 @@ def test_build_model_and_checkpoint_round_trip(register_toy, tmp_path):
     register_toy()
     torch.manual_seed(0)
     model = build_model("toy", input_dim=12, latent=3)
-    assert isinstance(model, ToyVAE) and model.config == {"input_dim": 12, "latent": 3}
-    with pytest.raises(DlgmmError, match=r"build_model\('toy'\): latent must be an integer >= 2 \(got 1\)"):
+    assert isinstance(model, ToyVAE) and as_dict(model.config) == {"input_dim": 12, "latent": 3}
+    with pytest.raises(DlgmmError, match=r"^build_model\('toy'\): latent must be >= 2 \(got 1\)$"):
         build_model("toy", input_dim=12, latent=1)
     with pytest.raises(DlgmmError, match=r"unknown argument\(s\) hidden \(expected exactly: input_dim, latent\)"):
         build_model("toy", input_dim=12, latent=3, hidden=8)

@@ -16,7 +16,7 @@ import yaml
 from test_evaluation import make_workspace
 
 from dlgmm_core import layout
-from dlgmm_core.resolved import resolve
+from dlgmm_core.params.views import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}

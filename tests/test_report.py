@@ -9,15 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dlgmm_core.config import DATASETS, MODEL_KINDS, params_from_tree
+from dlgmm_core import registry
 from dlgmm_core.errors import DlgmmError
-from dlgmm_core.evaluation import MODEL_NAMES
+from dlgmm_core.params.load import params_from_tree
+from dlgmm_core.params.stage import DATASETS
 from dlgmm_core.report import (DATASET_NAMES, PAPER, differing_settings, flat_metrics, format_cell, read_inputs,
                                write_report)
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16  # the report only links figures; existence is what it checks
 NEIGHBORS = (3, 5, 10)
+MODEL_KINDS = tuple(registry.KINDS)
+MODEL_NAMES = {key: registry.title(key) for key in registry.SECTIONS}
 MODEL_INDEX = {m: i for i, m in enumerate(MODEL_KINDS)}  # gauss_vae 0, sb_vae 1, dlgmm 2, dldpmm 3
 
 
@@ -493,7 +496,7 @@ def test_second_protocol_partially_run_renders_not_run(partial):
     assert "KL(Kumaraswamy ‖ Beta) method, `corrected`: DLGMM: `quadrature`; DLDPMM: not run" in header
     notice = next(line for line in header.splitlines() if line.startswith("> Protocol `corrected` is incomplete"))
     for stage in ("marginal_likelihood@corrected-omniglot-dlgmm", "knn@corrected-mnist-sb_vae",
-                  "train_dlgmm@corrected-omniglot", "train_qualitative@corrected", "tsne@corrected-dldpmm",
+                  "train@corrected-omniglot-dlgmm", "train_qualitative@corrected-mnist-qualitative", "tsne@corrected-dldpmm",
                   "samples@corrected-omniglot-gauss_vae", "samples_qualitative@corrected"):
         assert f" {stage}" in notice, stage
     assert "marginal_likelihood@corrected-mnist-dlgmm" not in notice and "authors" not in notice
@@ -515,7 +518,7 @@ def test_a_training_under_way_counts_as_not_run(partial):
     readme = (partial / "reports/README.md").read_text()
     assert parse_table(readme, "### Training: `corrected`")["MNIST DLGMM"]["epochs"] == "not run"
     notice = next(line for line in readme.splitlines() if line.startswith("> Protocol `corrected` is incomplete"))
-    assert " train_dlgmm@corrected-mnist" in notice
+    assert " train@corrected-mnist-dlgmm" in notice
     (partial / "logs/authors/mnist/dlgmm/metrics.json").write_text(json.dumps(per_epoch))
     with pytest.raises(DlgmmError, match=r"logs/authors/mnist/dlgmm/metrics.json: training has not finished"):
         write_report(partial, params_from_tree(build_tree(protocols=("authors", "corrected"))))
@@ -637,7 +640,7 @@ def test_results_table_from_the_flat_metrics(built):
 
 def test_the_readme_results_are_the_committed_report():
     """Once a paper-budget report is committed, README.md's "Results" table is the one its metrics give."""
-    from dlgmm_core.config import read_params_tree
+    from dlgmm_core.params.read import read_params_tree
     from dlgmm_core.report import results_table
 
     metrics_path = ROOT / "reports" / "metrics.json"

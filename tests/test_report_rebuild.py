@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dlgmm_core.config import load_stage_params
+from dlgmm_core.params.stage import load_stage_params
 from dlgmm_core.layout import report_stage
 from dlgmm_core.report import write_report
 

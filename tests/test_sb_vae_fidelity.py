@@ -11,8 +11,11 @@ import pytest
 import torch
 
 from dlgmm_core import DlgmmError, build_model, importance_bounds, load_checkpoint, save_checkpoint
-from dlgmm_core.config import load_params, params_from_tree, read_yaml
+from dlgmm_core import registry
 from dlgmm_core.nets import bernoulli_log_likelihood
+from dlgmm_core.params.load import load_params, params_from_tree
+from dlgmm_core.params.read import read_yaml
+from dlgmm_core.params.sections import stage_model_config
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 CONFIG = dict(input_dim=12, hidden=8, encoder_activation="relu", truncation=4, alpha0=5.0, kl_method="taylor",
@@ -31,10 +34,10 @@ def _model(**overrides) -> torch.nn.Module:
 @pytest.mark.parametrize("decoder_input", ["pi", "scaled_pi"])
 def test_decoder_input_is_recorded_in_the_config_and_the_checkpoint(tmp_path, decoder_input):
     model = _model(decoder_input=decoder_input)
-    assert model.config["decoder_input"] == decoder_input
+    assert model.config.decoder_input == decoder_input
     save_checkpoint(tmp_path / "m.pt", model)
     loaded = load_checkpoint(tmp_path / "m.pt")
-    assert loaded.config["decoder_input"] == decoder_input
+    assert loaded.config.decoder_input == decoder_input
     assert loaded.decoder_input_scale == {"pi": 1.0, "scaled_pi": 4.0}[decoder_input]
     latent = torch.softmax(torch.randn(3, 4), -1)
     assert torch.equal(loaded.decode(latent), model.decode(latent))
@@ -42,7 +45,7 @@ def test_decoder_input_is_recorded_in_the_config_and_the_checkpoint(tmp_path, de
 
 def test_decoder_input_defaults_to_the_authors_pi_when_omitted():
     model = build_model("sb_vae", **CONFIG)
-    assert model.config["decoder_input"] == "pi" and model.decoder_input_scale == 1.0
+    assert model.config.decoder_input == "pi" and model.decoder_input_scale == 1.0
 
 
 @pytest.mark.parametrize("value", ["T_pi", "Pi", 25, None])
@@ -63,10 +66,10 @@ def test_a_bad_decoder_input_in_params_names_its_key(protocol):
 
 @pytest.mark.parametrize("protocol, decoder_input, scale", [("authors", "pi", 1.0), ("corrected", "scaled_pi", 25.0)])
 def test_each_protocol_builds_its_decoder_input(protocol, decoder_input, scale):
-    kind, config = load_params(PARAMS, protocol).model_config("sb_vae")
-    assert config["decoder_input"] == decoder_input
-    model = build_model(kind, **config)
-    assert model.config["decoder_input"] == decoder_input and model.decoder_input_scale == scale
+    config = stage_model_config(load_params(PARAMS, protocol), "sb_vae")
+    assert config.decoder_input == decoder_input
+    model = registry.build(config)
+    assert model.config.decoder_input == decoder_input and model.decoder_input_scale == scale
 
 
 def test_scaled_pi_is_the_pi_model_with_its_first_decoder_layer_scaled():

@@ -61,10 +61,10 @@ PIPELINE = {
     "resolve": set(), "prepare@mnist": {"resolve"},
     "train@authors-mnist-gauss_vae": {"resolve", "prepare@mnist"},
     "train@authors-mnist-dldpmm": {"resolve", "prepare@mnist"},
-    "train_dlgmm@authors-mnist": {"resolve", "prepare@mnist"},
+    "train@authors-mnist-dlgmm": {"resolve", "prepare@mnist"},
     "marginal_likelihood@authors-mnist-dldpmm": {"train@authors-mnist-dldpmm"},
     "report": {"marginal_likelihood@authors-mnist-dldpmm", "train@authors-mnist-gauss_vae",
-               "train_dlgmm@authors-mnist"},
+               "train@authors-mnist-dlgmm"},
 }
 
 
@@ -85,7 +85,7 @@ def test_the_costliest_ready_stage_starts_first():
     log, _, _ = _run(PIPELINE, jobs=1, costs=costs)
     starts = [n for kind, n in log if kind == "start"]
     trainings = [n for n in starts if n.startswith("train")]
-    assert trainings == ["train@authors-mnist-dldpmm", "train_dlgmm@authors-mnist", "train@authors-mnist-gauss_vae"]
+    assert trainings == ["train@authors-mnist-dldpmm", "train@authors-mnist-dlgmm", "train@authors-mnist-gauss_vae"]
 
 
 TWO_PROTOCOLS = {
@@ -119,14 +119,14 @@ def test_within_a_protocol_mnist_goes_before_omniglot():
     """The Omniglot DLDPMM costs more than the MNIST DLGMM, but the paper's tables are MNIST's first."""
     upstream = {"resolve": set(), "prepare@mnist": {"resolve"}, "prepare@omniglot": {"resolve"},
                 "train@corrected-omniglot-dldpmm": {"prepare@omniglot"},
-                "train_dlgmm@corrected-mnist": {"prepare@mnist"},
+                "train@corrected-mnist-dlgmm": {"prepare@mnist"},
                 "train@corrected-mnist-gauss_vae": {"prepare@mnist"},
                 "train@authors-omniglot-gauss_vae": {"prepare@omniglot"}}
-    costs = {"train@corrected-omniglot-dldpmm": 900.0, "train_dlgmm@corrected-mnist": 800.0,
+    costs = {"train@corrected-omniglot-dldpmm": 900.0, "train@corrected-mnist-dlgmm": 800.0,
              "train@corrected-mnist-gauss_vae": 500.0, "train@authors-omniglot-gauss_vae": 60.0}
     log, _, _ = _run(upstream, jobs=1, protocols=("authors", "corrected"), costs=costs)
     trainings = [n for kind, n in log if kind == "start" and n.startswith("train")]
-    assert trainings == ["train@authors-omniglot-gauss_vae", "train_dlgmm@corrected-mnist",
+    assert trainings == ["train@authors-omniglot-gauss_vae", "train@corrected-mnist-dlgmm",
                          "train@corrected-mnist-gauss_vae", "train@corrected-omniglot-dldpmm"]
     assert [schedule.dataset_rank(n) for n in ("prepare@omniglot", "train@authors-omniglot-sb_vae",
                                                "tsne@corrected-dlgmm", "train_qualitative@corrected",
@@ -145,7 +145,7 @@ def test_a_failure_stops_only_what_is_downstream_of_it():
     started = {n for kind, n in log if kind == "start"}
     assert failed == ["train@authors-mnist-dldpmm"]
     assert "marginal_likelihood@authors-mnist-dldpmm" not in started and "report" not in started
-    assert {"train@authors-mnist-gauss_vae", "train_dlgmm@authors-mnist"} <= started
+    assert {"train@authors-mnist-gauss_vae", "train@authors-mnist-dlgmm"} <= started
 
 
 @pytest.mark.parametrize("name, cheaper", [("train@authors-mnist-dldpmm", "train@authors-omniglot-dldpmm"),

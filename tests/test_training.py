@@ -23,12 +23,13 @@ import torch
 import yaml
 
 from dlgmm_core import build_model, layout, load_checkpoint, training
-from dlgmm_core.config import set_params, validate_train
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.io import save_npz
-from dlgmm_core.resolved import resolve
+from dlgmm_core.params.editor import set_params
+from dlgmm_core.params.views import resolve
+from dlgmm_core.resume import STATE_FORMAT, TrainState
 from dlgmm_core.runtime import seed_everything
-from dlgmm_core.training import STATE_FORMAT, TrainState, train_model, validation_elbo
+from dlgmm_core.training import TrainConfig, train_model, validation_elbo
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 5
@@ -59,7 +60,7 @@ def tiny_model(kind: str = "gauss_vae"):
 def run(tmp: Path, config: dict | None = None, model=None, x_train=None, x_valid=None, seed: int = SEED):
     model = tiny_model() if model is None else model
     summary = train_model(model, binary(300, 1) if x_train is None else x_train,
-                          binary(100, 2) if x_valid is None else x_valid, {**TRAIN, **(config or {})},
+                          binary(100, 2) if x_valid is None else x_valid, TrainConfig(**{**TRAIN, **(config or {})}),
                           seed=seed, state_path=tmp / "m.state.pt", checkpoint_path=tmp / "m.pt",
                           log_dir=tmp / "logs", metadata={"dataset": "mnist", "model": "gauss_vae"}, progress=False)
     return model, summary
@@ -478,8 +479,8 @@ def test_compile_unavailable_trains_eager_with_a_notice(tmp_path, monkeypatch, c
 
 
 def test_train_compile_must_be_a_boolean():
-    with pytest.raises(DlgmmError, match="train.compile"):
-        validate_train({**TRAIN, "compile": "yes"})
+    with pytest.raises(DlgmmError, match=r"^TrainConfig.compile must be a bool \(got 'yes'\)$"):
+        TrainConfig(**{**TRAIN, "compile": "yes"})
 
 
 def test_benchmark_counts_other_processes_cpu_as_load():

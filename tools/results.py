@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlgmm_core import authors_logs  # noqa: E402
-from dlgmm_core.config import read_params_tree  # noqa: E402
+from dlgmm_core.params.read import read_params_tree  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.io import read_json  # noqa: E402
 from dlgmm_core.layout import report_metrics  # noqa: E402

@@ -93,15 +93,15 @@ def protocol_rank(name: str, protocols: tuple[str, ...]) -> int:
 def _stage_dataset(name: str) -> str:
     """The dataset in stage ``name``'s item (``train@corrected-omniglot-dlgmm``, ``prepare@omniglot``); ``mnist``
     for a stage of no dataset (``tsne@…`` and the qualitative model's stages are MNIST's)."""
-    from dlgmm_core.config import DATASETS
+    from dlgmm_core.params.stage import DATASETS
 
     return next((p for p in name.partition("@")[2].split("-") if p in DATASETS), "mnist")
 
 
 def dataset_rank(name: str) -> int:
-    """The index in :data:`dlgmm_core.config.DATASETS` (MNIST first) of stage ``name``'s dataset
+    """The index in :data:`dlgmm_core.params.stage.DATASETS` (MNIST first) of stage ``name``'s dataset
     (:func:`_stage_dataset`)."""
-    from dlgmm_core.config import DATASETS
+    from dlgmm_core.params.stage import DATASETS
 
     return DATASETS.index(_stage_dataset(name))
 
@@ -109,7 +109,7 @@ def dataset_rank(name: str) -> int:
 def read_protocols() -> tuple[str, ...]:
     """``params.yaml``'s ``protocols`` list, () when it is not a list of names (the resolve stage then
     reports what is wrong)."""
-    from dlgmm_core.config import read_params_tree
+    from dlgmm_core.params.read import read_params_tree
 
     names = read_params_tree().get("protocols")
     return tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else ()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DATASETS
+from ..params.stage import DATASETS
 from ..errors import DlgmmError
 from ..io import atomic_path, sha256_file, write_json
 from ..layout import prepared_in

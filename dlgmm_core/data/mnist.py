@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..config import ParamReader
+from ..params.reader import ParamReader
 from ..errors import DlgmmError
 from . import download
 from .contract import NO_LABEL, PIXELS, SPLITS, binarize, check_intensities

@@ -15,7 +15,7 @@ package re-exports their public names.
 from __future__ import annotations
 
 from ..io import atomic_dir, save_figure
-from .common import EMBED_BATCH, MODEL_NAMES, Timer, batched, load_eval_model, model_components, prior_mean
+from .common import EMBED_BATCH, Timer, batched, load_eval_model, model_components, prior_mean
 from .knn import (MEAN_DRAWS, check_neighbors, embed, knn_errors, knn_predictions, knn_sensitivity,
                   require_labels)
 from .likelihood import marginal_likelihood
@@ -24,7 +24,7 @@ from .samples import (digit_classes, digit_classifier, digit_shape, grid_png_siz
 from .tsne import MAP_NEIGHBORS, cluster_errors, plot_tsne, tsne_embedding
 
 __all__ = [
-    "EMBED_BATCH", "MAP_NEIGHBORS", "MEAN_DRAWS", "MODEL_NAMES", "Timer", "atomic_dir", "batched", "check_neighbors",
+    "EMBED_BATCH", "MAP_NEIGHBORS", "MEAN_DRAWS", "Timer", "atomic_dir", "batched", "check_neighbors",
     "cluster_errors", "digit_classes", "digit_classifier", "digit_shape", "embed",
     "grid_png_size", "knn_errors", "knn_predictions", "knn_sensitivity", "load_eval_model", "marginal_likelihood",
     "model_components",

@@ -15,7 +15,6 @@ import numpy as np
 
 from ..errors import DlgmmError
 from ..layout import checkpoint, script, train_stage
-from ..registry import MODEL_NAMES  # the paper's display names of the params.yaml model keys
 
 if TYPE_CHECKING:
     import torch
@@ -36,15 +35,16 @@ def load_eval_model(protocol: str, dataset: str, model_key: str, device: torch.d
     under the paper's).
     """
     from .. import load_checkpoint
-    from ..config import INPUT_DIM, MODEL_KEYS
+    from ..data.contract import PIXELS
+    from ..registry import SECTIONS
 
     path = checkpoint(protocol, dataset, model_key, root)
     if not path.is_file():
         raise DlgmmError(f"{path}: checkpoint not found; train it first (`python {script('train')} --protocol "
                          f"{protocol} --dataset {dataset} --model {model_key}` or "
                          f"`dvc repro {train_stage(protocol, dataset, model_key)}`)")
-    model = load_checkpoint(path, map_location="cpu", expect_kind=MODEL_KEYS.get(model_key),
-                            expect_input_dim=INPUT_DIM)
+    model = load_checkpoint(path, map_location="cpu", expect_kind=SECTIONS[model_key].kind if model_key in SECTIONS else None,
+                            expect_input_dim=PIXELS)
     recorded = model.checkpoint_metadata
     expected_values = [("dataset", dataset), ("model", model_key), ("protocol", protocol)]
     for key, expected in expected_values + ([("budget", budget)] if budget is not None else []):
@@ -58,17 +58,16 @@ def load_eval_model(protocol: str, dataset: str, model_key: str, device: torch.d
 
 def model_components(model: Any) -> int:
     """Number of prior mixture components of a mixture model (``components`` or ``truncation``)."""
-    config = getattr(model, "config", {}) or {}
     for key in ("components", "truncation"):
-        if config.get(key):
-            return int(config[key])
+        if getattr(model.config, key, None):
+            return int(getattr(model.config, key))
     raise DlgmmError(f"a {getattr(model, 'kind', type(model).__name__)} model has no mixture components "
                      f"(its config has neither 'components' nor 'truncation')")
 
 
 def prior_mean(model: Any, component: int) -> float:
     """The prior mean (per dimension) of mixture component ``component`` (0-based)."""
-    means = list((getattr(model, "config", {}) or {}).get("prior_means") or [0.0])
+    means = list(getattr(model.config, "prior_means", None) or [0.0])
     return float(means[component] if len(means) > 1 else means[0])
 
 

@@ -8,13 +8,10 @@ import numpy as np
 
 from ..errors import DlgmmError
 from .common import batched, progress_bar
+from .config import HEADLINES
 
 if TYPE_CHECKING:
     import torch
-
-
-#: The values of ``headline``: which estimate is a result's ``nll``.
-HEADLINES = ("authors", "ours")
 
 
 def _mean_and_se(nll: np.ndarray) -> tuple[float, float]:
@@ -122,7 +119,7 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
         "bounds": {str(s): float(-v.mean()) for s, v in bounds.items()},
         "samples": samples,
         "examples": n,
-        "kl_method": (getattr(model, "config", {}) or {}).get("kl_method"),
+        "kl_method": getattr(getattr(model, "config", None), "kl_method", None),
         "ours": estimates["ours"],
         "authors": estimates["authors"],
     }

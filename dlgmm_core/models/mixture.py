@@ -2,21 +2,97 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.distributions import kl_divergence
+from torch.distributions import Beta, kl_divergence
 
-from ..distributions import (Kumaraswamy, dirichlet_stick_prior, dp_stick_prior, log_stick_breaking,
+from .. import fields
+from ..distributions import (KL_METHODS, Kumaraswamy, dirichlet_stick_prior, dp_stick_prior, log_stick_breaking,
                              stick_breaking, stick_log_densities)
 from ..errors import DlgmmError
-from ..nets import (bernoulli_log_likelihood, check_component, float32_at_least, gaussian_log_density,
-                    gaussian_mixture_log_densities, mlp, stick_posterior)
-from .gauss_vae import LOG_SIGMA_RANGE, encoder_trunk
+from ..nets import (LOG_SIGMA_RANGE, bernoulli_log_likelihood, check_component, encoder_activation, encoder_trunk,
+                    float32_at_least, gaussian_log_density, gaussian_mixture_log_densities, mlp, stick_posterior)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DLGMMConfig:
+    """A DLGMM, K = ``components`` with a symmetric Dirichlet(``alpha``) prior on the weights.
+
+    ``model.dlgmm`` of params.yaml, where ``components`` is the top-level ``k``
+    (:data:`dlgmm_core.registry.SECTIONS`), or any section building this kind
+    (the qualitative model's sets ``components`` itself); ``kl_method`` is
+    ``kl`` there, ``input_dim`` comes from the data.
+    """
+
+    kind: ClassVar[str] = "dlgmm"
+    title: ClassVar[str] = "DLGMM"
+
+    input_dim: int = fields.integer(from_data=True)
+    hidden: int = fields.integer()
+    encoder_activation: str = encoder_activation()
+    latent: int = fields.integer()
+    components: int = fields.integer()
+    alpha: float = fields.number(positive=True)
+    prior_means: tuple[float, ...] = fields.numbers(per="components")
+    prior_scales: tuple[float, ...] = fields.numbers(positive=True, per="components")
+    kl_method: str = fields.choice(KL_METHODS, param="kl")
+    taylor_terms: int = fields.integer()
+
+    def __post_init__(self) -> None:
+        fields.check(self)
+
+    def stick_prior(self, device: torch.device, dtype: torch.dtype) -> Beta:
+        """The K-1 sticks' Beta(alpha, (K-1-k) alpha) priors: the marginals of the Dirichlet."""
+        return dirichlet_stick_prior(self.components, self.alpha, device=device, dtype=dtype)
+
+    def architecture(self) -> str:
+        """The paper's notation: ``<hidden>d-<components>x<latent>s``."""
+        return f"{self.hidden}d-{self.components}x{self.latent}s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DLDPMMConfig:
+    """A DLDPMM, K = ``truncation`` with a truncated DP(``alpha0``) prior: sticks Beta(1, alpha0).
+
+    ``model.dldpmm`` of params.yaml (``kl_method`` is ``kl`` there, ``input_dim`` from the data).
+    """
+
+    kind: ClassVar[str] = "dldpmm"
+    title: ClassVar[str] = "DLDPMM"
+
+    input_dim: int = fields.integer(from_data=True)
+    hidden: int = fields.integer()
+    encoder_activation: str = encoder_activation()
+    latent: int = fields.integer()
+    truncation: int = fields.integer(minimum=2)
+    alpha0: float = fields.number(positive=True)
+    prior_means: tuple[float, ...] = fields.numbers(per="truncation")
+    prior_scales: tuple[float, ...] = fields.numbers(positive=True, per="truncation")
+    kl_method: str = fields.choice(KL_METHODS, param="kl")
+    taylor_terms: int = fields.integer()
+
+    def __post_init__(self) -> None:
+        fields.check(self)
+
+    @property
+    def components(self) -> int:
+        """K: the truncation."""
+        return self.truncation
+
+    def stick_prior(self, device: torch.device, dtype: torch.dtype) -> Beta:
+        """The K-1 sticks' Beta(1, alpha0) priors."""
+        return dp_stick_prior(self.truncation, self.alpha0, device=device, dtype=dtype)
+
+    def architecture(self) -> str:
+        """The paper's notation: ``<hidden>d-<truncation>tx<latent>s``."""
+        return f"{self.hidden}d-{self.truncation}tx{self.latent}s"
 
 
 class DeepLatentMixture(nn.Module):
-    """Deep latent Gaussian mixture; ``dlgmm`` (K = components) or ``dldpmm`` (K = truncation).
+    """Deep latent Gaussian mixture: a DLGMM (:class:`DLGMMConfig`) or a DLDPMM (:class:`DLDPMMConfig`).
 
     Generative model: sticks v_k ~ Beta_k (k < K), pi = stick_breaking(v);
     z ~ sum_k pi_k N(m_k, s_k^2 I); x ~ Bernoulli(decoder(z)). The two kinds differ
@@ -27,7 +103,7 @@ class DeepLatentMixture(nn.Module):
 
     Posterior q(v, z | x) = prod_k Kumar(v_k; a_k, b_k) * sum_k pi_k(v) N(z; mu_k, sigma_k^2 I).
     Encoder: ``x -> hidden`` (a ReLU after it, or none: ``encoder_activation``,
-    see :func:`~dlgmm_core.models.gauss_vae.encoder_trunk`), then ONE linear
+    see :func:`~dlgmm_core.nets.encoder_trunk`), then ONE linear
     head for all K (mu_k, log sigma_k) and one head each for the K-1 log a and
     log b (log sigma and log a/b are clamped so that no extreme head gives 0 or
     inf). Decoder ``z -> hidden (ReLU) -> input_dim`` logits. Weights start N(0, 0.01^2), biases zero (the authors').
@@ -46,32 +122,20 @@ class DeepLatentMixture(nn.Module):
     stays below the component-indicator ELBO and hence below log p(x).
     """
 
-    def __init__(self, *, input_dim: int, hidden: int, encoder_activation: str, latent: int, prior_means: list[float],
-                 prior_scales: list[float], kl_method: str = "quadrature", taylor_terms: int = 10,
-                 components: int | None = None, alpha: float | None = None,
-                 truncation: int | None = None, alpha0: float | None = None):
+    def __init__(self, config: DLGMMConfig | DLDPMMConfig):
         super().__init__()
-        # build_model has checked the arguments of the kind (dlgmm_core.registry): a truncation makes a DLDPMM.
-        if truncation is None:
-            self.kind, k = "dlgmm", components
-            weights = {"components": components, "alpha": alpha}
-        else:
-            self.kind, k = "dldpmm", truncation
-            weights = {"truncation": truncation, "alpha0": alpha0}
-        self.config = {"input_dim": input_dim, "hidden": hidden, "encoder_activation": encoder_activation,
-                       "latent": latent, **weights,
-                       "prior_means": list(prior_means), "prior_scales": list(prior_scales),
-                       "kl_method": kl_method, "taylor_terms": taylor_terms}
+        self.config, self.kind = config, config.kind
+        k, latent, hidden = config.components, config.latent, config.hidden
         self.components, self.latent_dim = k, latent
-        self.encoder = encoder_trunk(input_dim, hidden, encoder_activation)
+        self.encoder = encoder_trunk(config.input_dim, hidden, config.encoder_activation)
         self.gauss_head = mlp([hidden, k * 2 * latent])  # all K (mu_k, log sigma_k) at once
         if k > 1:  # K = 1 has no sticks: pi = (1,)
             self.log_a_head = mlp([hidden, k - 1])
             self.log_b_head = mlp([hidden, k - 1])
-        self.decoder = mlp([latent, hidden, input_dim])
+        self.decoder = mlp([latent, hidden, config.input_dim])
         # Prior component parameters follow from the config, so they are not saved in the state_dict.
-        self.register_buffer("prior_mean", torch.tensor(prior_means).expand(k).clone(), persistent=False)
-        self.register_buffer("prior_log_scale", torch.tensor(prior_scales).log().expand(k).clone(),
+        self.register_buffer("prior_mean", torch.tensor(config.prior_means).expand(k).clone(), persistent=False)
+        self.register_buffer("prior_log_scale", torch.tensor(config.prior_scales).log().expand(k).clone(),
                              persistent=False)
 
     # --- pieces -------------------------------------------------------------------------
@@ -82,15 +146,13 @@ class DeepLatentMixture(nn.Module):
         mu, log_sigma = gauss[:, :, 0], gauss[:, :, 1].clamp(*LOG_SIGMA_RANGE)
         if self.components == 1:
             return mu, log_sigma, None
-        q_v = stick_posterior(h, self.log_a_head, self.log_b_head, self.config["kl_method"],
-                              self.config["taylor_terms"])
+        q_v = stick_posterior(h, self.log_a_head, self.log_b_head, self.config.kl_method,
+                              self.config.taylor_terms)
         return mu, log_sigma, q_v
 
     def stick_prior(self, like: torch.Tensor):
-        """The K-1 prior Betas of the sticks (the only difference between dlgmm and dldpmm)."""
-        if self.kind == "dlgmm":
-            return dirichlet_stick_prior(self.components, self.config["alpha"], device=like.device, dtype=like.dtype)
-        return dp_stick_prior(self.components, self.config["alpha0"], device=like.device, dtype=like.dtype)
+        """The K-1 prior Betas of the sticks, as the config says (the only difference between the two kinds)."""
+        return self.config.stick_prior(device=like.device, dtype=like.dtype)
 
     def _prior_params(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(K, 1) prior means and log scales, broadcasting over the latent dimensions."""

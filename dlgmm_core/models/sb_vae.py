@@ -1,21 +1,52 @@
 """SB-VAE (500d-25t) of Nalisnick & Smyth: Kumaraswamy sticks, truncated GEM(alpha0) prior."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from ..distributions import Kumaraswamy, dp_stick_prior, log_stick_breaking, stick_breaking, stick_log_densities
+from .. import fields
+from ..distributions import (KL_METHODS, Kumaraswamy, dp_stick_prior, log_stick_breaking, stick_breaking,
+                             stick_log_densities)
 from ..errors import DlgmmError
-from ..nets import bernoulli_log_likelihood, check_component, mlp, stick_posterior
-from .gauss_vae import encoder_trunk
+from ..nets import bernoulli_log_likelihood, check_component, encoder_activation, encoder_trunk, mlp, stick_posterior
+
+#: What the decoder's first layer reads: the weights pi, or T * pi (see :class:`StickBreakingVAE`).
+DECODER_INPUTS = ("pi", "scaled_pi")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SBVAEConfig:
+    """An SB-VAE: ``model.sb_vae`` of params.yaml (``input_dim`` from the data; ``kl_method`` is ``kl`` there)."""
+
+    kind: ClassVar[str] = "sb_vae"
+    title: ClassVar[str] = "SB-VAE"
+
+    input_dim: int = fields.integer(from_data=True)
+    hidden: int = fields.integer()
+    encoder_activation: str = encoder_activation()
+    truncation: int = fields.integer(minimum=2)
+    alpha0: float = fields.number(positive=True)
+    kl_method: str = fields.choice(KL_METHODS, param="kl")
+    taylor_terms: int = fields.integer()
+    decoder_input: str = fields.choice(DECODER_INPUTS, default="pi")
+
+    def __post_init__(self) -> None:
+        fields.check(self)
+
+    def architecture(self) -> str:
+        """The paper's notation: ``<hidden>d-<truncation>t``."""
+        return f"{self.hidden}d-{self.truncation}t"
 
 
 class StickBreakingVAE(nn.Module):
     """Stick-breaking VAE: the decoder reads the mixture-weight vector pi (T entries).
 
     Encoder ``x -> hidden`` (a ReLU after it, or none: ``encoder_activation``,
-    see :func:`~dlgmm_core.models.gauss_vae.encoder_trunk`) with linear heads
+    see :func:`~dlgmm_core.nets.encoder_trunk`) with linear heads
     for log a and log b (T-1 each, clamped to ``LOG_AB_RANGE`` so that
     a = exp(log a) and b can be neither 0 nor inf); v_k ~ Kumaraswamy(a_k, b_k)
     by its inverse CDF, pi = stick_breaking(v); decoder ``pi -> hidden (ReLU) -> input_dim`` logits.
@@ -41,29 +72,27 @@ class StickBreakingVAE(nn.Module):
     ELBO = log p(x | pi(v)) (one reparameterized v) - sum_k KL(Kumar(a_k, b_k) || Beta(1, alpha0)).
     """
 
-    kind = "sb_vae"
+    kind = SBVAEConfig.kind
 
-    def __init__(self, *, input_dim: int, hidden: int, encoder_activation: str, truncation: int, alpha0: float,
-                 kl_method: str = "quadrature", taylor_terms: int = 10, decoder_input: str = "pi"):
+    def __init__(self, config: SBVAEConfig):
         super().__init__()
-        self.config = {"input_dim": input_dim, "hidden": hidden, "encoder_activation": encoder_activation,
-                       "truncation": truncation, "alpha0": alpha0, "kl_method": kl_method,
-                       "taylor_terms": taylor_terms, "decoder_input": decoder_input}
+        self.config = config
+        truncation, hidden = config.truncation, config.hidden
         self.latent_dim = truncation
-        self.decoder_input_scale = {"pi": 1.0, "scaled_pi": float(truncation)}[decoder_input]
-        self.encoder = encoder_trunk(input_dim, hidden, encoder_activation)
+        self.decoder_input_scale = {"pi": 1.0, "scaled_pi": float(truncation)}[config.decoder_input]
+        self.encoder = encoder_trunk(config.input_dim, hidden, config.encoder_activation)
         self.log_a_head = mlp([hidden, truncation - 1])
         self.log_b_head = mlp([hidden, truncation - 1])
-        self.decoder = mlp([truncation, hidden, input_dim])
+        self.decoder = mlp([truncation, hidden, config.input_dim])
 
     def posterior(self, x: torch.Tensor) -> Kumaraswamy:
         """q(v | x): independent Kumaraswamy sticks, batch shape (B, T-1)."""
-        return stick_posterior(self.encoder(x), self.log_a_head, self.log_b_head, self.config["kl_method"],
-                               self.config["taylor_terms"])
+        return stick_posterior(self.encoder(x), self.log_a_head, self.log_b_head, self.config.kl_method,
+                               self.config.taylor_terms)
 
     def prior(self, like: torch.Tensor):
         """p(v): Beta(1, alpha0) for each of the T-1 sticks."""
-        return dp_stick_prior(self.latent_dim, self.config["alpha0"], device=like.device, dtype=like.dtype)
+        return dp_stick_prior(self.latent_dim, self.config.alpha0, device=like.device, dtype=like.dtype)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Bernoulli logits of p(x | pi) for weight vectors ``latent`` (N, T), scaled as ``decoder_input`` says."""
@@ -85,7 +114,7 @@ class StickBreakingVAE(nn.Module):
     def sample_prior(self, n: int, component: int | None = None) -> torch.Tensor:
         """``n`` weight vectors pi from the truncated GEM(alpha0) prior, shape (n, T); ``component`` must be None."""
         if component is not None:
-            raise DlgmmError(f"sb_vae has no mixture components (got component={component!r})")
+            raise DlgmmError(f"{self.kind} has no mixture components (got component={component!r})")
         weight = self.decoder[0].weight
         v = self.prior(weight).sample((n,))
         return stick_breaking(v)

@@ -11,9 +11,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..config import DATASETS
+from ..params.stage import DATASETS
 from ..results import MarginalLikelihood
-from .inputs import Inputs, TrainingLog
+from .inputs import Inputs, RunHistory
 from .paper import AUTHORS, CORRECTED, DIFFERENCES, SETTING_ROWS, table_rows
 
 #: Rounding of the flat metrics (reports/metrics.json).
@@ -130,7 +130,7 @@ def isolated_effects(inputs: Inputs, tree: Mapping[str, Any], settings: set[str]
     return out
 
 
-def late_gain(log: TrainingLog) -> float | None:
+def late_gain(log: RunHistory) -> float | None:
     """How much the best validation ELBO rose over the last :data:`LATE_EPOCHS` epochs (None for a shorter run)."""
     steps, values = log.valid
     if steps.size == 0 or steps[-1] <= LATE_EPOCHS:
@@ -242,7 +242,7 @@ def flat_metrics(inputs: Inputs) -> dict[str, float | int]:
     return dict(sorted(out.items()))
 
 
-def logged_runs(inputs: Inputs) -> dict[str, tuple[Any, TrainingLog | None]]:
+def logged_runs(inputs: Inputs) -> dict[str, tuple[Any, RunHistory | None]]:
     """``{model: (the authors' log, our MNIST run under protocol authors or None)}``; {} without that protocol."""
     run = inputs.protocols.get(AUTHORS)
     if run is None:

@@ -11,14 +11,14 @@ import numpy as np
 
 from ..io import save_figure
 from .analysis import logged_runs
-from .inputs import Inputs, TrainingLog
+from .inputs import Inputs, RunHistory
 from .paper import AUTHORS, name
 
 #: The authors' logs' figure, under the training curves' folder.
 AUTHORS_LOGS_FIGURE = "authors_logs_mnist.png"
 
 
-def plot_training_curves(logs: dict[str, TrainingLog], title: str, path: str | os.PathLike) -> Path:
+def plot_training_curves(logs: dict[str, RunHistory], title: str, path: str | os.PathLike) -> Path:
     """Train and valid ELBO per epoch of every model in ``logs`` (two panels)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator

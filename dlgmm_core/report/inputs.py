@@ -15,40 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import authors_logs, layout
-from ..config import DATASETS, Params
+from ..history import RunHistory, read_history
+from ..params.stage import DATASETS, Params
 from ..errors import DlgmmError
 from ..io import read_json
 from ..results import Clusters, ComponentShapes, Knn, MarginalLikelihood, cluster_result, component_shapes
 from .paper import AUTHORS, registered_models
-
-
-@dataclass
-class TrainingLog:
-    """One model's training history: the final summary and the per-epoch ELBO curves (step = epoch)."""
-
-    summary: dict
-    train: tuple[np.ndarray, np.ndarray]
-    valid: tuple[np.ndarray, np.ndarray]
-
-    @property
-    def epochs(self) -> int:
-        for key in ("epochs", "step"):
-            if isinstance(self.summary.get(key), (int, float)):
-                return int(self.summary[key])
-        return int(len(self.valid[0]))
-
-    @property
-    def best_valid_elbo(self) -> float:
-        value = self.summary.get("best_valid_elbo")
-        if isinstance(value, (int, float)):
-            return float(value)
-        return float(np.max(self.valid[1]))
-
-    @property
-    def finished(self) -> bool:
-        """Whether training has stopped: the summary's epoch count is written only then (the logs and the best
-        checkpoint are rewritten every epoch)."""
-        return "epochs" in self.summary
 
 
 @dataclass
@@ -63,7 +35,7 @@ class ProtocolInputs:
 
     nll: dict[str, dict[str, MarginalLikelihood]] = field(default_factory=lambda: {d: {} for d in DATASETS})
     knn: dict[str, dict[str, Knn]] = field(default_factory=lambda: {d: {} for d in DATASETS})
-    logs: dict[str, dict[str, TrainingLog]] = field(default_factory=lambda: {d: {} for d in DATASETS})
+    logs: dict[str, dict[str, RunHistory]] = field(default_factory=lambda: {d: {} for d in DATASETS})
     tsne: dict[str, Path] = field(default_factory=dict)
     samples: dict[tuple[str, str], Path] = field(default_factory=dict)
     qualitative: list[Path | None] = field(default_factory=list)
@@ -86,21 +58,6 @@ class Inputs:
         return next(iter(self.protocols))
 
 
-def _read_tsv(path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(step, value)`` of a dvclive metric file (header ``step<TAB><name>``, maybe ``timestamp``)."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise DlgmmError(f"{path}: not found; {hint}")
-    try:
-        frame = pd.read_csv(path, sep="\t")
-    except (OSError, ValueError) as err:
-        raise DlgmmError(f"{path}: not a readable dvclive .tsv ({err}); {hint}") from None
-    columns = [c for c in frame.columns if c not in ("step", "timestamp")]
-    if "step" not in frame.columns or len(columns) != 1 or frame.empty:
-        raise DlgmmError(f"{path}: expected a header 'step<TAB><metric>' and at least one row; {hint}")
-    return frame["step"].to_numpy(dtype=np.float64), frame[columns[0]].to_numpy(dtype=np.float64)
-
 
 def training_log_files(protocol: str, dataset: str, model: str, root: Path) -> list[Path]:
     """The files of one training's history: its summary, then its train and valid ELBO curves."""
@@ -108,10 +65,9 @@ def training_log_files(protocol: str, dataset: str, model: str, root: Path) -> l
         layout.train_curve(protocol, dataset, model, split, root) for split in ("train", "valid")]
 
 
-def read_training_log(protocol: str, dataset: str, model: str, root: Path, hint: str) -> TrainingLog:
+def read_training_log(protocol: str, dataset: str, model: str, root: Path, hint: str) -> RunHistory:
     """One training's dvclive history (``logs/<protocol>/<dataset>/<model>/``): the report's only reader of it."""
-    summary, train, valid = training_log_files(protocol, dataset, model, root)
-    return TrainingLog(summary=read_json(summary, hint), train=_read_tsv(train, hint), valid=_read_tsv(valid, hint))
+    return read_history(layout.train_logs(protocol, dataset, model, root), hint)
 
 
 class _Reader:

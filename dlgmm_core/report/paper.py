@@ -127,7 +127,7 @@ def table_rows(table: str) -> tuple[str, ...]:
 
 def trained_only() -> tuple[str, ...]:
     """The model keys that are trained but not evaluated, in registry order."""
-    from ..config import DATASETS
+    from ..params.stage import DATASETS
 
     evaluated = registered_models()
     keys = dict.fromkeys(key for dataset in DATASETS for key in registered_models(dataset))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import layout
-from ..config import DATASETS, Params
+from ..params.stage import DATASETS, Params
 from ..io import atomic_dir, write_json, write_text
 from .analysis import Verdict, cluster_verdict, examples_verdict, flat_metrics, frequent_digits, share, widths
 from .figures import AUTHORS_LOGS_FIGURE, plot_authors_logs, plot_training_curves

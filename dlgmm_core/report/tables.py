@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..config import DATASETS
+from ..params.stage import DATASETS
 from .analysis import (EMBEDDINGS, common_bound, differing_settings, estimator_gap, knn_neighbors,
                        nearest_to_paper)
 from .inputs import Inputs, ProtocolInputs

@@ -1,13 +1,13 @@
-"""Resolved parameters: params.yaml validated once, split into exactly what each stage reads.
+"""The ``resolve`` stage's per-stage views: params.yaml validated once, split into exactly what each stage reads.
 
 The pipeline's first stage, ``resolve`` (``stages/resolve.py``), loads
-``params.yaml`` through :mod:`dlgmm_core.config` (every section and every
+``params.yaml`` through :mod:`.load` (every section and every
 defined protocol validated, the protocol merged, the budget applied) and
 writes one small JSON file per stage, ``data/params/<stage>.json``
 (:func:`dlgmm_core.layout.stage_params`), holding exactly the values that
 stage reads (:func:`stage_views`). Every other stage depends on its own file
 instead of on sections of ``params.yaml``, and reads its values from it
-(:func:`dlgmm_core.config.load_stage_params`). So:
+(:func:`.load.load_stage_params`). So:
 
 - a bad value anywhere fails the ``resolve`` stage, before DVC has removed
   any other stage's outputs (its own folder is ``persist: true`` and written
@@ -17,19 +17,18 @@ instead of on sections of ``params.yaml``, and reads its values from it
   only the t-SNE reads changes only the t-SNE's file, and an edit of the quick
   budget leaves every file of a paper-budget run as it was.
 
-Standard library only (with the config loader): resolving never loads torch,
-except to check that a ``cuda`` device exists.
+Resolving builds every model's config, so it loads torch (no model is built).
 """
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
-from . import layout, registry
-from .config import DATASETS, Params, params_of_protocols, read_params_tree
-from .errors import DlgmmError
-from .io import read_json, write_json
+from .. import layout, registry
+from ..io import read_json, write_json
+from .load import params_of_protocols
+from .merge import shadowed_by_quick
+from .read import read_params_tree
+from .stage import DATASETS, Params
 
 #: The devices a stage view names, by the key the error names.
 _DEVICE_KEYS = ("train.device", "eval.device")
@@ -52,7 +51,7 @@ def _train_view(params: Params, key: str) -> dict:
     train["max_epochs"] = train.pop("max_epochs_by_model").get(key, train["max_epochs"])
     view = {"protocol": params.protocol, "seed": params.seed, "budget": params.budget,
             "train": train, "model": {key: params.tree["model"][key]}}
-    for top_level in registry.model_key(key).top_level.values():
+    for top_level in registry.SECTIONS[key].top_level.values():
         view[top_level] = params.tree[top_level]
     return view
 
@@ -88,37 +87,12 @@ def stage_views(by_protocol: dict[str, Params]) -> dict[str, dict]:
     return views
 
 
-def shadowed_by_quick(raw: dict) -> list[str]:
-    """One line per value of ``params.yaml`` that the quick budget's overrides replace (``budget: quick`` only)."""
-    if raw.get("budget") != "quick":
-        return []
-    lines = []
-    for dotted, value in (raw.get("quick") or {}).items():
-        written, node = _written_value(raw, str(dotted).split("."))
-        if node is not None and node != value:
-            lines.append(f"{written}: {json.dumps(node)} is replaced by quick.{dotted}: {json.dumps(value)}")
-    return lines
-
-
-def _written_value(raw: dict, parts: list[str]) -> tuple[str, Any]:
-    """``(key, value)`` where params.yaml writes the setting ``parts``: its base section, else the first protocol
-    that sets it (``protocol.<name>.<key>``); the value is None where nothing writes it."""
-    candidates = [(".".join(parts), raw)] + [(f"protocol.{name}.{'.'.join(parts)}", definition)
-                                             for name, definition in (raw.get("protocol") or {}).items()]
-    for written, node in candidates:
-        for part in parts:
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None:
-            return written, node
-    return candidates[0][0], None
-
-
 def check_devices(views: dict[str, dict]) -> None:
     """A ``cuda`` device named anywhere must exist (DlgmmError naming the key), before any stage runs."""
     wanted = {key for view in views.values() for key in _DEVICE_KEYS
               if (view.get(key.split(".")[0]) or {}).get("device") == "cuda"}
     if wanted:
-        from .runtime import resolve_device
+        from ..runtime import resolve_device
 
         for key in sorted(wanted):
             resolve_device("cuda", key=key)
@@ -132,7 +106,7 @@ def check_data_sources(by_protocol: dict[str, Params], root: str | os.PathLike =
     queued experiments lack the git-ignored data folders). Downloads cannot be checked before they are
     made; the prepare stage checks them.
     """
-    from .data import check_local_sources
+    from ..data import check_local_sources
 
     headline = next(iter(by_protocol.values()))
     for dataset in DATASETS:
