@@ -266,7 +266,7 @@ def load_library() -> dict:
     """Import everything the check runs of ``dlgmm_core`` and the stages' imports (none needs DVC, dvclive or
     ruamel.yaml at import); the modules by name."""
     names = ("dlgmm_core.models", "dlgmm_core.training", "dlgmm_core.estimators", "dlgmm_core.checkpoint",
-             "dlgmm_core.evaluation", "dlgmm_core.data", "dlgmm_core.config", "dlgmm_core.layout",
+             "dlgmm_core.evaluation", "dlgmm_core.data", "dlgmm_core.params.stage", "dlgmm_core.layout",
              "dlgmm_core.registry", "dlgmm_core.runtime", "dlgmm_core.io")
     return {name.rsplit(".", 1)[1]: importlib.import_module(name) for name in names}
 
@@ -343,7 +343,7 @@ def prepared_meta(arrays: dict, info: dict, path: Path) -> dict:
 def headline_protocol() -> str:
     """The report's headline protocol (the first of the committed report view's ``protocols``)."""
     from dlgmm_core import layout
-    from dlgmm_core.config import load_stage_params
+    from dlgmm_core.params.stage import load_stage_params
 
     return load_stage_params(layout.report_stage(), ROOT).protocols[0]
 
@@ -367,20 +367,21 @@ def timing_order() -> list[str]:
 def train_view(protocol: str, key: str) -> Any:
     """The committed training stage view of ``key`` (``data/params/<stage>.json``: paper sizes, ``train``)."""
     from dlgmm_core import layout
-    from dlgmm_core.config import load_stage_params
+    from dlgmm_core.params.stage import load_stage_params
 
     return load_stage_params(layout.train_stage(protocol, DATASET, key), ROOT)
 
 
 def build(protocol: str, key: str, seed: int | None = None):
     """The model ``key`` at the sizes of the committed training view, initialised from the view's seed."""
-    from dlgmm_core import build_model
+    from dlgmm_core import registry
+    from dlgmm_core.params.sections import stage_model_config
     from dlgmm_core.runtime import seed_everything
 
     params = train_view(protocol, key)
-    kind, config = params.model_config(key)
+    config = stage_model_config(params, key)
     seed_everything(params.seed if seed is None else seed)
-    return build_model(kind, **config)
+    return registry.build(config)
 
 
 # --------------------------------------------------------------------------
@@ -896,8 +897,8 @@ def _side_by_side(deadline: Deadline, run: Run, protocol: str, device, solo_ms: 
 # the stages' own code paths
 # --------------------------------------------------------------------------
 class HistoryLog:
-    """Stands in for :class:`dlgmm_core.training.TrainingLog` where dvclive is absent: the same ``metrics.json``
-    summary (:func:`dlgmm_core.training.summarize_history`), without dvclive's per-epoch ``plots/`` files."""
+    """Stands in for :class:`dlgmm_core.history.HistoryWriter` where dvclive is absent: the same ``metrics.json``
+    summary (:func:`dlgmm_core.history.summarize`), without dvclive's per-epoch ``plots/`` files."""
 
     def __init__(self, log_dir, history=()):
         self.log_dir = Path(log_dir)
@@ -907,9 +908,9 @@ class HistoryLog:
         pass
 
     def finish(self, history: list[dict]) -> None:
-        from dlgmm_core.training import summarize_history
+        from dlgmm_core.history import summarize
 
-        summary = summarize_history(history)
+        summary = summarize(history)
         if history:
             summary["step"] = int(history[-1]["epoch"])
         (self.log_dir / "metrics.json").write_text(json.dumps(summary, indent=4) + "\n")
@@ -922,7 +923,7 @@ def child_stage(argv: list[str]) -> None:
     if stage == "train" and not module_available("dvclive"):
         from dlgmm_core import training
 
-        training.TrainingLog = HistoryLog
+        training.HistoryWriter = HistoryLog
         print("notice: dvclive is absent: the training logs are metrics.json alone", flush=True)
     sys.argv = [str(ROOT / "stages" / f"{stage}.py"), *stage_args]
     runpy.run_path(sys.argv[0], run_name="__main__")

@@ -18,9 +18,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Documents another branch of this project adds; listed here until they exist (then this test fails until the
-#: entry is removed).
-OTHER_BRANCHES = {"docs/models.md"}
 #: The top-level folders and files a file mention can name: the sources of a clone (outputs are not checked).
 SOURCES = r"(?:dlgmm_core|stages|tools|tests|benchmarks|docs|\.ci)/[\w./-]*|[\w-]+\.md|params\.yaml|dvc\.yaml|" \
           r"pyproject\.toml|Makefile"
@@ -37,12 +34,12 @@ def _files() -> set[str]:
                          capture_output=True, text=True)
     if out.returncode:
         pytest.skip("not a git checkout")
-    return set(out.stdout.splitlines()) | OTHER_BRANCHES
+    return set(out.stdout.splitlines())
 
 
 FILES = _files()
 FOLDERS = {str(parent) for name in FILES for parent in Path(name).parents}
-DOCUMENTS = sorted(name for name in FILES if name.endswith(".md") and name not in OTHER_BRANCHES and (
+DOCUMENTS = sorted(name for name in FILES if name.endswith(".md") and (
     "/" not in name or name.startswith(("docs/", "benchmarks/", "tests/", "data/")) or name == "reports/README.md"))
 CODE = sorted(name for name in FILES if name.endswith(".py") and name.startswith(
     ("dlgmm_core/", "stages/", "tools/", "benchmarks/")))
@@ -62,8 +59,6 @@ def _text(name: str) -> str:
 
 
 def _headings(name: str) -> list[str]:
-    if name in OTHER_BRANCHES:
-        return []
     lines = (ROOT / name).read_text().splitlines()
     return [line.lstrip("#").strip() for line in lines if re.match(r"#{1,6} ", line)]
 
@@ -115,8 +110,7 @@ def broken_references(name: str) -> list[str]:
             path = _resolve(name, path) if path else name
             if not _exists(path):
                 out.append(f"link {target}")
-            elif anchor and path.endswith(".md") and anchor not in {_slug(h) for h in _headings(path)} \
-                    and path not in OTHER_BRANCHES:
+            elif anchor and path.endswith(".md") and anchor not in {_slug(h) for h in _headings(path)}:
                 out.append(f"anchor {target}")
     for mention in MENTION.findall(text):
         mention = mention.rstrip(".,;:")
@@ -163,9 +157,6 @@ def test_the_checker_finds_what_is_missing(tmp_path, monkeypatch):
         "section README.md, \"Performance\"", "section of the report \"Nowhere\""]
 
 
-def test_documents_of_other_branches_are_still_missing():
-    """Once such a document exists, its entry in OTHER_BRANCHES goes, so that its references are checked."""
-    assert all(not (ROOT / name).exists() for name in OTHER_BRANCHES)
 
 
 def test_the_readme_fits_a_first_screen():

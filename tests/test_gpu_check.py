@@ -16,7 +16,7 @@ import torch
 
 from dlgmm_core import build_model, layout
 from dlgmm_core.runtime import seed_everything
-from dlgmm_core.training import summarize_history
+from dlgmm_core.history import summarize as summarize_history
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"

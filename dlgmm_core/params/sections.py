@@ -18,7 +18,7 @@ def section_config(c: ParamReader, cls: type, keys: dict[str, str], **from_data:
 
 def model_config(c: ParamReader, key: str) -> Any:
     """The config of ``model.<key>``: each field from the section (under its ``param`` name), from the top-level
-    key that :attr:`dlgmm_core.registry.Section.top_level` names, or (``from_data``) :data:`dlgmm_core.data.contract.PIXELS`."""
+    key that :class:`dlgmm_core.registry.Section`'s ``top_level`` names, or (``from_data``) :data:`dlgmm_core.data.contract.PIXELS`."""
     section = registry.SECTIONS[key]
     cls = registry.KINDS[section.kind][0]
     keys, from_data = {}, {}
