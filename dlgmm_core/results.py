@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import DlgmmError
-from .io import read_json, write_json
+from .io import read_json, save_npz, write_json
 from .layout import Root, qualitative_dir, tsne_figure
 
 #: The file of the component grids' measurements, in the folder of the grids.
@@ -194,3 +197,82 @@ class ComponentShapes:
                 raise DlgmmError(f"{path}: components[].classes must count every image of its component by digit; "
                                  f"run {stage} again")
         return cls(ink_level, shapes, classifier)
+
+
+def per_image_path(result: str | os.PathLike) -> Path:
+    """The per-image file beside a result file: ``<result>.npz`` for ``<result>.json``."""
+    return Path(result).with_suffix(".npz")
+
+
+@dataclass(frozen=True)
+class PerImage:
+    """One evaluation's value for each test image (or t-SNE point), in test-set order, beside its result file:
+    the paired comparisons of the claims need two models' values on the same images.
+
+    The arrays (:data:`FORMATS`) are stored compressed in ``<result>.npz``
+    (git-tracked, so that a clone without the DVC cache can compare models):
+
+    - ``nll``: ``ours`` and ``authors``, -log p(x) in nats of each test image by
+      each estimator (float32: rounding below 1e-5 relative, far below the
+      Monte Carlo error of either estimator);
+    - ``knn``: ``labels`` and ``k<k>`` for each k, the class the kNN classifier
+      on one latent sample gives each test image with the whole labelled set;
+    - ``clusters``: ``labels``, ``map`` and ``latent``, the class the
+      leave-one-out classifier gives each point in the t-SNE map and in the
+      latent space.
+    """
+
+    kind: str
+    arrays: dict[str, np.ndarray]
+
+    #: kind -> the arrays' dtypes by name (a name ending in ``*`` stands for any suffix: ``k*``).
+    FORMATS = {"nll": {"ours": np.float32, "authors": np.float32},
+               "knn": {"labels": np.int8, "k*": np.int8},
+               "clusters": {"labels": np.int8, "map": np.int8, "latent": np.int8}}
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.FORMATS:
+            raise ValueError(f"per-image results: unknown kind {self.kind!r}; known: {', '.join(self.FORMATS)}")
+
+    @classmethod
+    def _dtype(cls, kind: str, name: str):
+        formats = cls.FORMATS[kind]
+        return formats.get(name, formats.get(name[:1] + "*") if name[1:].isdigit() else None)
+
+    def write(self, path: str | os.PathLike) -> None:
+        """The arrays, each in its format's dtype, compressed, atomically."""
+        lengths = {np.shape(a)[0] for a in self.arrays.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"per-image results of different lengths: {sorted(lengths)}")
+        out = {}
+        for name, array in self.arrays.items():
+            dtype = self._dtype(self.kind, name)
+            if dtype is None:
+                raise ValueError(f"per-image {self.kind} results have no array {name!r}")
+            out[name] = np.asarray(array).astype(dtype)
+        save_npz(path, **out)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, kind: str, hint: str) -> PerImage:
+        """The arrays of ``path``; DlgmmError naming the file unless each is a 1-d array of its format, all of one
+        length, and every fixed name is there."""
+        path = Path(path)
+        if not path.is_file():
+            raise DlgmmError(f"{path}: not found; {hint}")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise DlgmmError(f"{path}: not a readable .npz ({err}); {hint}") from None
+        required = [name for name in cls.FORMATS[kind] if not name.endswith("*")]
+        missing = [name for name in required if name not in arrays]
+        if missing:
+            raise DlgmmError(f"{path}: missing array(s) {', '.join(missing)}; {hint}")
+        for name, array in arrays.items():
+            dtype = cls._dtype(kind, name)
+            if dtype is None or array.dtype != dtype or array.ndim != 1:
+                raise DlgmmError(f"{path}: '{name}' must be a 1-d {np.dtype(dtype).name if dtype else 'known'} "
+                                 f"array (found {array.dtype} of shape {array.shape}); {hint}")
+        if len({a.shape[0] for a in arrays.values()}) != 1:
+            raise DlgmmError(f"{path}: the arrays differ in length; {hint}")
+        return cls(kind, arrays)

@@ -8,7 +8,9 @@ data/prepared/<dataset>.{npz,json} (which must carry labels). Writes reports/knn
 holds the same errors fitted on fewer labelled examples and with the mean of several draws as the embedding
 ({"draws": MEAN_DRAWS, "sample": {N: {k: error}}, "mean": {N: {k: error}}}; dlgmm_core.evaluation.knn_sensitivity),
 the headline errors being its one-sample errors on the whole training set (the mean embedding is drawn
-after the one-sample embedding, so the headline numbers are those of one-sample kNN alone).
+after the one-sample embedding, so the headline numbers are those of one-sample kNN alone). Beside it,
+<model>.npz: each test image's label and the class the headline classifier gives it for each k
+(dlgmm_core.results.PerImage).
 """
 from __future__ import annotations
 
@@ -21,10 +23,10 @@ from dlgmm_core.params.stage import load_stage_params, stage_arguments  # noqa: 
 from dlgmm_core.registry import evaluated_keys  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import (MEAN_DRAWS, check_neighbors, embed, knn_sensitivity,  # noqa: E402
-                                   load_eval_model, require_labels)
+from dlgmm_core.evaluation import (MEAN_DRAWS, check_neighbors, embed, knn_predictions,  # noqa: E402
+                                   knn_sensitivity, load_eval_model, require_labels)
 from dlgmm_core.layout import knn_result, knn_stage, prepared  # noqa: E402
-from dlgmm_core.results import Knn  # noqa: E402
+from dlgmm_core.results import Knn, PerImage, per_image_path  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
@@ -51,6 +53,8 @@ def main() -> None:
     sensitivity_json = {name: {str(n): {str(k): e for k, e in per_k.items()} for n, per_k in per_n.items()}
                         for name, per_n in sensitivity.items()}
     out = knn_result(params.protocol, args.dataset, args.model)
+    predictions = knn_predictions(z_train, y_train, z_test, section["neighbors"])
+    PerImage("knn", {"labels": y_test, **{f"k{k}": p for k, p in predictions.items()}}).write(per_image_path(out))
     Knn(errors, int(x_train.shape[0]), int(x_test.shape[0]),
         {"draws": MEAN_DRAWS, **sensitivity_json}).write(out)
     print(f"{args.dataset}/{args.model}: kNN test error "

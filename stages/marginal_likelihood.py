@@ -8,7 +8,8 @@ eval.marginal_likelihood, with the settings of protocol PROTOCOL),
 models/<protocol>/<dataset>/<model>.pt and data/prepared/<dataset>.npz. Writes
 reports/nll/<protocol>/<dataset>/<model>.json once, at the end, atomically: {"nll", "nll_se" (the
 headline estimator's), "headline", "ours": {...}, "authors": {...}, "elbo", "bounds": {"<s>": -mean IWAE
-bound}, "samples", "examples", "kl_method", "seconds"}.
+bound}, "samples", "examples", "kl_method", "seconds"}, and beside it <model>.npz, each test image's -log p(x)
+by both estimators (dlgmm_core.results.PerImage).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.evaluation import Timer, load_eval_model, marginal_likelihood  # noqa: E402
 from dlgmm_core.layout import nll_result, nll_stage, prepared  # noqa: E402
-from dlgmm_core.results import MarginalLikelihood  # noqa: E402
+from dlgmm_core.results import MarginalLikelihood, PerImage, per_image_path  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
@@ -39,6 +40,7 @@ def main() -> None:
         result = marginal_likelihood(model, x, section["samples"], section["bounds_at"], section["batch_size"], device,
                                      authors_samples=section["authors_samples"], headline=section["headline"])
     out = nll_result(params.protocol, args.dataset, args.model)
+    PerImage("nll", result.pop("per_image")).write(per_image_path(out))
     MarginalLikelihood(**result, seconds=round(timer.seconds, 3)).write(out)
     print(f"{args.dataset}/{args.model}: -log p(x) = {result['nll']:.4f} ± {result['nll_se']:.4f} "
           f"({result['headline']} estimator, {result['examples']} test examples), ELBO {result['elbo']:.4f}, "

@@ -5,7 +5,8 @@
 Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.tsne), models/<protocol>/<dataset>/<model>.pt and
 data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<protocol>/<dataset>_<model>.png and, beside
 it, <dataset>_<model>.json: how well the map's points cluster by class (leave-one-out kNN error in the map
-and in the latent space; null without labels).
+and in the latent space; null without labels) and <dataset>_<model>.npz: each point's label and the class its
+leave-one-out neighbours give it in the map and in the latent space (-1 without labels; dlgmm_core.results.PerImage).
 """
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
+
 from dlgmm_core.params.stage import load_stage_params, stage_arguments  # noqa: E402
 from dlgmm_core import registry  # noqa: E402
 from dlgmm_core.data import load_prepared  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
-from dlgmm_core.evaluation import (cluster_errors, embed, load_eval_model, plot_tsne,  # noqa: E402
-                                   tsne_embedding)
+from dlgmm_core.evaluation import (cluster_predictions, embed, load_eval_model, plot_tsne,  # noqa: E402
+                                   prediction_errors, tsne_embedding)
 from dlgmm_core.io import read_json  # noqa: E402
 from dlgmm_core.layout import prepare_hint, prepared, tsne_figure, tsne_stage  # noqa: E402
-from dlgmm_core.results import Clusters, cluster_result  # noqa: E402
+from dlgmm_core.results import Clusters, PerImage, cluster_result, per_image_path  # noqa: E402
 from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 
@@ -43,9 +46,13 @@ def main() -> None:
     out = tsne_figure(params.protocol, args.dataset, args.model)
     title = (f"{registry.title(args.model)} ({params.protocol} protocol): t-SNE of one latent sample per "
              f"{args.dataset} test image ({z.shape[0]} points)")
-    clusters = cluster_errors(z, coords, y)
-    Clusters(int(z.shape[0]), int(z.shape[1]), section["perplexity"], clusters).write(
-        cluster_result(params.protocol, args.dataset, args.model))
+    predictions = cluster_predictions(z, coords, y)
+    clusters = prediction_errors(y, predictions)
+    result = cluster_result(params.protocol, args.dataset, args.model)
+    unlabelled = np.full(y.shape, -1)  # no labels: no predictions either
+    PerImage("clusters", {"labels": y, **{space: unlabelled if predictions is None else predictions[space]
+                                          for space in ("map", "latent")}}).write(per_image_path(result))
+    Clusters(int(z.shape[0]), int(z.shape[1]), section["perplexity"], clusters).write(result)
     plot_tsne(coords, y, out, title, class_names=class_names)
     if clusters is not None:
         print(f"{args.dataset}/{args.model}: leave-one-out {clusters['neighbors']}-NN class error "

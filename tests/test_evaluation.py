@@ -24,7 +24,7 @@ from dlgmm_core.evaluation import (MEAN_DRAWS, atomic_dir, check_neighbors, clus
                                    knn_sensitivity, marginal_likelihood, plot_tsne,
                                    prior_bernoulli_means, require_labels, save_component_grids, save_grid, tile,
                                    tsne_embedding)
-from dlgmm_core.results import cluster_result, component_shapes
+from dlgmm_core.results import PerImage, cluster_result, component_shapes, per_image_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -422,6 +422,12 @@ def test_stage_marginal_likelihood(stage_runs):
     data.pop("seconds"), repeat.pop("seconds")
     assert data == repeat  # deterministic on CPU
     assert not list(layout.nll_result("authors", "mnist", "dlgmm", root).parent.glob(".*"))
+    # each test image's -log p(x) by both estimators, beside the result: their means are the result's
+    per_image = PerImage.read(per_image_path(layout.nll_result("authors", "mnist", "dlgmm", root)), "nll", "")
+    assert set(per_image.arrays) == {"ours", "authors"} and per_image.arrays["ours"].shape == (12,)
+    for estimator in ("ours", "authors"):
+        assert per_image.arrays[estimator].astype(np.float64).mean() == pytest.approx(data[estimator]["nll"],
+                                                                                     rel=1e-6)
 
 
 def test_stage_knn(stage_runs):
@@ -437,6 +443,11 @@ def test_stage_knn(stage_runs):
     # 40 training examples: both sensitivity sizes (1,000 and 10,000) exceed them, so only the whole set is fitted
     assert sensitivity["sample"] == {"40": {"1": data["error@1"], "3": data["error@3"]}}
     assert set(sensitivity["mean"]) == {"40"} and set(sensitivity["mean"]["40"]) == {"1", "3"}
+    # each test image's label and predicted class per k, beside the result: the errors are the result's
+    arrays = PerImage.read(per_image_path(layout.knn_result("authors", "mnist", "dldpmm", root)), "knn", "").arrays
+    assert set(arrays) == {"labels", "k1", "k3"} and arrays["labels"].shape == (20,)
+    for k in (1, 3):
+        assert 100.0 * float((arrays[f"k{k}"] != arrays["labels"]).sum()) / 20 == data[f"error@{k}"]
 
 
 def test_stage_figures(stage_runs):
@@ -447,6 +458,10 @@ def test_stage_figures(stage_runs):
     summary = json.loads(cluster_result("authors", "mnist", "gauss_vae", root).read_text())
     assert (summary["points"], summary["perplexity"]) == (30, 5.0)
     assert 0.0 <= summary["clusters"]["map_error"] <= 100.0 and summary["clusters"]["neighbors"] == 10
+    points = PerImage.read(per_image_path(cluster_result("authors", "mnist", "gauss_vae", root)), "clusters", "")
+    for space in ("map", "latent"):
+        wrong = points.arrays[space] != points.arrays["labels"]
+        assert 100.0 * float(wrong.sum()) / 30 == summary["clusters"][f"{space}_error"]
     assert [c["component"] for c in json.loads(component_shapes("authors", root).read_text())["components"]] == \
         [1, 2, 3, 4, 5]
     grid = Image.open(layout.samples_figure("authors", "mnist", "dldpmm", root))

@@ -21,13 +21,13 @@ from .knn import (MEAN_DRAWS, check_neighbors, embed, knn_errors, knn_prediction
 from .likelihood import marginal_likelihood
 from .samples import (digit_classes, digit_classifier, digit_shape, grid_png_size, prior_bernoulli_means,
                       save_component_grids, save_grid, tile)
-from .tsne import MAP_NEIGHBORS, cluster_errors, plot_tsne, tsne_embedding
+from .tsne import MAP_NEIGHBORS, cluster_errors, cluster_predictions, plot_tsne, prediction_errors, tsne_embedding
 
 __all__ = [
     "EMBED_BATCH", "MAP_NEIGHBORS", "MEAN_DRAWS", "Timer", "atomic_dir", "batched", "check_neighbors",
-    "cluster_errors", "digit_classes", "digit_classifier", "digit_shape", "embed",
+    "cluster_errors", "cluster_predictions", "digit_classes", "digit_classifier", "digit_shape", "embed",
     "grid_png_size", "knn_errors", "knn_predictions", "knn_sensitivity", "load_eval_model", "marginal_likelihood",
     "model_components",
-    "plot_tsne", "prior_bernoulli_means", "prior_mean", "require_labels", "save_component_grids",
+    "plot_tsne", "prediction_errors", "prior_bernoulli_means", "prior_mean", "require_labels", "save_component_grids",
     "save_figure", "save_grid", "tile", "tsne_embedding",
 ]

@@ -87,7 +87,9 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
     numbers that decrease towards ours as s grows; the entry for S is ours),
     ``samples`` (S), ``examples``, ``kl_method``, ``ours`` (``nll``, ``nll_se``,
     ``samples``) and ``authors`` (``nll``, ``nll_se``, ``samples``,
-    ``dropped_draws``).
+    ``dropped_draws``); and ``per_image`` (``{"ours": ..., "authors": ...}``,
+    each example's -log p(x) by each estimator, in the order of ``x``: the
+    content of the ``.npz`` beside the result, :class:`dlgmm_core.results.PerImage`).
     """
     if headline not in HEADLINES:
         raise DlgmmError(f"marginal likelihood: headline must be one of {', '.join(map(repr, HEADLINES))} "
@@ -109,7 +111,7 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
         raise DlgmmError(f"marginal likelihood: {int((~np.isfinite(elbo)).sum())} of {n} test examples have a "
                          f"non-finite ELBO; the model is numerically broken (check its training)")
     ours_nll, ours_se = _mean_and_se(-log_px)
-    authors = _authors_estimate(model, x, authors_samples, batch_size, device, progress, weights_fn)
+    authors, authors_nll = _authors_estimate(model, x, authors_samples, batch_size, device, progress, weights_fn)
     estimates = {"ours": {"nll": ours_nll, "nll_se": ours_se, "samples": samples}, "authors": authors}
     return {
         "nll": estimates[headline]["nll"],
@@ -122,12 +124,15 @@ def marginal_likelihood(model: Any, x: np.ndarray | torch.Tensor, samples: int, 
         "kl_method": getattr(getattr(model, "config", None), "kl_method", None),
         "ours": estimates["ours"],
         "authors": estimates["authors"],
+        "per_image": {"ours": -log_px, "authors": authors_nll},
     }
 
 
 def _authors_estimate(model: Any, x: np.ndarray | torch.Tensor, draws: int | None, batch_size: int,
-                      device: torch.device, progress: bool | None, weights_fn: Callable | None) -> dict:
-    """The ``authors`` entry of :func:`marginal_likelihood`: ``nll``, ``nll_se``, ``samples``, ``dropped_draws``."""
+                      device: torch.device, progress: bool | None, weights_fn: Callable | None
+                      ) -> tuple[dict, np.ndarray]:
+    """The ``authors`` entry of :func:`marginal_likelihood` (``nll``, ``nll_se``, ``samples``,
+    ``dropped_draws``) and each example's -log p(x) by that estimator."""
     import torch
 
     from ..estimators import AUTHORS_DRAWS, log_mean_exp_over_finite_draws, log_weight_table
@@ -142,5 +147,6 @@ def _authors_estimate(model: Any, x: np.ndarray | torch.Tensor, draws: int | Non
                     x, device, batch_size=max(1, int(batch_size) // draws), desc=f"authors' log p(x), S={draws}",
                     progress=progress)
     log_px, dropped = log_mean_exp_over_finite_draws(torch.from_numpy(table).T)
-    nll, se = _mean_and_se(-log_px.numpy())
-    return {"nll": nll, "nll_se": se, "samples": draws, "dropped_draws": dropped}
+    nll_per_example = -log_px.numpy()
+    nll, se = _mean_and_se(nll_per_example)
+    return {"nll": nll, "nll_se": se, "samples": draws, "dropped_draws": dropped}, nll_per_example

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DlgmmError
 from ..io import save_figure
-from .knn import knn_errors
+from .knn import knn_predictions
 
 #: Neighbours of :func:`cluster_errors` (the largest k of Figure 3a).
 MAP_NEIGHBORS = 10
@@ -44,16 +44,13 @@ def tsne_embedding(z: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
         return np.asarray(tsne.fit_transform(z), dtype=np.float64)
 
 
-def cluster_errors(z: np.ndarray, coords: np.ndarray, labels: np.ndarray | None,
-                   neighbors: int = MAP_NEIGHBORS) -> dict[str, float | int] | None:
-    """How well the map's points cluster by class: leave-one-out kNN error (%) among the same points.
+def cluster_predictions(z: np.ndarray, coords: np.ndarray, labels: np.ndarray | None,
+                        neighbors: int = MAP_NEIGHBORS) -> dict[str, np.ndarray | int] | None:
+    """The class each point's ``k`` nearest other points vote for, in the 2-D ``coords`` and in the latent ``z``.
 
-    ``{"neighbors": k, "map_error": ..., "latent_error": ...}``: each point is
-    classified by the majority class of its ``k`` nearest other points, in the
-    2-D ``coords`` and in the latent ``z`` (N, d) they were computed from; a
-    map that shows tight, separate class clusters has a low ``map_error``.
-    ``k`` is ``neighbors``, or N - 1 for fewer points. None without labels
-    (``labels`` None or holding -1).
+    ``{"neighbors": k, "map": ..., "latent": ...}`` (int arrays in the order
+    of the points); ``k`` is ``neighbors``, or N - 1 for fewer points. None
+    without labels (``labels`` None or holding -1).
     """
     z, coords = np.asarray(z, dtype=np.float64), np.asarray(coords, dtype=np.float64)
     if labels is None or (np.asarray(labels) < 0).any():
@@ -63,8 +60,30 @@ def cluster_errors(z: np.ndarray, coords: np.ndarray, labels: np.ndarray | None,
         raise DlgmmError(f"t-SNE: {coords.shape} map points and {labels.shape} labels for {z.shape[0]} latents")
     k = min(int(neighbors), z.shape[0] - 1)
     return {"neighbors": k,
-            "map_error": knn_errors(coords, labels, coords, labels, [k], leave_one_out=True)[k],
-            "latent_error": knn_errors(z, labels, z, labels, [k], leave_one_out=True)[k]}
+            "map": knn_predictions(coords, labels, coords, [k], leave_one_out=True)[k],
+            "latent": knn_predictions(z, labels, z, [k], leave_one_out=True)[k]}
+
+
+def cluster_errors(z: np.ndarray, coords: np.ndarray, labels: np.ndarray | None,
+                   neighbors: int = MAP_NEIGHBORS) -> dict[str, float | int] | None:
+    """How well the map's points cluster by class: leave-one-out kNN error (%) among the same points.
+
+    ``{"neighbors": k, "map_error": ..., "latent_error": ...}``: the errors of
+    :func:`cluster_predictions`; a map that shows tight, separate class
+    clusters has a low ``map_error``. None without labels.
+    """
+    return prediction_errors(labels, cluster_predictions(z, coords, labels, neighbors))
+
+
+def prediction_errors(labels: np.ndarray | None, predictions: dict[str, np.ndarray | int] | None
+                      ) -> dict[str, float | int] | None:
+    """:func:`cluster_errors` from the predictions :func:`cluster_predictions` made (None for None)."""
+    if predictions is None:
+        return None
+    labels = np.asarray(labels)
+    return {"neighbors": predictions["neighbors"],
+            **{f"{space}_error": 100.0 * float((predictions[space] != labels).sum()) / labels.shape[0]
+               for space in ("map", "latent")}}
 
 
 def plot_tsne(coords: np.ndarray, labels: np.ndarray | None, path: str | os.PathLike, title: str,
