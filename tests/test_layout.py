@@ -13,7 +13,7 @@ import yaml
 
 from dlgmm_core import layout
 from dlgmm_core.errors import DlgmmError
-from dlgmm_core.results import cluster_result
+from dlgmm_core.results import cluster_result, per_image_path
 from dlgmm_core.io import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,13 +72,13 @@ def _expected_without_params(stage: str, p, d, m, npz, meta) -> dict:
         return {"name": layout.train_stage(p, d, m), "outs": {ckpt},
                 "metrics": {layout.train_metrics(p, d, m)}, "plots": {layout.train_plots(p, d, m)}, "data": {npz}}
     if stage == "marginal_likelihood":
-        return {"name": layout.nll_stage(p, d, m), "outs": {layout.nll_result(p, d, m)}, "metrics": set(),
+        return {"name": layout.nll_stage(p, d, m), "outs": {layout.nll_result(p, d, m), per_image_path(layout.nll_result(p, d, m))}, "metrics": set(),
                 "plots": set(), "data": {ckpt, npz}}
     if stage == "knn":
-        return {"name": layout.knn_stage(p, d, m), "outs": {layout.knn_result(p, d, m)}, "metrics": set(),
+        return {"name": layout.knn_stage(p, d, m), "outs": {layout.knn_result(p, d, m), per_image_path(layout.knn_result(p, d, m))}, "metrics": set(),
                 "plots": set(), "data": {ckpt, npz, meta}}
     if stage == "tsne":
-        return {"name": layout.tsne_stage(p, m), "outs": {layout.tsne_figure(p, d, m)},
+        return {"name": layout.tsne_stage(p, m), "outs": {layout.tsne_figure(p, d, m), per_image_path(cluster_result(p, d, m))},
                 "metrics": {cluster_result(p, d, m)},
                 "plots": set(), "data": {ckpt, npz, meta}}
     if stage == "samples":
