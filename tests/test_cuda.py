@@ -20,20 +20,12 @@ from dlgmm_core.estimators import authors_log_marginal_likelihood, log_weight_ta
 from dlgmm_core.evaluation import batched, marginal_likelihood
 from dlgmm_core.io import save_npz
 from dlgmm_core.runtime import as_float_tensor, seed_everything
+from test_training import TINY  # the tiny models of every kind, as the CPU tests build them
 
 pytestmark = pytest.mark.cuda
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = torch.device("cuda")
-MODEL = {"input_dim": 784, "hidden": 16, "latent": 2}
-STICKS = {"kl_method": "quadrature", "taylor_terms": 10}
-MIXTURE = {**MODEL, "prior_means": [0.0], "prior_scales": [1.0], **STICKS}
-TINY = {
-    "gauss_vae": MODEL,
-    "sb_vae": {"input_dim": 784, "hidden": 16, "truncation": 3, "alpha0": 5.0, **STICKS},
-    "dlgmm": {**MIXTURE, "components": 3, "alpha": 1.0},
-    "dldpmm": {**MIXTURE, "truncation": 3, "alpha0": 1.0},
-}
 MIXTURES = ("dlgmm", "dldpmm")
 
 
