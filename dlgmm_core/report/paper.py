@@ -33,7 +33,7 @@ DATASET_NAMES = {"mnist": "MNIST", "omniglot": "Omniglot"}
 
 @dataclass(frozen=True)
 class ReportModel:
-    """How the report names and places one params.yaml model key.
+    """How the report places one params.yaml model key (its name is the registry's, :func:`name`).
 
     ``notation(sizes)`` writes an architecture in the paper's notation
     (``500d-3x25s``) from its sizes (constructor arguments such as ``hidden``,
@@ -45,7 +45,6 @@ class ReportModel:
     its t-SNE map is, if any.
     """
 
-    name: str
     notation: Callable[[Mapping[str, Any]], str] | None = None
     paper_sizes: Mapping[str, int] | None = None
     nll_row: int | None = None
@@ -59,19 +58,19 @@ class ReportModel:
         return None if self.notation is None or self.paper_sizes is None else self.notation(self.paper_sizes)
 
 
-#: The report's table of models, by params.yaml model key. A key the registry lists and this table does not
-#: is reported under its key, after the paper's models.
+#: The report's table of models, by params.yaml model key: notation, the paper's sizes, table rows, figure. A key
+#: the registry lists and this table does not is reported without a notation, after the paper's models.
 MODELS: dict[str, ReportModel] = {
-    "gauss_vae": ReportModel("Gauss-VAE", lambda c: f"{c['hidden']}d-{c['latent']}s", {"hidden": 500, "latent": 25},
+    "gauss_vae": ReportModel(lambda c: f"{c['hidden']}d-{c['latent']}s", {"hidden": 500, "latent": 25},
                              3, 3, "Figure 2c"),
-    "sb_vae": ReportModel("SB-VAE", lambda c: f"{c['hidden']}d-{c['truncation']}t",
+    "sb_vae": ReportModel(lambda c: f"{c['hidden']}d-{c['truncation']}t",
                           {"hidden": 500, "truncation": 25}, 4, 2),
-    "dlgmm": ReportModel("DLGMM", lambda c: f"{c['hidden']}d-{c['components']}x{c['latent']}s",
+    "dlgmm": ReportModel(lambda c: f"{c['hidden']}d-{c['components']}x{c['latent']}s",
                          {"hidden": 500, "latent": 25, "components": 3}, 1, 1, "Figure 2d",
                          sizes=lambda section, tree: {**section, "components": tree["k"]}),
-    "dldpmm": ReportModel("DLDPMM", lambda c: f"{c['hidden']}d-{c['truncation']}tx{c['latent']}s",
+    "dldpmm": ReportModel(lambda c: f"{c['hidden']}d-{c['truncation']}tx{c['latent']}s",
                           {"hidden": 500, "latent": 25, "truncation": 17}, 2, 4),
-    "qualitative": ReportModel("Qualitative DLGMM"),
+    "qualitative": ReportModel(),
 }
 
 #: What each protocol defined in params.yaml stands for, in the report's header.
@@ -113,9 +112,10 @@ def registered_models(dataset: str | None = None) -> tuple[str, ...]:
 
 
 def name(model: str) -> str:
-    """The display name of ``model`` (the paper's name; the key itself for a model the table lacks)."""
-    entry = MODELS.get(model)
-    return model if entry is None else entry.name
+    """The display name of ``model``: the registry's (the paper's names), the key itself for a model it lacks."""
+    from .. import registry
+
+    return registry.title(model) if model in registry.SECTIONS else model
 
 
 def table_rows(table: str) -> tuple[str, ...]:
