@@ -78,6 +78,9 @@ PROTOCOL_PURPOSES = {
     "authors": "the code behind the published numbers",
     "corrected": "the paper's text done right",
 }
+#: The models the paper's claims name: the proposed mixture (DLGMM), the single-Gaussian baseline (Gauss-VAE) and the
+#: stick-breaking VAE (SB-VAE), by params.yaml model key.
+MIXTURE, GAUSSIAN, STICK_BREAKING = "dlgmm", "gauss_vae", "sb_vae"
 #: The two protocols whose difference is the combined effect of the settings that differ.
 AUTHORS, CORRECTED = "authors", "corrected"
 ENCODERS = {"linear": "784 → 500 linear encoder (no activation)", "relu": "ReLU encoder"}

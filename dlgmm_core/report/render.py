@@ -15,8 +15,8 @@ from ..io import atomic_dir, write_json, write_text
 from .analysis import Verdict, cluster_verdict, examples_verdict, flat_metrics, frequent_digits, share, widths
 from .figures import AUTHORS_LOGS_FIGURE, plot_authors_logs, plot_training_curves
 from .inputs import Inputs, ProtocolInputs, read_inputs
-from .paper import (DATASET_NAMES, ENCODERS, MODELS, PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT, PROTOCOL_PURPOSES,
-                    differs_from_paper, name, registered_models, table_rows, trained_only)
+from .paper import (DATASET_NAMES, ENCODERS, GAUSSIAN, MIXTURE, MODELS, PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT,
+                    PROTOCOL_PURPOSES, differs_from_paper, name, registered_models, table_rows, trained_only)
 from .sections import where_section
 from .tables import (MISSING, NOT_RUN, estimator_table, knn_table, markdown_table, nll_table, training_table)
 from .templates import fill, paragraphs, phrase
@@ -113,7 +113,7 @@ def _header(inputs: Inputs, params: Params) -> dict[str, str]:
         budget_note = phrase("budget.quick", overrides=overrides)
     else:
         budget_note = phrase("budget.paper")
-    knn = inputs.protocols[inputs.headline].knn["mnist"]["dlgmm"]
+    knn = inputs.protocols[inputs.headline].knn["mnist"][MIXTURE]
     return {"budget_note": budget_note, "budget": params.budget,
             "protocols": ", ".join(f"`{p}`" + (phrase("headline") if p == inputs.headline else "")
                                    for p in inputs.protocols),
@@ -151,8 +151,8 @@ def _clusters(inputs: Inputs) -> str:
     parts = [phrase("clusters", table=markdown_table(["protocol", "model", "points", "k", "error in the map (%)",
                                                        "error in the latent space (%)"], rows))]
     for protocol, clusters in measured.items():
-        if "gauss_vae" in clusters and "dlgmm" in clusters:
-            gauss, dlgmm = clusters["gauss_vae"].clusters, clusters["dlgmm"].clusters
+        if GAUSSIAN in clusters and MIXTURE in clusters:
+            gauss, dlgmm = clusters[GAUSSIAN].clusters, clusters[MIXTURE].clusters
             verdict = cluster_verdict(dlgmm["map_error"], gauss["map_error"])
             parts.append(phrase("clusters.verdict", protocol=protocol, verdict=phrase(f"verdict.{verdict.value}"),
                                 **{f"{m}_{key}": f"{data[f'{key}_error']:.2f}" for m, data in

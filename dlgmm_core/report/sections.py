@@ -11,7 +11,8 @@ from .. import authors_logs
 from .analysis import (LATE_EPOCHS, estimator_effects, isolated_effects, knn_neighbors, late_gain, logged_runs,
                        nearest_variant, protocol_effects, common_bound, setting_order, valid_at)
 from .inputs import Inputs
-from .paper import (AUTHORS, CORRECTED, DATASET_NAMES, DIFFERENCES, TOLERANCE, name, paper_value, table_rows)
+from .paper import (AUTHORS, CORRECTED, DATASET_NAMES, DIFFERENCES, GAUSSIAN, MIXTURE, STICK_BREAKING, TOLERANCE, name,
+                    paper_value, table_rows)
 from .tables import (MISSING, NOT_RUN, combined_effect_table, embedding_label, estimator_effect_table, fixed,
                      format_cell, markdown_table, not_reproduced_table, sensitivity_table, signed)
 from .templates import paragraphs, phrase
@@ -73,9 +74,9 @@ def where_section(inputs: Inputs, tree: Mapping[str, Any], authors_figure: Path 
     differences = markdown_table(["setting", "paper's text", "authors' code (protocol `authors`)",
                                   "protocol `corrected`", "measured effect"],
                                  [[*row, measured[row[0]]] for row in DIFFERENCES])
-    return phrase("where", dlgmm_nll=fixed(paper_value("mnist", "dlgmm", "nll")),
-                  gauss_nll=fixed(paper_value("mnist", "gauss_vae", "nll")),
-                  sb_nll=fixed(paper_value("mnist", "sb_vae", "nll")), differences=differences,
+    return phrase("where", dlgmm_nll=fixed(paper_value("mnist", MIXTURE, "nll")),
+                  gauss_nll=fixed(paper_value("mnist", GAUSSIAN, "nll")),
+                  sb_nll=fixed(paper_value("mnist", STICK_BREAKING, "nll")), differences=differences,
                   estimator_effects=estimator_effect_table(inputs, estimator), authors=AUTHORS, corrected=CORRECTED,
                   combined=_combined(inputs, tree, combined), not_reproduced=not_reproduced_table(),
                   tolerance=tolerance_section(inputs), authors_logs=authors_log_section(inputs, authors_figure),
@@ -211,7 +212,7 @@ def authors_log_section(inputs: Inputs, figure: Path | None) -> str:
     header = (["run", "epochs", "best epoch", "best valid ELBO"] + [f"valid ELBO, epoch {e}" for e in LOG_EPOCHS]
               + ["valid ELBO, mean absolute Δ", "test -log p(x), 50 draws"])
     links = ", ".join(f"[{name(m)}]({authors_logs.SOURCES[m].url})" for m in runs)
-    text = phrase("authors_logs", dlgmm_nll=fixed(paper_value("mnist", "dlgmm", "nll")),
-                  gauss_nll=fixed(paper_value("mnist", "gauss_vae", "nll")), links=links,
+    text = phrase("authors_logs", dlgmm_nll=fixed(paper_value("mnist", MIXTURE, "nll")),
+                  gauss_nll=fixed(paper_value("mnist", GAUSSIAN, "nll")), links=links,
                   table=markdown_table(header, _authors_log_rows(inputs, runs)))
     return paragraphs(text, "" if figure is None else phrase("authors_logs.figure", path=figure.as_posix()))
