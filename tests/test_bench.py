@@ -1,7 +1,6 @@
 """benchmarks/bench.py's reference model: the DLGMM with its decoder looped over components is the same model."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -9,15 +8,9 @@ import torch
 from dlgmm_core import build_model, registry
 from dlgmm_core.params.load import load_params
 from dlgmm_core.runtime import seed_everything
+from test_training import _load_bench  # the benchmark script, loaded as a module
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
 
 
 def test_the_looped_dlgmm_gives_the_batched_elbo():
