@@ -85,9 +85,10 @@ class Judgement:
     verdict: Verdict | None
 
 
-def differences(results: ProtocolResults, claim: Claim) -> tuple[tuple[int, ...], np.ndarray | None]:
-    """The seeds both models share and the (seeds x images) differences ``than - better`` (None: nothing shared)."""
-    better, than = results.values(claim, claim.better), results.values(claim, claim.than)
+def differences(claim: Claim, better: Mapping[int, np.ndarray], than: Mapping[int, np.ndarray]
+                ) -> tuple[tuple[int, ...], np.ndarray | None]:
+    """The seeds both models' per-seed values share and the (seeds x images) differences ``than - better``
+    (None: nothing shared)."""
     seeds = tuple(sorted(set(better) & set(than)))
     if not seeds:
         return (), None
@@ -100,10 +101,10 @@ def differences(results: ProtocolResults, claim: Claim) -> tuple[tuple[int, ...]
 
 def judge(results: ProtocolResults, claim: Claim) -> Judgement:
     """``claim`` judged on ``results`` (one protocol, every seed) by the rule of :mod:`dlgmm_core.verdicts`."""
-    seeds, d = differences(results, claim)
+    better, than = results.values(claim, claim.better), results.values(claim, claim.than)
+    seeds, d = differences(claim, better, than)
     if d is None:
         return Judgement(claim, (), (), (), None, None)
-    better, than = results.values(claim, claim.better), results.values(claim, claim.than)
     interval = paired_interval(d)
     verdict = (directional_verdict(interval) if claim.form == "better"
                else no_gain_verdict(interval, NO_GAIN_MARGIN_NATS))
