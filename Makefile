@@ -14,6 +14,9 @@ seed_omniglot = mkdir -p data/raw $(if $(OMNIGLOT_DIR),&& { test -d "$(OMNIGLOT_
 # `make quick` only: the protocols it runs (e.g. `authors, corrected`; empty: params.yaml's list).
 # The headline alone by default, which keeps the preview within its 15 minutes.
 PROTOCOLS ?= authors
+# `make quick` only: the seeds it runs (e.g. `1234, 1235`; empty: the first of params.yaml's `seeds`).
+SEEDS ?=
+first_seed = $(shell $(PY) -c "from dlgmm_core.params.read import read_params_tree; print(read_params_tree()['seeds'][0])")
 # Stages run side by side by `make quick` and `make repro` (tools/schedule.py); 1: plain `dvc repro`.
 JOBS ?= 2
 # `make repro` only: a protocol whose stages run before the headline's (e.g. FIRST=corrected when the
@@ -47,7 +50,7 @@ test: $(STAMP)
 # folder of its own, so that it never touches this workspace's params.yaml,
 # dvc.lock, models/ or reports/ (the committed paper-budget results). Run
 # again, it reruns only what changed. PROTOCOLS (e.g. `authors, corrected`)
-# replaces params.yaml's `protocols` list there.
+# and SEEDS replace params.yaml's `protocols` and `seeds` lists there.
 quick: $(STAMP)
 	mkdir -p $(QUICK_DIR)/data
 	rm -rf $(QUICK_DIR)/stages $(QUICK_DIR)/dlgmm_core
@@ -56,7 +59,7 @@ quick: $(STAMP)
 	ln -sfn $(CURDIR)/data/raw $(QUICK_DIR)/data/raw
 	test -d $(QUICK_DIR)/.dvc || (cd $(QUICK_DIR) && $(CURDIR)/$(DVC) init --no-scm -q)
 	cd $(QUICK_DIR) && $(CURDIR)/$(PY) $(CURDIR)/tools/params.py set budget=quick \
-		$(if $(PROTOCOLS),"protocols=[$(PROTOCOLS)]")
+		$(if $(PROTOCOLS),"protocols=[$(PROTOCOLS)]") "seeds=[$(or $(SEEDS),$(first_seed))]"
 	cd $(QUICK_DIR) && $(CURDIR)/$(PY) $(CURDIR)/tools/schedule.py --jobs $(JOBS) --dvc $(CURDIR)/$(DVC) \
 		--costs-from $(CURDIR)
 	@echo "quick-budget report: $(QUICK_DIR)/reports/README.md"

@@ -57,32 +57,36 @@ def prepare_hint(dataset: str) -> str:
             f"(or `dvc repro {prepare_stage(dataset)}`)")
 
 
-def train_stage(protocol: str, dataset: str, model: str) -> str:
-    """The DVC stage that writes :func:`checkpoint` (the qualitative model, trained on MNIST only, has its own)."""
+def train_stage(protocol: str, seed: int, dataset: str, model: str) -> str:
+    """The DVC stage that writes :func:`checkpoint` (the qualitative model, trained on MNIST only, has its own).
+
+    Named as ``dvc.yaml``'s matrices name their items: protocol, seed, dataset, model
+    (``train@authors-1234-mnist-dlgmm``).
+    """
     family = "train_qualitative" if model == "qualitative" else "train"
-    return f"{family}@{protocol}-{dataset}-{model}"
+    return f"{family}@{protocol}-{seed}-{dataset}-{model}"
 
 
-def nll_stage(protocol: str, dataset: str, model: str) -> str:
+def nll_stage(protocol: str, seed: int, dataset: str, model: str) -> str:
     """The DVC stage that writes :func:`nll_result`."""
-    return f"marginal_likelihood@{protocol}-{dataset}-{model}"
+    return f"marginal_likelihood@{protocol}-{seed}-{dataset}-{model}"
 
 
-def knn_stage(protocol: str, dataset: str, model: str) -> str:
+def knn_stage(protocol: str, seed: int, dataset: str, model: str) -> str:
     """The DVC stage that writes :func:`knn_result`."""
-    return f"knn@{protocol}-{dataset}-{model}"
+    return f"knn@{protocol}-{seed}-{dataset}-{model}"
 
 
-def tsne_stage(protocol: str, model: str) -> str:
+def tsne_stage(protocol: str, seed: int, model: str) -> str:
     """The DVC stage that writes :func:`tsne_figure` (MNIST only)."""
-    return f"tsne@{protocol}-{model}"
+    return f"tsne@{protocol}-{seed}-{model}"
 
 
-def samples_stage(protocol: str, dataset: str, model: str) -> str:
+def samples_stage(protocol: str, seed: int, dataset: str, model: str) -> str:
     """The DVC stage that writes :func:`samples_figure`, or for ``qualitative`` :func:`qualitative_dir`."""
     if model == "qualitative":
-        return f"samples_qualitative@{protocol}"
-    return f"samples@{protocol}-{dataset}-{model}"
+        return f"samples_qualitative@{protocol}-{seed}"
+    return f"samples@{protocol}-{seed}-{dataset}-{model}"
 
 
 # --------------------------------------------------------------------------
@@ -94,7 +98,7 @@ def stage_params_dir(root: Root = ".") -> Path:
 
 
 def stage_params(stage: str, root: Root = ".") -> Path:
-    """``data/params/<stage>.json``: the parameters of the DVC stage named ``stage`` (e.g. ``train@authors-mnist-dlgmm``)."""
+    """``data/params/<stage>.json``: the parameters of the DVC stage named ``stage`` (e.g. ``train@authors-1234-mnist-dlgmm``)."""
     return stage_params_dir(root) / f"{stage}.json"
 
 
@@ -124,9 +128,15 @@ def prepared(dataset: str, root: Root = ".") -> tuple[Path, Path]:
 # --------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------
-def checkpoint(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``models/<protocol>/<dataset>/<model>.pt``: the best-validation weights."""
-    return Path(root, "models", protocol, dataset, f"{model}.pt")
+def run_folder(protocol: str, seed: int) -> Path:
+    """``<protocol>/seed-<seed>``: the folder of one run of the pipeline (a protocol and a seed) below each
+    output folder (models, logs, results, figures)."""
+    return Path(protocol, f"seed-{seed}")
+
+
+def checkpoint(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``models/<protocol>/seed-<seed>/<dataset>/<model>.pt``: the best-validation weights."""
+    return Path(root, "models", run_folder(protocol, seed), dataset, f"{model}.pt")
 
 
 def train_state_dir(root: Root = ".") -> Path:
@@ -140,13 +150,13 @@ def train_state_dir(root: Root = ".") -> Path:
     return Path(root, ".dlgmm", "train-state")
 
 
-def train_state(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``.dlgmm/train-state/<protocol>/<dataset>/<model>.state.pt``: the resumable training state.
+def train_state(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``.dlgmm/train-state/<protocol>/seed-<seed>/<dataset>/<model>.state.pt``: the resumable training state.
 
     One file per training stage; a state another configuration wrote there
     is discarded by its fingerprint (:mod:`dlgmm_core.resume`), never resumed.
     """
-    return Path(train_state_dir(root), protocol, dataset, f"{model}.state.pt")
+    return Path(train_state_dir(root), run_folder(protocol, seed), dataset, f"{model}.state.pt")
 
 
 def stage_logs_dir(root: Root = ".") -> Path:
@@ -164,24 +174,25 @@ def logs_dir(root: Root = ".") -> Path:
     return Path(root, "logs")
 
 
-def train_logs(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``logs/<protocol>/<dataset>/<model>``: one training run's dvclive folder."""
-    return Path(logs_dir(root), protocol, dataset, model)
+def train_logs(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``logs/<protocol>/seed-<seed>/<dataset>/<model>``: one training run's dvclive folder."""
+    return Path(logs_dir(root), run_folder(protocol, seed), dataset, model)
 
 
-def train_metrics(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``logs/<protocol>/<dataset>/<model>/metrics.json``: dvclive's summary of the run (DVC metrics)."""
-    return train_logs(protocol, dataset, model, root) / "metrics.json"
+def train_metrics(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``logs/<protocol>/seed-<seed>/<dataset>/<model>/metrics.json``: dvclive's summary of the run (DVC metrics)."""
+    return train_logs(protocol, seed, dataset, model, root) / "metrics.json"
 
 
-def train_plots(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``logs/<protocol>/<dataset>/<model>/plots/metrics``: dvclive's per-epoch curves (DVC plots)."""
-    return train_logs(protocol, dataset, model, root) / "plots" / "metrics"
+def train_plots(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``logs/<protocol>/seed-<seed>/<dataset>/<model>/plots/metrics``: dvclive's per-epoch curves (DVC plots)."""
+    return train_logs(protocol, seed, dataset, model, root) / "plots" / "metrics"
 
 
-def train_curve(protocol: str, dataset: str, model: str, split: str, root: Root = ".") -> Path:
-    """``logs/<protocol>/<dataset>/<model>/plots/metrics/<split>/elbo.tsv``: the ELBO per epoch of ``train`` or ``valid``."""
-    return train_plots(protocol, dataset, model, root) / split / "elbo.tsv"
+def train_curve(protocol: str, seed: int, dataset: str, model: str, split: str, root: Root = ".") -> Path:
+    """``logs/<protocol>/seed-<seed>/<dataset>/<model>/plots/metrics/<split>/elbo.tsv``: the ELBO per epoch of
+    ``train`` or ``valid``."""
+    return train_plots(protocol, seed, dataset, model, root) / split / "elbo.tsv"
 
 
 # --------------------------------------------------------------------------
@@ -197,9 +208,9 @@ def nll_dir(root: Root = ".") -> Path:
     return reports_dir(root) / "nll"
 
 
-def nll_result(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``reports/nll/<protocol>/<dataset>/<model>.json``."""
-    return nll_dir(root) / protocol / dataset / f"{model}.json"
+def nll_result(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``reports/nll/<protocol>/seed-<seed>/<dataset>/<model>.json``."""
+    return nll_dir(root) / run_folder(protocol, seed) / dataset / f"{model}.json"
 
 
 def knn_dir(root: Root = ".") -> Path:
@@ -207,9 +218,9 @@ def knn_dir(root: Root = ".") -> Path:
     return reports_dir(root) / "knn"
 
 
-def knn_result(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``reports/knn/<protocol>/<dataset>/<model>.json``."""
-    return knn_dir(root) / protocol / dataset / f"{model}.json"
+def knn_result(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``reports/knn/<protocol>/seed-<seed>/<dataset>/<model>.json``."""
+    return knn_dir(root) / run_folder(protocol, seed) / dataset / f"{model}.json"
 
 
 def figures_dir(root: Root = ".") -> Path:
@@ -222,9 +233,9 @@ def tsne_dir(root: Root = ".") -> Path:
     return figures_dir(root) / "tsne"
 
 
-def tsne_figure(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``reports/figures/tsne/<protocol>/<dataset>_<model>.png``."""
-    return tsne_dir(root) / protocol / f"{dataset}_{model}.png"
+def tsne_figure(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``reports/figures/tsne/<protocol>/seed-<seed>/<dataset>_<model>.png``."""
+    return tsne_dir(root) / run_folder(protocol, seed) / f"{dataset}_{model}.png"
 
 
 def samples_dir(root: Root = ".") -> Path:
@@ -232,9 +243,9 @@ def samples_dir(root: Root = ".") -> Path:
     return figures_dir(root) / "samples"
 
 
-def samples_figure(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``reports/figures/samples/<protocol>/<dataset>_<model>.png``."""
-    return samples_dir(root) / protocol / f"{dataset}_{model}.png"
+def samples_figure(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``reports/figures/samples/<protocol>/seed-<seed>/<dataset>_<model>.png``."""
+    return samples_dir(root) / run_folder(protocol, seed) / f"{dataset}_{model}.png"
 
 
 def qualitative_root(root: Root = ".") -> Path:
@@ -242,9 +253,10 @@ def qualitative_root(root: Root = ".") -> Path:
     return figures_dir(root) / "qualitative"
 
 
-def qualitative_dir(protocol: str, root: Root = ".") -> Path:
-    """``reports/figures/qualitative/<protocol>``: one grid per prior component of the qualitative model."""
-    return qualitative_root(root) / protocol
+def qualitative_dir(protocol: str, seed: int, root: Root = ".") -> Path:
+    """``reports/figures/qualitative/<protocol>/seed-<seed>``: one grid per prior component of the qualitative
+    model."""
+    return qualitative_root(root) / run_folder(protocol, seed)
 
 
 def component_figure_in(folder: Root, component: int) -> Path:
@@ -252,9 +264,10 @@ def component_figure_in(folder: Root, component: int) -> Path:
     return Path(folder, f"component_{component}.png")
 
 
-def qualitative_figure(protocol: str, component: int, root: Root = ".") -> Path:
-    """``reports/figures/qualitative/<protocol>/component_<component>.png`` (``component`` counts from 1)."""
-    return component_figure_in(qualitative_dir(protocol, root), component)
+def qualitative_figure(protocol: str, seed: int, component: int, root: Root = ".") -> Path:
+    """``reports/figures/qualitative/<protocol>/seed-<seed>/component_<component>.png`` (``component`` counts
+    from 1)."""
+    return component_figure_in(qualitative_dir(protocol, seed, root), component)
 
 
 def training_figures_dir(root: Root = ".") -> Path:

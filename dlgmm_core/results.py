@@ -33,14 +33,16 @@ from .layout import Root, qualitative_dir, tsne_figure
 COMPONENT_SHAPES = "components.json"
 
 
-def cluster_result(protocol: str, dataset: str, model: str, root: Root = ".") -> Path:
-    """``reports/figures/tsne/<protocol>/<dataset>_<model>.json``: how the t-SNE map beside it clusters by class."""
-    return tsne_figure(protocol, dataset, model, root).with_suffix(".json")
+def cluster_result(protocol: str, seed: int, dataset: str, model: str, root: Root = ".") -> Path:
+    """``reports/figures/tsne/<protocol>/seed-<seed>/<dataset>_<model>.json``: how the t-SNE map beside it clusters
+    by class."""
+    return tsne_figure(protocol, seed, dataset, model, root).with_suffix(".json")
 
 
-def component_shapes(protocol: str, root: Root = ".") -> Path:
-    """``reports/figures/qualitative/<protocol>/components.json``: the width and ink of each component's samples."""
-    return qualitative_dir(protocol, root) / COMPONENT_SHAPES
+def component_shapes(protocol: str, seed: int, root: Root = ".") -> Path:
+    """``reports/figures/qualitative/<protocol>/seed-<seed>/components.json``: the width and ink of each component's
+    samples."""
+    return qualitative_dir(protocol, seed, root) / COMPONENT_SHAPES
 
 
 def _number(value: object, key: str, path: Path, stage: str = "its stage") -> float:

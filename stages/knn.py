@@ -1,9 +1,9 @@
 """Stage `knn` (Figure 3a): kNN test error (%) on one latent sample per example.
 
-    python stages/knn.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm}
+    python stages/knn.py --protocol PROTOCOL --seed SEED --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm}
 
-Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.knn), models/<protocol>/<dataset>/<model>.pt and
-data/prepared/<dataset>.{npz,json} (which must carry labels). Writes reports/knn/<protocol>/<dataset>/<model>.json:
+Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.knn), models/<protocol>/seed-<seed>/<dataset>/<model>.pt and
+data/prepared/<dataset>.{npz,json} (which must carry labels). Writes reports/knn/<protocol>/seed-<seed>/<dataset>/<model>.json:
 {"error@<k>" for k in eval.knn.neighbors, "train_examples", "test_examples", "sensitivity"}; "sensitivity"
 holds the same errors fitted on fewer labelled examples and with the mean of several draws as the embedding
 ({"draws": MEAN_DRAWS, "sample": {N: {k: error}}, "mean": {N: {k: error}}}; dlgmm_core.evaluation.knn_sensitivity),
@@ -32,7 +32,7 @@ from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 def main() -> None:
     args = stage_arguments(__doc__, evaluated_keys())
-    params = load_stage_params(knn_stage(args.protocol, args.dataset, args.model))
+    params = load_stage_params(knn_stage(args.protocol, args.seed, args.dataset, args.model))
     section = params.eval["knn"]
     npz_path, json_path = prepared(args.dataset)
     require_labels(json_path)
@@ -41,7 +41,7 @@ def main() -> None:
     x_test, y_test = data["x_test"][:section["max_test_examples"]], data["y_test"][:section["max_test_examples"]]
     check_neighbors(section["neighbors"], x_train.shape[0])
     device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
-    model = load_eval_model(params.protocol, args.dataset, args.model, device, budget=params.budget)
+    model = load_eval_model(params.protocol, params.seed, args.dataset, args.model, device, budget=params.budget)
     seed_everything(params.seed)
     z_train = embed(model, x_train, device, desc="embed train")
     z_test = embed(model, x_test, device, desc="embed test")
@@ -52,7 +52,7 @@ def main() -> None:
     errors = sensitivity["sample"][x_train.shape[0]]  # the headline: one sample, the whole training set
     sensitivity_json = {name: {str(n): {str(k): e for k, e in per_k.items()} for n, per_k in per_n.items()}
                         for name, per_n in sensitivity.items()}
-    out = knn_result(params.protocol, args.dataset, args.model)
+    out = knn_result(params.protocol, params.seed, args.dataset, args.model)
     predictions = knn_predictions(z_train, y_train, z_test, section["neighbors"])
     PerImage("knn", {"labels": y_test, **{f"k{k}": p for k, p in predictions.items()}}).write(per_image_path(out))
     Knn(errors, int(x_train.shape[0]), int(x_test.shape[0]),

@@ -2,8 +2,8 @@
 
     python stages/report.py
 
-Reads reports/nll/<protocol>/*/*.json, reports/knn/<protocol>/*/*.json, the figures under reports/figures/,
-logs/<protocol>/*/*/ (for every protocol of params.yaml's `protocols`) and its parameters (budget, k,
+Reads reports/nll/<protocol>/seed-<seed>/*/*.json, reports/knn/<protocol>/seed-<seed>/*/*.json, the figures under reports/figures/,
+logs/<protocol>/seed-<seed>/*/*/ (for every protocol of params.yaml's `protocols`) and its parameters (budget, k,
 protocols, quick, the model sections) from data/params/report.json, which the `resolve` stage writes.
 Writes reports/README.md, reports/metrics.json (flat keys such as authors.mnist.dlgmm.nll) and
 reports/figures/training/<protocol>/<dataset>.png.

@@ -1,11 +1,11 @@
 """Stage `samples`: a grid of images from a model's prior; for `qualitative`, one grid per prior component (Figure 2a/2b).
 
-    python stages/samples.py --protocol PROTOCOL --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
+    python stages/samples.py --protocol PROTOCOL --seed SEED --dataset {mnist,omniglot} --model {gauss_vae,sb_vae,dlgmm,dldpmm,qualitative}
                             
 
-Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.samples) and models/<protocol>/<dataset>/<model>.pt. Writes
-reports/figures/samples/<protocol>/<dataset>_<model>.png, or for `qualitative` the folder
-reports/figures/qualitative/<protocol>/ (component_1.png ... component_K.png, and components.json: each
+Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.samples) and models/<protocol>/seed-<seed>/<dataset>/<model>.pt. Writes
+reports/figures/samples/<protocol>/seed-<seed>/<dataset>_<model>.png, or for `qualitative` the folder
+reports/figures/qualitative/<protocol>/seed-<seed>/ (component_1.png ... component_K.png, and components.json: each
 component's prior mean, the width and ink of its images and, where data/prepared/mnist.npz carries labels, how
 many of them a pixel-space kNN classifier fitted on its training split assigns to each digit).
 Images are Bernoulli means.
@@ -29,22 +29,23 @@ from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 def main() -> None:
     args = stage_arguments(__doc__, registry.SECTIONS)
-    params = load_stage_params(samples_stage(args.protocol, args.dataset, args.model))
+    params = load_stage_params(samples_stage(args.protocol, args.seed, args.dataset, args.model))
     grid = params.eval["samples"]["grid"]
     device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
-    model = load_eval_model(params.protocol, args.dataset, args.model, device, budget=params.budget)
+    model = load_eval_model(params.protocol, params.seed, args.dataset, args.model, device, budget=params.budget)
     seed_everything(params.seed)
-    label = f"{registry.title(args.model)} ({args.dataset}, {params.protocol} protocol)"
+    label = f"{registry.title(args.model)} ({args.dataset}, {params.protocol} protocol, seed {params.seed})"
     if args.model == "qualitative":
         npz_path = prepared(args.dataset)[0]
         data = load_prepared(npz_path)
         labelled = data if has_labels(data) else None
         if labelled is None:
             print(f"notice: {npz_path} carries no labels: the digits of the component samples are not classified")
-        written = save_component_grids(qualitative_dir(params.protocol), model, grid, label, labelled=labelled)
-        print(f"{args.dataset}/{args.model}: {len(written)} component grids -> {qualitative_dir(params.protocol)}/")
+        written = save_component_grids(qualitative_dir(params.protocol, params.seed), model, grid, label,
+                                       labelled=labelled)
+        print(f"{args.dataset}/{args.model}: {len(written)} component grids -> {qualitative_dir(params.protocol, params.seed)}/")
         return
-    out = samples_figure(params.protocol, args.dataset, args.model)
+    out = samples_figure(params.protocol, params.seed, args.dataset, args.model)
     title = f"{label}: Bernoulli means of {grid * grid} samples from the prior"
     save_grid(out, prior_bernoulli_means(model, grid * grid), grid, title)
     print(f"{args.dataset}/{args.model}: -> {out}")

@@ -1,9 +1,9 @@
 """Stage `tsne` (Figure 2c/2d): t-SNE of test-set latent samples, coloured by class.
 
-    python stages/tsne.py --protocol PROTOCOL --dataset mnist --model {gauss_vae,sb_vae,dlgmm,dldpmm}
+    python stages/tsne.py --protocol PROTOCOL --seed SEED --dataset mnist --model {gauss_vae,sb_vae,dlgmm,dldpmm}
 
-Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.tsne), models/<protocol>/<dataset>/<model>.pt and
-data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<protocol>/<dataset>_<model>.png and, beside
+Reads its parameters from data/params/<stage>.json (written by the `resolve` stage: seed, eval.device, eval.tsne), models/<protocol>/seed-<seed>/<dataset>/<model>.pt and
+data/prepared/<dataset>.{npz,json}. Writes reports/figures/tsne/<protocol>/seed-<seed>/<dataset>_<model>.png and, beside
 it, <dataset>_<model>.json: how well the map's points cluster by class (leave-one-out kNN error in the map
 and in the latent space; null without labels) and <dataset>_<model>.npz: each point's label and the class its
 leave-one-out neighbours give it in the map and in the latent space (-1 without labels; dlgmm_core.results.PerImage).
@@ -31,24 +31,24 @@ from dlgmm_core.runtime import compute_device, seed_everything  # noqa: E402
 
 def main() -> None:
     args = stage_arguments(__doc__, registry.evaluated_keys(), default_dataset="mnist")
-    params = load_stage_params(tsne_stage(args.protocol, args.model))
+    params = load_stage_params(tsne_stage(args.protocol, args.seed, args.model))
     section = params.eval["tsne"]
     npz_path, meta_path = prepared(args.dataset)
     data = load_prepared(npz_path)
     class_names = read_json(meta_path, prepare_hint(args.dataset)).get("class_names") if meta_path.is_file() else None
     x, y = data["x_test"][:section["points"]], data["y_test"][:section["points"]]
     device = compute_device(params.eval["device"], params.eval["threads"], key="eval.device")
-    model = load_eval_model(params.protocol, args.dataset, args.model, device, budget=params.budget)
+    model = load_eval_model(params.protocol, params.seed, args.dataset, args.model, device, budget=params.budget)
     seed_everything(params.seed)
     z = embed(model, x, device, desc="embed test")
     print(f"t-SNE of {z.shape[0]} latent samples ({z.shape[1]}-d), perplexity {section['perplexity']} ...", flush=True)
     coords = tsne_embedding(z, section["perplexity"], params.seed)
-    out = tsne_figure(params.protocol, args.dataset, args.model)
-    title = (f"{registry.title(args.model)} ({params.protocol} protocol): t-SNE of one latent sample per "
-             f"{args.dataset} test image ({z.shape[0]} points)")
+    out = tsne_figure(params.protocol, params.seed, args.dataset, args.model)
+    title = (f"{registry.title(args.model)} ({params.protocol} protocol, seed {params.seed}): t-SNE of one latent "
+             f"sample per {args.dataset} test image ({z.shape[0]} points)")
     predictions = cluster_predictions(z, coords, y)
     clusters = prediction_errors(y, predictions)
-    result = cluster_result(params.protocol, args.dataset, args.model)
+    result = cluster_result(params.protocol, params.seed, args.dataset, args.model)
     unlabelled = np.full(y.shape, -1)  # no labels: no predictions either
     PerImage("clusters", {"labels": y, **{space: unlabelled if predictions is None else predictions[space]
                                           for space in ("map", "latent")}}).write(per_image_path(result))

@@ -54,37 +54,41 @@ def is_code(dep: str) -> bool:
 def expected(script: str, args: dict[str, str]) -> dict:
     """What the layout says the stage running ``script`` with ``args`` is named, writes and reads."""
     p, d, m = args.get("protocol"), args.get("dataset"), args.get("model")
+    s = int(args["seed"]) if "seed" in args else None
     npz, meta = layout.prepared(d) if d else (None, None)
     stage = Path(script).stem
     if stage == "resolve":
         return {"name": layout.resolve_stage(), "outs": {layout.stage_params_dir()}, "metrics": set(), "plots": set(),
                 "data": set()}
-    want = _expected_without_params(stage, p, d, m, npz, meta)
+    want = _expected_without_params(stage, p, s, d, m, npz, meta)
     want["data"] = want["data"] | {layout.stage_params(want["name"])}
     return want
 
 
-def _expected_without_params(stage: str, p, d, m, npz, meta) -> dict:
+def _expected_without_params(stage: str, p, s, d, m, npz, meta) -> dict:
     if stage == "prepare":
         return {"name": layout.prepare_stage(d), "outs": {npz, meta}, "metrics": set(), "plots": set(), "data": set()}
-    ckpt = layout.checkpoint(p, d, m) if p else None
+    ckpt = layout.checkpoint(p, s, d, m) if p else None
     if stage == "train":
-        return {"name": layout.train_stage(p, d, m), "outs": {ckpt},
-                "metrics": {layout.train_metrics(p, d, m)}, "plots": {layout.train_plots(p, d, m)}, "data": {npz}}
+        return {"name": layout.train_stage(p, s, d, m), "outs": {ckpt},
+                "metrics": {layout.train_metrics(p, s, d, m)}, "plots": {layout.train_plots(p, s, d, m)},
+                "data": {npz}}
     if stage == "marginal_likelihood":
-        return {"name": layout.nll_stage(p, d, m), "outs": {layout.nll_result(p, d, m), per_image_path(layout.nll_result(p, d, m))}, "metrics": set(),
+        result = layout.nll_result(p, s, d, m)
+        return {"name": layout.nll_stage(p, s, d, m), "outs": {result, per_image_path(result)}, "metrics": set(),
                 "plots": set(), "data": {ckpt, npz}}
     if stage == "knn":
-        return {"name": layout.knn_stage(p, d, m), "outs": {layout.knn_result(p, d, m), per_image_path(layout.knn_result(p, d, m))}, "metrics": set(),
+        result = layout.knn_result(p, s, d, m)
+        return {"name": layout.knn_stage(p, s, d, m), "outs": {result, per_image_path(result)}, "metrics": set(),
                 "plots": set(), "data": {ckpt, npz, meta}}
     if stage == "tsne":
-        return {"name": layout.tsne_stage(p, m), "outs": {layout.tsne_figure(p, d, m), per_image_path(cluster_result(p, d, m))},
-                "metrics": {cluster_result(p, d, m)},
-                "plots": set(), "data": {ckpt, npz, meta}}
+        clusters = cluster_result(p, s, d, m)
+        return {"name": layout.tsne_stage(p, s, m), "outs": {layout.tsne_figure(p, s, d, m), per_image_path(clusters)},
+                "metrics": {clusters}, "plots": set(), "data": {ckpt, npz, meta}}
     if stage == "samples":
-        out = layout.qualitative_dir(p) if m == "qualitative" else layout.samples_figure(p, d, m)
+        out = layout.qualitative_dir(p, s) if m == "qualitative" else layout.samples_figure(p, s, d, m)
         # the component samples' digits are classified against the labelled training images
-        return {"name": layout.samples_stage(p, d, m), "outs": {out}, "metrics": set(), "plots": set(),
+        return {"name": layout.samples_stage(p, s, d, m), "outs": {out}, "metrics": set(), "plots": set(),
                 "data": {ckpt, npz} if m == "qualitative" else {ckpt}}
     if stage == "report":
         return {"name": "report", "outs": {layout.report_readme(), layout.training_figures_dir()},
@@ -113,9 +117,10 @@ def code_dep_sources(deps: list[str]) -> set[Path]:
 def test_every_stage_script_has_a_stage():
     scripts = {command(stage)[0] for stage in STAGES}
     assert scripts == {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py")}
-    protocols = yaml.safe_load((ROOT / "params.yaml").read_text())["protocols"]
-    # per protocol: 9 trainings, 8 marginal likelihoods, 8 kNN, 4 t-SNE, 9 sample grids; then resolve, 2 prepare, report
-    assert len(STAGES) == 38 * len(protocols) + 4
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    # per protocol and seed: 9 trainings, 8 marginal likelihoods, 8 kNN, 4 t-SNE, 9 sample grids; then resolve,
+    # 2 prepare, report
+    assert len(STAGES) == 38 * len(params["protocols"]) * len(params["seeds"]) + 4
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=[s["name"] for s in STAGES])
@@ -141,8 +146,8 @@ def test_training_fingerprint_covers_exactly_the_training_code_deps():
     """The training stage fingerprints the sources its script runs (stages/train.py passes
     ``code_sha256(stage_sources(script("train")))`` to the loop): exactly every training stage's code deps."""
     train = [s for s in STAGES if command(s)[0] == TRAIN_SCRIPT.as_posix()]
-    assert {s["name"] for s in train} >= {"train@authors-mnist-gauss_vae", "train@authors-mnist-dlgmm",
-                                        "train_qualitative@authors-mnist-qualitative"}
+    assert {s["name"] for s in train} >= {"train@authors-1234-mnist-gauss_vae", "train@authors-1234-mnist-dlgmm",
+                                        "train_qualitative@authors-1234-mnist-qualitative"}
     assert "code_sha256(stage_sources(script(\"train\"), ROOT), ROOT)" in (ROOT / TRAIN_SCRIPT).read_text()
     for stage in train:
         assert code_dep_sources(stage["deps"]) == set(layout.stage_sources(TRAIN_SCRIPT, ROOT)), stage["name"]
@@ -163,9 +168,10 @@ def test_training_states_are_ignored_by_git_and_dvc_and_outside_every_output():
     from dvc.repo import Repo
 
     declared = [out for s in STAGES for kind in ("outs", "metrics", "plots") for out in s[kind]]
-    states = [layout.train_state(args["protocol"], args["dataset"], args["model"])
+    states = [layout.train_state(args["protocol"], int(args["seed"]), args["dataset"], args["model"])
               for script, args in map(command, STAGES) if script == TRAIN_SCRIPT.as_posix()]
-    assert len(set(states)) == len(states) == 9 * len(yaml.safe_load((ROOT / "params.yaml").read_text())["protocols"])
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert len(set(states)) == len(states) == 9 * len(params["protocols"]) * len(params["seeds"])
     with Repo(str(ROOT)) as repo:
         for state in states:
             assert layout.train_state_dir() in state.parents, state
@@ -232,13 +238,17 @@ def test_stage_sources_of_the_training_stage():
 
 
 def test_paths_are_below_the_root(tmp_path):
-    assert layout.checkpoint("authors", "mnist", "dlgmm") == Path("models/authors/mnist/dlgmm.pt")
-    assert str(layout.nll_result("corrected", "omniglot", "sb_vae")) == "reports/nll/corrected/omniglot/sb_vae.json"
+    assert layout.checkpoint("authors", 1234, "mnist", "dlgmm") == Path("models/authors/seed-1234/mnist/dlgmm.pt")
+    assert str(layout.nll_result("corrected", 7, "omniglot", "sb_vae")) == \
+        "reports/nll/corrected/seed-7/omniglot/sb_vae.json"
     assert layout.prepared("mnist", tmp_path) == (tmp_path / "data/prepared/mnist.npz",
                                                  tmp_path / "data/prepared/mnist.json")
-    assert layout.train_curve("authors", "mnist", "dlgmm", "valid", tmp_path) == \
-        tmp_path / "logs/authors/mnist/dlgmm/plots/metrics/valid/elbo.tsv"
-    assert layout.qualitative_figure("authors", 5) == Path("reports/figures/qualitative/authors/component_5.png")
+    assert layout.train_curve("authors", 1234, "mnist", "dlgmm", "valid", tmp_path) == \
+        tmp_path / "logs/authors/seed-1234/mnist/dlgmm/plots/metrics/valid/elbo.tsv"
+    assert layout.qualitative_figure("authors", 1234, 5) == \
+        Path("reports/figures/qualitative/authors/seed-1234/component_5.png")
+    assert layout.train_stage("authors", 1234, "mnist", "qualitative") == "train_qualitative@authors-1234-mnist-qualitative"
+    assert layout.samples_stage("corrected", 7, "mnist", "qualitative") == "samples_qualitative@corrected-7"
 
 
 def test_evaluation_modules_do_not_import_their_package():

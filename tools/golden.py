@@ -186,22 +186,36 @@ def _run(tree: Path, *args: str, log) -> None:
         raise GoldenError(f"{tree.name}: `python {' '.join(args)}` failed: {tail[0]}")
 
 
+def run_selector(tree: Path) -> tuple[list[str], str]:
+    """``(arguments, folder)`` that pick the run the golden stages compare in the checkout ``tree``: where its
+    params.yaml lists ``seeds``, its first seed (``--seed N`` and the ``seed-N`` folder below the protocol's);
+    in a commit from before the seed axis, nothing (its one global ``seed``). The same value of the seed
+    either way, so the two commits train the same run."""
+    from ruamel.yaml import YAML
+
+    seeds = YAML(typ="safe").load((tree / "params.yaml").read_text()).get("seeds")
+    return (["--seed", str(seeds[0])], f"/seed-{seeds[0]}") if seeds else ([], "")
+
+
 def run_commit(tree: Path, protocols: Iterable[str], models: Iterable[str], log=print) -> dict[str, str]:
-    """Run the golden stages in the checkout ``tree``; return result name -> sha256."""
+    """Run the golden stages in the checkout ``tree``; return result name -> sha256 (named the same in both
+    commits)."""
     write_inputs(tree)
     _run(tree, "stages/resolve.py", log=log)
+    seed, folder = run_selector(tree)
     hashes = {}
     for protocol in protocols:
         for model in models:
-            _run(tree, "stages/train.py", "--protocol", protocol, "--dataset", "mnist", "--model", model, log=log)
-            stem = f"{protocol}/mnist/{model}"
-            hashes[f"weights {stem}"] = checkpoint_sha256(tree / "models" / f"{stem}.pt")
-            hashes[f"training log {stem}"] = log_sha256(tree / "logs" / stem)
+            _run(tree, "stages/train.py", "--protocol", protocol, *seed, "--dataset", "mnist", "--model", model,
+                 log=log)
+            name, stem = f"{protocol}/mnist/{model}", f"{protocol}{folder}/mnist/{model}"
+            hashes[f"weights {name}"] = checkpoint_sha256(tree / "models" / f"{stem}.pt")
+            hashes[f"training log {name}"] = log_sha256(tree / "logs" / stem)
             if model in EVALUATED:
-                _run(tree, "stages/marginal_likelihood.py", "--protocol", protocol, "--dataset", "mnist",
+                _run(tree, "stages/marginal_likelihood.py", "--protocol", protocol, *seed, "--dataset", "mnist",
                      "--model", model, log=log)
                 result = json.loads((tree / "reports" / "nll" / f"{stem}.json").read_text())
-                hashes[f"-log p(x) {stem}"] = json_sha256(result)
+                hashes[f"-log p(x) {name}"] = json_sha256(result)
     return hashes
 
 

@@ -50,7 +50,7 @@ _POLL = 0.5
 def logged_seconds(path: Path) -> float | None:
     """The seconds the stage that wrote output ``path`` took last time, None where it logs none.
 
-    A training log (``logs/<protocol>/<dataset>/<model>/metrics.json``, or the folder holding it): its mean epoch
+    A training log (``logs/<protocol>/seed-<seed>/<dataset>/<model>/metrics.json``, or the folder holding it): its mean epoch
     time times its epochs (``timing.mean_epoch_seconds``, ``epochs``, or ``step`` while it is under way); a JSON
     result with a top-level ``seconds`` (the marginal-likelihood stage's): that.
     """
@@ -85,13 +85,13 @@ def stage_cost(outputs: list[Path], roots: tuple[Path, ...] = (Path("."),)) -> f
 
 def protocol_rank(name: str, protocols: tuple[str, ...]) -> int:
     """The index in ``protocols`` of stage ``name``'s protocol (the first part of its item, as in
-    ``train@corrected-mnist-dlgmm``); 0 for a stage of no protocol (``resolve``, ``prepare@mnist``, ``report``)."""
+    ``train@corrected-1234-mnist-dlgmm``); 0 for a stage of no protocol (``resolve``, ``prepare@mnist``, ``report``)."""
     protocol = name.partition("@")[2].split("-")[0]
     return protocols.index(protocol) if protocol in protocols else 0
 
 
 def _stage_dataset(name: str) -> str:
-    """The dataset in stage ``name``'s item (``train@corrected-omniglot-dlgmm``, ``prepare@omniglot``); ``mnist``
+    """The dataset in stage ``name``'s item (``train@corrected-1234-omniglot-dlgmm``, ``prepare@omniglot``); ``mnist``
     for a stage of no dataset (``tsne@…`` and the qualitative model's stages are MNIST's)."""
     from dlgmm_core.params.stage import DATASETS
 

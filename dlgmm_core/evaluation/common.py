@@ -23,13 +23,14 @@ if TYPE_CHECKING:
 EMBED_BATCH = 1000
 
 
-def load_eval_model(protocol: str, dataset: str, model_key: str, device: torch.device,
+def load_eval_model(protocol: str, seed: int, dataset: str, model_key: str, device: torch.device,
                     root: str | os.PathLike = ".", budget: str | None = None) -> torch.nn.Module:
-    """Load the checkpoint of ``model_key`` trained on ``dataset`` under ``protocol`` onto ``device``, in eval mode.
+    """Load the checkpoint of ``model_key`` trained on ``dataset`` under ``protocol`` with ``seed`` onto ``device``,
+    in eval mode.
 
     DlgmmError naming the file when it is missing, is not a checkpoint of that
     model kind (784 inputs), holds non-finite weights, or records another
-    dataset, model, protocol or (when given) ``budget`` in its metadata than
+    dataset, model, protocol, seed or (when given) ``budget`` in its metadata than
     the stage expects (a file copied into the wrong place would otherwise give
     another model's numbers under this one's name, or quick-budget numbers
     under the paper's).
@@ -38,19 +39,19 @@ def load_eval_model(protocol: str, dataset: str, model_key: str, device: torch.d
     from ..data.contract import PIXELS
     from ..registry import SECTIONS
 
-    path = checkpoint(protocol, dataset, model_key, root)
+    path = checkpoint(protocol, seed, dataset, model_key, root)
+    stage = train_stage(protocol, seed, dataset, model_key)
     if not path.is_file():
         raise DlgmmError(f"{path}: checkpoint not found; train it first (`python {script('train')} --protocol "
-                         f"{protocol} --dataset {dataset} --model {model_key}` or "
-                         f"`dvc repro {train_stage(protocol, dataset, model_key)}`)")
+                         f"{protocol} --seed {seed} --dataset {dataset} --model {model_key}` or `dvc repro {stage}`)")
     model = load_checkpoint(path, map_location="cpu", expect_kind=SECTIONS[model_key].kind if model_key in SECTIONS else None,
                             expect_input_dim=PIXELS)
     recorded = model.checkpoint_metadata
-    expected_values = [("dataset", dataset), ("model", model_key), ("protocol", protocol)]
+    expected_values = [("dataset", dataset), ("model", model_key), ("protocol", protocol), ("seed", seed)]
     for key, expected in expected_values + ([("budget", budget)] if budget is not None else []):
         if key in recorded and recorded[key] != expected:
             raise DlgmmError(f"{path}: records {key} {recorded[key]!r}, but this stage evaluates {key} "
-                             f"{expected!r}; train it again (`dvc repro {train_stage(protocol, dataset, model_key)}`)")
+                             f"{expected!r}; train it again (`dvc repro {stage}`)")
     model.to(device)
     model.eval()
     return model

@@ -62,9 +62,22 @@ def _data(c: ParamReader) -> None:
         c.raw(key, default=None)
 
 
+def seeds(c: ParamReader) -> list[int]:
+    """``seeds``: a non-empty list of distinct non-negative integers, the seeds every model is trained with."""
+    values = c.raw("seeds")
+    if not isinstance(values, list) or not values:
+        raise c.fail("seeds", "must be a non-empty list of seeds (non-negative integers)", values)
+    for index, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise c.fail(f"seeds[{index}]", "must be a non-negative integer", value)
+        if values.index(value) != index:
+            raise c.fail(f"seeds[{index}]", "repeats a seed", value)
+    return values
+
+
 def validate(c: ParamReader) -> None:
     """Check every key of one protocol's effective tree (``c.read`` then holds the known keys)."""
-    c.integer("seed", minimum=0)
+    seeds(c)
     c.choice("budget", BUDGETS)
     _data(c)
     for key in registry.SECTIONS:

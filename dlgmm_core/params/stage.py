@@ -32,7 +32,13 @@ class Params:
 
     @property
     def seed(self) -> int:
+        """The seed of one stage's run (a stage's view holds one; the whole tree lists ``seeds``)."""
         return self.tree["seed"]
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds the pipeline runs every model with; the first is the one a single-seed reading shows."""
+        return list(self.tree["seeds"])
 
     @property
     def budget(self) -> str:
@@ -81,7 +87,7 @@ def load_stage_params(stage: str, root: str | os.PathLike = ".") -> Params:
 
 
 def stage_arguments(doc: str, models: Iterable[str], default_dataset: str | None = None) -> Any:
-    """Parse a per-(protocol, dataset, model) stage's ``--protocol --dataset --model``.
+    """Parse a per-(protocol, seed, dataset, model) stage's ``--protocol --seed --dataset --model``.
 
     ``models``: the model keys the stage takes (sections of
     :data:`dlgmm_core.registry.SECTIONS`). The stage then reads its parameters
@@ -90,6 +96,7 @@ def stage_arguments(doc: str, models: Iterable[str], default_dataset: str | None
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--protocol", required=True, help="the protocol (a name defined under protocol: in the params)")
+    parser.add_argument("--seed", required=True, type=int, help="the seed (one of params.yaml's seeds)")
     parser.add_argument("--dataset", required=default_dataset is None, default=default_dataset,
                         choices=DATASETS)
     parser.add_argument("--model", required=True, choices=list(models))

@@ -34,22 +34,23 @@ from .stage import DATASETS, Params
 _DEVICE_KEYS = ("train.device", "eval.device")
 
 
-def _eval_view(params: Params, section: str) -> dict:
-    """What an evaluation stage reads: the budget (checked against the checkpoint's), the seed, the evaluation
+def _eval_view(params: Params, seed: int, section: str) -> dict:
+    """What an evaluation stage reads: the budget (checked against the checkpoint's), its seed, the evaluation
     device and threads, and its own ``eval`` section."""
-    return {"protocol": params.protocol, "budget": params.budget, "seed": params.seed,
+    return {"protocol": params.protocol, "budget": params.budget, "seed": seed,
             "eval": {"device": params.eval["device"], "threads": params.eval["threads"],
                      section: params.eval[section]}}
 
 
-def _train_view(params: Params, key: str) -> dict:
-    """What the training stage of model ``key`` reads: seed, budget, ``train``, ``model.<key>`` and its top-level keys.
+def _train_view(params: Params, seed: int, key: str) -> dict:
+    """What the training stage of model ``key`` with ``seed`` reads: seed, budget, ``train``, ``model.<key>`` and its
+    top-level keys.
 
     ``train.max_epochs_by_model`` is resolved here: the stage sees its own model's epoch limit as ``max_epochs``.
     """
     train = params.train
     train["max_epochs"] = train.pop("max_epochs_by_model").get(key, train["max_epochs"])
-    view = {"protocol": params.protocol, "seed": params.seed, "budget": params.budget,
+    view = {"protocol": params.protocol, "seed": seed, "budget": params.budget,
             "train": train, "model": {key: params.tree["model"][key]}}
     for top_level in registry.SECTIONS[key].top_level.values():
         view[top_level] = params.tree[top_level]
@@ -60,28 +61,32 @@ def stage_views(by_protocol: dict[str, Params]) -> dict[str, dict]:
     """``{stage name: the values it reads}`` for every stage of ``dvc.yaml`` but ``resolve`` itself.
 
     ``by_protocol``: the validated parameters of every protocol the pipeline
-    runs, in the order of ``protocols`` (the first is the report's headline).
+    runs, in the order of ``protocols`` (the first is the report's headline). Every stage of a model runs once
+    per protocol and seed (``seeds``); the data preparation once.
     """
     headline = next(iter(by_protocol.values()))
     views: dict[str, dict] = {}
     for dataset in DATASETS:
         views[layout.prepare_stage(dataset)] = {"data": {dataset: headline.data(dataset)}}
     for protocol, params in by_protocol.items():
-        for dataset in DATASETS:
-            for key in registry.trained_keys(dataset):
-                views[layout.train_stage(protocol, dataset, key)] = _train_view(params, key)
+        for seed in params.seeds:
+            for dataset in DATASETS:
+                for key in registry.trained_keys(dataset):
+                    views[layout.train_stage(protocol, seed, dataset, key)] = _train_view(params, seed, key)
+                for key in registry.evaluated_keys():
+                    views[layout.nll_stage(protocol, seed, dataset, key)] = _eval_view(params, seed,
+                                                                                       "marginal_likelihood")
+                    views[layout.knn_stage(protocol, seed, dataset, key)] = _eval_view(params, seed, "knn")
+                    views[layout.samples_stage(protocol, seed, dataset, key)] = _eval_view(params, seed, "samples")
             for key in registry.evaluated_keys():
-                views[layout.nll_stage(protocol, dataset, key)] = _eval_view(params, "marginal_likelihood")
-                views[layout.knn_stage(protocol, dataset, key)] = _eval_view(params, "knn")
-                views[layout.samples_stage(protocol, dataset, key)] = _eval_view(params, "samples")
-        for key in registry.evaluated_keys():
-            views[layout.tsne_stage(protocol, key)] = _eval_view(params, "tsne")
-        for key in registry.trained_keys("mnist"):
-            if key not in registry.evaluated_keys():  # the qualitative model: its component grids only
-                views[layout.samples_stage(protocol, "mnist", key)] = _eval_view(params, "samples")
+                views[layout.tsne_stage(protocol, seed, key)] = _eval_view(params, seed, "tsne")
+            for key in registry.trained_keys("mnist"):
+                if key not in registry.evaluated_keys():  # the qualitative model: its component grids only
+                    views[layout.samples_stage(protocol, seed, "mnist", key)] = _eval_view(params, seed, "samples")
     # The report reads params.yaml's shape: `protocol` holds the definitions, the model sections the headline's.
     tree = headline.tree
     views[layout.report_stage()] = {"budget": tree["budget"], "k": tree["k"], "protocols": tree["protocols"],
+                                    "seeds": tree["seeds"],
                                     "quick": tree.get("quick") or {}, "protocol": tree["protocol"],
                                     "model": tree["model"]}
     return views

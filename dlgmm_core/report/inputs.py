@@ -1,10 +1,12 @@
-"""What the report reads: every protocol's stage outputs (checked by :mod:`dlgmm_core.results`), the training
-histories, the figures it links, and the authors' logged MNIST runs.
+"""What the report reads: every protocol's and seed's stage outputs (checked by :mod:`dlgmm_core.results`), the
+training histories, the figures it links, and the authors' logged MNIST runs.
 
-The first protocol of params.yaml's ``protocols`` is the headline: each of its
-inputs is required, and a missing one is a DlgmmError naming the file and the
-stage to run. A further protocol's inputs may be missing in whole or in part:
-its stages are then listed in ``not_run`` and its cells read "not run".
+The first protocol of params.yaml's ``protocols`` is the headline, and the
+first of its ``seeds`` the run the single-run tables and figures show: each
+input of the headline's first seed is required, and a missing one is a
+DlgmmError naming the file and the stage to run. Any other run's inputs may be
+missing in whole or in part: its stages are then listed in ``not_run`` and its
+cells read "not run".
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from .paper import AUTHORS, registered_models
 
 @dataclass
 class ProtocolInputs:
-    """What one protocol's stages wrote, keyed ``[dataset][model]``; an input not run is absent.
+    """What one protocol's stages wrote with one seed, keyed ``[dataset][model]``; an input not run is absent.
 
     ``figures`` are paths relative to ``reports/``: ``tsne[model]``,
     ``samples[(dataset, model)]`` and ``qualitative[component - 1]`` (None for
@@ -46,11 +48,26 @@ class ProtocolInputs:
 
 @dataclass
 class Inputs:
-    """Everything the report reads, per protocol in the order of ``params.yaml``'s ``protocols`` (headline first),
-    and the authors' logged MNIST runs (:mod:`dlgmm_core.authors_logs`) when protocol ``authors`` is listed."""
+    """Everything the report reads, per protocol in the order of ``params.yaml``'s ``protocols`` (headline first)
+    and per seed in the order of its ``seeds``, and the authors' logged MNIST runs
+    (:mod:`dlgmm_core.authors_logs`) when protocol ``authors`` is listed.
 
-    protocols: dict[str, ProtocolInputs]
+    ``runs[protocol][seed]``: every run; ``protocols[protocol]``: its first seed's run, the one the single-run
+    tables and figures show.
+    """
+
+    runs: dict[str, dict[int, ProtocolInputs]]
     authors_logs: dict[str, authors_logs.AuthorsLog] = field(default_factory=dict)
+
+    @property
+    def protocols(self) -> dict[str, ProtocolInputs]:
+        """Each protocol's first-seed inputs."""
+        return {name: next(iter(by_seed.values())) for name, by_seed in self.runs.items()}
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds, in params.yaml's order."""
+        return list(next(iter(self.runs.values())))
 
     @property
     def headline(self) -> str:
@@ -59,24 +76,25 @@ class Inputs:
 
 
 
-def training_log_files(protocol: str, dataset: str, model: str, root: Path) -> list[Path]:
+def training_log_files(protocol: str, seed: int, dataset: str, model: str, root: Path) -> list[Path]:
     """The files of one training's history: its summary, then its train and valid ELBO curves."""
-    return [layout.train_metrics(protocol, dataset, model, root)] + [
-        layout.train_curve(protocol, dataset, model, split, root) for split in ("train", "valid")]
+    return [layout.train_metrics(protocol, seed, dataset, model, root)] + [
+        layout.train_curve(protocol, seed, dataset, model, split, root) for split in ("train", "valid")]
 
 
-def read_training_log(protocol: str, dataset: str, model: str, root: Path, hint: str) -> RunHistory:
-    """One training's dvclive history (``logs/<protocol>/<dataset>/<model>/``): the report's only reader of it."""
-    return read_history(layout.train_logs(protocol, dataset, model, root), hint)
+def read_training_log(protocol: str, seed: int, dataset: str, model: str, root: Path, hint: str) -> RunHistory:
+    """One training's dvclive history (``logs/<protocol>/seed-<seed>/<dataset>/<model>/``): the report's only reader
+    of it."""
+    return read_history(layout.train_logs(protocol, seed, dataset, model, root), hint)
 
 
 class _Reader:
-    """Reads one protocol's inputs into a :class:`ProtocolInputs`. ``required``: a missing file is a DlgmmError;
+    """Reads one protocol's inputs with one seed into a :class:`ProtocolInputs`. ``required``: a missing file is a DlgmmError;
     otherwise its stage is recorded in ``not_run`` and the input left out (a file that exists is checked either
     way)."""
 
-    def __init__(self, root: Path, protocol: str, required: bool):
-        self.root, self.protocol, self.required = root, protocol, required
+    def __init__(self, root: Path, protocol: str, seed: int, required: bool):
+        self.root, self.protocol, self.seed, self.required = root, protocol, seed, required
         self.out = ProtocolInputs()
 
     def present(self, paths: list[Path], stage: str) -> bool:
@@ -94,20 +112,20 @@ class _Reader:
         return path.relative_to(layout.reports_dir(self.root))
 
     def results(self, dataset: str, model: str) -> None:
-        protocol, root, out = self.protocol, self.root, self.out
-        path, stage = layout.nll_result(protocol, dataset, model, root), layout.nll_stage(protocol, dataset, model)
+        run, root, out = (self.protocol, self.seed), self.root, self.out
+        path, stage = layout.nll_result(*run, dataset, model, root), layout.nll_stage(*run, dataset, model)
         if self.present([path], stage):
             out.nll[dataset][model] = MarginalLikelihood.read(path, f"run `dvc repro {stage}`")
-        path, stage = layout.knn_result(protocol, dataset, model, root), layout.knn_stage(protocol, dataset, model)
+        path, stage = layout.knn_result(*run, dataset, model, root), layout.knn_stage(*run, dataset, model)
         if self.present([path], stage):
             out.knn[dataset][model] = Knn.read(path, f"run `dvc repro {stage}`")
 
     def training(self, dataset: str, model: str) -> None:
-        stage = layout.train_stage(self.protocol, dataset, model)
-        files = training_log_files(self.protocol, dataset, model, self.root)
+        stage = layout.train_stage(self.protocol, self.seed, dataset, model)
+        files = training_log_files(self.protocol, self.seed, dataset, model, self.root)
         if not self.present(files, stage):
             return
-        log = read_training_log(self.protocol, dataset, model, self.root, f"run `dvc repro {stage}`")
+        log = read_training_log(self.protocol, self.seed, dataset, model, self.root, f"run `dvc repro {stage}`")
         if log.finished:
             self.out.logs[dataset][model] = log
         elif self.required:
@@ -116,29 +134,29 @@ class _Reader:
             self.out.not_run.append(stage)
 
     def tsne(self, model: str) -> None:
-        stage = layout.tsne_stage(self.protocol, model)
-        path = self.figure(layout.tsne_figure(self.protocol, "mnist", model, self.root), stage)
+        stage = layout.tsne_stage(self.protocol, self.seed, model)
+        path = self.figure(layout.tsne_figure(self.protocol, self.seed, "mnist", model, self.root), stage)
         if path is None:
             return
         self.out.tsne[model] = path
-        clusters = cluster_result(self.protocol, "mnist", model, self.root)
+        clusters = cluster_result(self.protocol, self.seed, "mnist", model, self.root)
         if self.present([clusters], stage):
             read = Clusters.read(clusters, f"run `dvc repro {stage}`")
             if read.clusters is not None:
                 self.out.clusters[model] = read
 
     def qualitative(self, components: int) -> None:
-        stage = layout.samples_stage(self.protocol, "mnist", "qualitative")
-        self.out.qualitative = [self.figure(layout.qualitative_figure(self.protocol, k, self.root), stage)
+        stage = layout.samples_stage(self.protocol, self.seed, "mnist", "qualitative")
+        self.out.qualitative = [self.figure(layout.qualitative_figure(self.protocol, self.seed, k, self.root), stage)
                                 for k in range(1, components + 1)]
-        shapes = component_shapes(self.protocol, self.root)
+        shapes = component_shapes(self.protocol, self.seed, self.root)
         if all(self.out.qualitative) and self.present([shapes], stage):
             self.out.shapes = ComponentShapes.read(shapes, f"run `dvc repro {stage}`", components)
 
 
-def _read_protocol(root: Path, params: Params, protocol: str, required: bool) -> ProtocolInputs:
-    """One protocol's inputs, in the order their stages are named in ``not_run``."""
-    reader = _Reader(root, protocol, required)
+def _read_run(root: Path, params: Params, protocol: str, seed: int, required: bool) -> ProtocolInputs:
+    """One protocol's inputs with one seed, in the order their stages are named in ``not_run``."""
+    reader = _Reader(root, protocol, seed, required)
     for dataset in DATASETS:
         for model in registered_models():
             reader.results(dataset, model)
@@ -148,8 +166,8 @@ def _read_protocol(root: Path, params: Params, protocol: str, required: bool) ->
         reader.tsne(model)
     for dataset in DATASETS:
         for model in registered_models():
-            path = reader.figure(layout.samples_figure(protocol, dataset, model, root),
-                                 layout.samples_stage(protocol, dataset, model))
+            path = reader.figure(layout.samples_figure(protocol, seed, dataset, model, root),
+                                 layout.samples_stage(protocol, seed, dataset, model))
             if path is not None:
                 reader.out.samples[(dataset, model)] = path
     reader.qualitative(int(params.tree["model"]["qualitative"]["components"]))
@@ -157,12 +175,13 @@ def _read_protocol(root: Path, params: Params, protocol: str, required: bool) ->
 
 
 def read_inputs(root: str | os.PathLike, params: Params) -> Inputs:
-    """Read the inputs of every protocol under ``root`` (the repository).
+    """Read the inputs of every protocol and seed under ``root`` (the repository).
 
-    The headline (first) protocol's are required: DlgmmError naming a missing file.
+    The headline (first) protocol's with the first seed are required: DlgmmError naming a missing file.
     """
     root = Path(root)
-    names = list(params.tree["protocols"])
+    names, seeds = list(params.tree["protocols"]), list(params.tree["seeds"])
     logs = {model: authors_logs.read(model) for model in authors_logs.SOURCES} if AUTHORS in names else {}
-    return Inputs({name: _read_protocol(root, params, name, required=index == 0)
-                   for index, name in enumerate(names)}, logs)
+    return Inputs({name: {seed: _read_run(root, params, name, seed, required=(name, seed) == (names[0], seeds[0]))
+                          for seed in seeds}
+                   for name in names}, logs)
