@@ -65,7 +65,7 @@ def test_report_lays_ours_beside_the_authors_logs(tmp_path):
     ours_valid = [-190.0, -118.0, -114.0]  # the fixture's DLGMM validation curve
     gap = np.mean(np.abs(np.array(ours_valid) - dlgmm.valid_elbo[:3]))
     assert table["DLGMM: ours"]["valid ELBO, mean absolute Δ"] == f"{gap:.2f} over 3 epochs"
-    nll = json.loads((tmp_path / "reports/nll/authors/mnist/dlgmm.json").read_text())["authors"]["nll"]
+    nll = json.loads((tmp_path / "reports/nll/authors/seed-1234/mnist/dlgmm.json").read_text())["authors"]["nll"]
     assert table["DLGMM: ours"]["test -log p(x), 50 draws"] == f"{nll:.2f} ({nll - dlgmm.test_nll:+.2f})"
     assert "Gauss-VAE: ours" in table
     figure = tmp_path / "reports/figures/training/authors_logs_mnist.png"

@@ -267,7 +267,8 @@ def _add(tree: dict, dotted: str, value) -> dict:
     "key, value, message",
     [
         ("K", 10, "unknown key K (did you mean k?)"),
-        ("sead", 1, "unknown key sead (did you mean seed?)"),
+        ("sead", 1, "unknown key sead (did you mean seeds?)"),
+        ("seed", 1234, "unknown key seed (did you mean seeds?)"),  # the single seed before the seed axis
         ("budgte", "paper", "unknown key budgte (did you mean budget?)"),
         ("protocls", ["authors"], "unknown key protocls (did you mean protocols?)"),
         ("data.mnist.binarise_seed", 1, "unknown key data.mnist.binarise_seed (did you mean data.mnist.binarize_seed?)"),

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_pipeline import _env, _run, finished_project
+from test_pipeline import TINY_SEED, _env, _run, finished_project
 
 from dlgmm_core import layout
 from dlgmm_core.params.read import read_yaml
@@ -40,7 +40,8 @@ BAD = [
     ("exp", "train.lr=0", "train.lr"),
     ("edit", "train.batch_size=0", "train.batch_size"),
     ("edit", "protocol.authors.train.patience=-1", "protocol.authors.train.patience"),
-    ("edit", "seed=-1", "seed"),
+    ("edit", "seeds=[]", "seeds"),
+    ("edit", "seeds=[7, 7]", "seeds[1]"),
     ("edit", "budget=fast", "budget"),
     ("edit", "train.device=cuda", "train.device"),
     ("edit", "train.precision=fp8", "train.precision"),
@@ -102,7 +103,7 @@ def test_more_than_twenty_bad_values_cost_nothing(finished):
     before = _snapshot(work)
     assert len(BAD) > 20 and before
     sections = {key.split(".")[0] if not key.startswith("protocol.") else "protocol" for _, _, key in BAD}
-    assert {"k", "seed", "budget", "protocols", "protocol", "data", "model", "train", "eval"} <= sections
+    assert {"k", "seeds", "budget", "protocols", "protocol", "data", "model", "train", "eval"} <= sections
     for how, assignment, key in BAD:
         if how == "exp":
             args = [sys.executable, "-m", "dvc", "exp", "run", "-S", assignment]
@@ -171,7 +172,7 @@ def _trainings_from_scratch(output: str) -> list[str]:
 
 def _assert_only_the_dlgmm_ran(output: str) -> None:
     ran = _stages_run(output)
-    assert {"train@authors-mnist-dlgmm", "train@authors-omniglot-dlgmm", "report"} <= ran, ran
+    assert {"train@authors-7-mnist-dlgmm", "train@authors-7-omniglot-dlgmm", "report"} <= ran, ran
     assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
 
 
@@ -179,7 +180,7 @@ def test_queued_and_temporary_experiments_reuse_every_cached_training(finished):
     """DVC's copies of the repository lack the untracked training states; no training stage but the DLGMM's runs."""
     work = finished
     tracked = _run(["git", "ls-files"], work).splitlines()
-    assert layout.train_state("authors", "mnist", "gauss_vae", work).is_file()
+    assert layout.train_state("authors", TINY_SEED, "mnist", "gauss_vae", work).is_file()
     assert not any(name.endswith(".state.pt") or name.startswith(".dlgmm/") for name in tracked)
     dvc = [sys.executable, "-m", "dvc"]
 
@@ -222,6 +223,6 @@ def test_a_dvc_remote_carries_the_results_to_a_fresh_clone(finished, tmp_path):
     assert status == {}, status
     assert not layout.train_state_dir(clone).exists()
     for model in ("gauss_vae", "dlgmm"):
-        assert layout.checkpoint("authors", "mnist", model, clone).read_bytes() == \
-            layout.checkpoint("authors", "mnist", model, work).read_bytes()
+        assert layout.checkpoint("authors", TINY_SEED, "mnist", model, clone).read_bytes() == \
+            layout.checkpoint("authors", TINY_SEED, "mnist", model, work).read_bytes()
     assert layout.report_metrics(clone).read_bytes() == layout.report_metrics(work).read_bytes()

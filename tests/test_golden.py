@@ -41,7 +41,7 @@ def test_set_budget_replaces_only_budget_and_quick(tmp_path):
     assert after["budget"] == "quick" and after["quick"] == golden.BUDGET
     assert {k: v for k, v in after.items() if k not in ("budget", "quick")} == \
         {k: v for k, v in before.items() if k not in ("budget", "quick")}
-    assert "# Global seed" in params.read_text()  # comments kept
+    assert "# Seeds: every model" in params.read_text()  # comments kept
 
 
 def test_set_budget_refuses_a_file_without_budget(tmp_path):
@@ -122,6 +122,6 @@ def test_the_check_runs_the_stages_and_sees_a_changed_training(tmp_path):
     assert again == first
     changed = _tree_copy(tmp_path / "changed")
     params = changed / "params.yaml"
-    params.write_text(params.read_text().replace("\nseed: 1234\n", "\nseed: 1235\n", 1))
+    params.write_text(params.read_text().replace("\nseeds: [1234, ", "\nseeds: [1237, ", 1))
     other = golden.run_commit(changed, ["authors"], ["gauss_vae"], log=lambda _: None)
     assert not any(row["equal"] for row in golden.compare(first, other))

@@ -253,14 +253,14 @@ def test_the_stand_in_training_log_writes_the_same_summary(check, tmp_path):
 
 def test_the_stage_views_ask_for_the_device_and_a_short_run(check):
     views = check.stage_views("authors", None)
-    train = views[layout.train_stage("authors", "mnist", check.STAGE_MODEL)]["train"]
+    train = views[layout.train_stage("authors", 1234, "mnist", check.STAGE_MODEL)]["train"]
     assert train["device"] == "cuda" and train["max_epochs"] == check.STAGE_EPOCHS and train["compile"] is True
     assert train["patience"] > check.STAGE_EPOCHS
     evals = [view for stage, view in views.items() if "eval" in view]
     assert len(evals) == 4 and all(view["eval"]["device"] == "cuda" for view in evals)
-    assert views[layout.nll_stage("authors", "mnist", check.STAGE_MODEL)]["eval"]["marginal_likelihood"][
+    assert views[layout.nll_stage("authors", 1234, "mnist", check.STAGE_MODEL)]["eval"]["marginal_likelihood"][
         "max_examples"] == check.STAGE_TEST
-    assert check.stage_views("authors", False, "cpu")[layout.train_stage("authors", "mnist", check.STAGE_MODEL)][
+    assert check.stage_views("authors", False, "cpu")[layout.train_stage("authors", 1234, "mnist", check.STAGE_MODEL)][
         "train"]["compile"] is False
 
 

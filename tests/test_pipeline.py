@@ -33,8 +33,10 @@ from fixtures_data import WHEEL, mnist_pickle_bytes, sha256, write_chardata, wri
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: The tiny pipeline's one seed.
+TINY_SEED = 7
 TINY = [
-    "seed=7", "k=2", "budget=paper", "protocols=[authors]",
+    f"seeds=[{TINY_SEED}]", "k=2", "budget=paper", "protocols=[authors]",
     "data.omniglot.dir=raw_omniglot", "data.omniglot.valid_size=10",
     "model.gauss_vae.hidden=16", "model.gauss_vae.latent=2",
     "model.sb_vae.hidden=16", "model.sb_vae.truncation=3",
@@ -152,13 +154,13 @@ def test_every_declared_output_is_produced(two_runs):
         for model in ("gauss_vae", "sb_vae", "dlgmm", "dldpmm"):
             assert np.isfinite(metrics[f"authors.{dataset}.{model}.nll"])
             assert np.isfinite(metrics[f"authors.{dataset}.{model}.nll_ours"])
-            assert layout.samples_figure("authors", dataset, model, work).stat().st_size > 0
+            assert layout.samples_figure("authors", TINY_SEED, dataset, model, work).stat().st_size > 0
     for model in ("gauss_vae", "sb_vae", "dlgmm", "dldpmm"):
-        assert layout.tsne_figure("authors", "mnist", model, work).exists()
-    assert sorted(p.name for p in layout.qualitative_dir("authors", work).glob("*.png")) == [
+        assert layout.tsne_figure("authors", TINY_SEED, "mnist", model, work).exists()
+    assert sorted(p.name for p in layout.qualitative_dir("authors", TINY_SEED, work).glob("*.png")) == [
         f"component_{i}.png" for i in range(1, 6)]
     assert list(layout.training_figures_dir(work).rglob("*.png"))
-    assert load_checkpoint(layout.checkpoint("authors", "mnist", "dlgmm", work)).checkpoint_metadata["protocol"] \
+    assert load_checkpoint(layout.checkpoint("authors", TINY_SEED, "mnist", "dlgmm", work)).checkpoint_metadata["protocol"] \
         == "authors"
 
 
@@ -210,7 +212,7 @@ def test_sweeping_k_reruns_only_the_dlgmm(two_runs):
     _run(["git", "commit", "-qm", "baseline results", "--allow-empty"], work)
     output = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "k=3"], work)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert {"train@authors-mnist-dlgmm", "train@authors-omniglot-dlgmm", "report"} <= ran
+    assert {"train@authors-7-mnist-dlgmm", "train@authors-7-omniglot-dlgmm", "report"} <= ran
     assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
     diff = json.loads(_run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], work))
     changed = {(path, key) for path, entries in diff.items() for key, change in entries.items()
@@ -219,8 +221,8 @@ def test_sweeping_k_reruns_only_the_dlgmm(two_runs):
     assert {"authors.mnist.dlgmm.nll", "authors.omniglot.dlgmm.nll"} <= report
     assert all(".dlgmm." in key for key in report), report
     # the DLGMM's own metric files: its training log and the measurement of its t-SNE map
-    dlgmm_files = {str(layout.train_metrics(p, d, "dlgmm")) for p in ("authors",) for d in ("mnist", "omniglot")}
-    dlgmm_files.add(str(cluster_result("authors", "mnist", "dlgmm")))
+    dlgmm_files = {str(layout.train_metrics(p, TINY_SEED, d, "dlgmm")) for p in ("authors",) for d in ("mnist", "omniglot")}
+    dlgmm_files.add(str(cluster_result("authors", TINY_SEED, "mnist", "dlgmm")))
     assert {path for path, _ in changed} <= dlgmm_files | {"reports/metrics.json"}, changed
     after = json.loads((work / "reports" / "metrics.json").read_text())
     assert {k for k in before if before[k] != after.get(k)} == report
@@ -235,7 +237,7 @@ def test_adding_a_protocol_leaves_the_others_cached(two_runs):
     finally:
         set_params(work / "params.yaml", ["protocols=[authors]"])
     changed = set(status)
-    assert any(name.startswith("train@corrected-") for name in changed), changed
+    assert any(name.startswith("train@corrected-7-") for name in changed), changed
     assert not any("@authors" in name or name.startswith("prepare@") for name in changed), changed
     assert changed - {"resolve", "report"} == {name for name in changed if "@corrected" in name}
 

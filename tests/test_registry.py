@@ -191,17 +191,17 @@ def test_report_covers_the_toy(register_toy, tmp_path, monkeypatch):
         nll = 90.5 + len(dataset)
         payload = nll_payload(nll, 0.4, "authors", None)
         for folder, data in (("nll", payload), ("knn", {f"error@{k}": 40.0 + k for k in NEIGHBORS})):
-            path = tmp_path / "reports" / folder / "authors" / dataset / "toy.json"
+            path = tmp_path / "reports" / folder / "authors" / "seed-1234" / dataset / "toy.json"
             path.write_text(json.dumps(data))
-        (tmp_path / "reports/figures/samples/authors" / f"{dataset}_toy.png").write_bytes(PNG)
-        logs = tmp_path / "logs/authors" / dataset / "toy"
+        (tmp_path / "reports/figures/samples/authors/seed-1234" / f"{dataset}_toy.png").write_bytes(PNG)
+        logs = tmp_path / "logs/authors/seed-1234" / dataset / "toy"
         for split in ("train", "valid"):
             (logs / "plots/metrics" / split).mkdir(parents=True)
             (logs / "plots/metrics" / split / "elbo.tsv").write_text("step\telbo\n1\t-150.0\n2\t-140.0\n")
         (logs / "metrics.json").write_text(json.dumps({"best_valid_elbo": -140.0, "best_epoch": 2, "epochs": 2}))
-    (tmp_path / "reports/figures/tsne/authors/mnist_toy.png").write_bytes(PNG)
+    (tmp_path / "reports/figures/tsne/authors/seed-1234/mnist_toy.png").write_bytes(PNG)
     clusters = {"neighbors": 10, "map_error": 33.25, "latent_error": 30.5}
-    (tmp_path / "reports/figures/tsne/authors/mnist_toy.json").write_text(json.dumps({"points": 2000,
+    (tmp_path / "reports/figures/tsne/authors/seed-1234/mnist_toy.json").write_text(json.dumps({"points": 2000,
                                                                                      "clusters": clusters}))
 
     tree = toy_tree()
@@ -217,7 +217,7 @@ def test_report_covers_the_toy(register_toy, tmp_path, monkeypatch):
     assert "MNIST Toy-VAE" in parse_table(readme, "### Training: `authors`")
     assert parse_table(readme, "### Estimators: `authors`")["Omniglot Toy-VAE"]["authors' - ours"] == "+0.40"
     assert "| `authors` | Toy-VAE | 2000 | 10 | 33.25 | 30.50 |" in readme  # the t-SNE map in numbers
-    assert "](figures/tsne/authors/mnist_toy.png)" in readme and "](figures/samples/authors/omniglot_toy.png)" in readme
+    assert "](figures/tsne/authors/seed-1234/mnist_toy.png)" in readme and "](figures/samples/authors/seed-1234/omniglot_toy.png)" in readme
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     assert metrics["authors.omniglot.toy.nll"] == 98.5 and metrics["authors.mnist.toy.knn_err@10"] == 50.0
     assert metrics["authors.mnist.toy.epochs"] == 2

@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_evaluation import make_workspace
+from test_evaluation import SEED, make_workspace
 
 from dlgmm_core import layout
 from dlgmm_core.params.views import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-NLL = ["marginal_likelihood.py", "--protocol", "authors", "--dataset", "mnist", "--model", "dlgmm"]
+NLL = ["marginal_likelihood.py", "--protocol", "authors", "--seed", str(SEED), "--dataset", "mnist", "--model", "dlgmm"]
 
 
 def _stage(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -43,7 +43,7 @@ def test_marginal_likelihood_killed_midway_leaves_nothing_and_restarts_cleanly(t
     (work / "params.yaml").write_text(yaml.safe_dump(tree))
     resolve(work / "params.yaml", work)
     shutil.copytree(work, reference)
-    out = layout.nll_result("authors", "mnist", "dlgmm", work)
+    out = layout.nll_result("authors", SEED, "mnist", "dlgmm", work)
 
     process = subprocess.Popen([sys.executable, str(ROOT / "stages" / NLL[0]), *NLL[1:]], cwd=work, env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -68,13 +68,13 @@ def test_marginal_likelihood_killed_midway_leaves_nothing_and_restarts_cleanly(t
 
 def test_checkpoint_of_another_model_is_named(tmp_path):
     make_workspace(tmp_path)
-    dlgmm = layout.checkpoint("authors", "mnist", "dlgmm", tmp_path)
-    shutil.copy(layout.checkpoint("authors", "mnist", "gauss_vae", tmp_path), dlgmm)
+    dlgmm = layout.checkpoint("authors", SEED, "mnist", "dlgmm", tmp_path)
+    shutil.copy(layout.checkpoint("authors", SEED, "mnist", "gauss_vae", tmp_path), dlgmm)
     result = _stage(NLL, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "models/authors/mnist/dlgmm.pt" in lines[0] and "gauss_vae" in lines[0], result.stderr
-    assert not layout.nll_result("authors", "mnist", "dlgmm", tmp_path).exists()
+    assert len(lines) == 1 and f"models/authors/seed-{SEED}/mnist/dlgmm.pt" in lines[0] and "gauss_vae" in lines[0], result.stderr
+    assert not layout.nll_result("authors", SEED, "mnist", "dlgmm", tmp_path).exists()
 
 
 @pytest.mark.parametrize("key, recorded", [("dataset", "omniglot"), ("protocol", "corrected"), ("budget", "quick")])
@@ -84,7 +84,7 @@ def test_checkpoint_recording_another_dataset_or_protocol_is_named(tmp_path, key
     from dlgmm_core import load_checkpoint, save_checkpoint
 
     make_workspace(tmp_path)
-    path = layout.checkpoint("authors", "mnist", "dlgmm", tmp_path)
+    path = layout.checkpoint("authors", SEED, "mnist", "dlgmm", tmp_path)
     model = load_checkpoint(path)
     save_checkpoint(path, model, metadata={**model.checkpoint_metadata, key: recorded})
     result = _stage(NLL, tmp_path)
@@ -92,7 +92,7 @@ def test_checkpoint_recording_another_dataset_or_protocol_is_named(tmp_path, key
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path.relative_to(tmp_path)) in lines[0] and f"{key} {recorded!r}" in lines[0], \
         result.stderr
-    assert not layout.nll_result("authors", "mnist", "dlgmm", tmp_path).exists()
+    assert not layout.nll_result("authors", SEED, "mnist", "dlgmm", tmp_path).exists()
 
 
 def test_checkpoint_with_nan_weights_is_named(tmp_path):
@@ -102,12 +102,12 @@ def test_checkpoint_with_nan_weights_is_named(tmp_path):
     from dlgmm_core import load_checkpoint, save_checkpoint
 
     make_workspace(tmp_path)
-    path = layout.checkpoint("authors", "mnist", "gauss_vae", tmp_path)
+    path = layout.checkpoint("authors", SEED, "mnist", "gauss_vae", tmp_path)
     model = load_checkpoint(path)
     with torch.no_grad():
         next(model.parameters())[0, 0] = float("nan")
     save_checkpoint(path, model, metadata=model.checkpoint_metadata)
-    result = _stage(["knn.py", "--protocol", "authors", "--dataset", "mnist", "--model", "gauss_vae"], tmp_path)
+    result = _stage(["knn.py", "--protocol", "authors", "--seed", str(SEED), "--dataset", "mnist", "--model", "gauss_vae"], tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path.relative_to(tmp_path)) in lines[0] and "NaN or infinite" in lines[0], \
@@ -120,7 +120,7 @@ def test_non_binary_prepared_data_is_named(tmp_path):
     arrays = dict(np.load(path))
     arrays["x_test"][0, 0] = 7
     np.savez_compressed(path, **arrays)
-    result = _stage(["knn.py", "--protocol", "authors", "--dataset", "mnist", "--model", "dlgmm"], tmp_path)
+    result = _stage(["knn.py", "--protocol", "authors", "--seed", str(SEED), "--dataset", "mnist", "--model", "dlgmm"], tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "data/prepared/mnist.npz" in lines[0] and "x_test" in lines[0], result.stderr
@@ -144,13 +144,13 @@ def test_a_full_or_read_only_disk_is_one_line(code, capsys):
     from dlgmm_core.errors import run_stage
 
     def main():
-        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), "models/authors/mnist/.dlgmm.pt.x.tmp")
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), "models/authors/seed-1234/mnist/.dlgmm.pt.x.tmp")
 
     with pytest.raises(SystemExit) as exit_info:
         run_stage(main)
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "models/authors/mnist/.dlgmm.pt.x.tmp" in lines[0] and "rerun the stage" in lines[0]
+    assert len(lines) == 1 and "models/authors/seed-1234/mnist/.dlgmm.pt.x.tmp" in lines[0] and "rerun the stage" in lines[0]
 
 
 def test_other_os_errors_are_not_disguised():

@@ -52,17 +52,25 @@ def nll_payload(nll: float, gap: float, headline: str, kl_method: str | None, dr
             "authors": {"nll": authors, "nll_se": 0.34, "samples": 50, "dropped_draws": dropped}}
 
 
-def build_tree(budget: str = "paper", k: int = 3, protocols: tuple[str, ...] = ("authors",)) -> dict:
+#: The seed of the report's inputs.
+SEED = 1234
+
+
+def build_tree(budget: str = "paper", k: int = 3, protocols: tuple[str, ...] = ("authors",),
+               seeds: tuple[int, ...] = (SEED,)) -> dict:
     tree = yaml.safe_load((ROOT / "params.yaml").read_text())
-    tree["budget"], tree["k"], tree["protocols"] = budget, k, list(protocols)
+    tree["budget"], tree["k"], tree["protocols"], tree["seeds"] = budget, k, list(protocols), list(seeds)
     return tree
 
 
-def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str]] | None = None) -> None:
-    """The inputs of the report stage for ``protocol``, numbers from ours_nll / estimator_gap / ours_knn.
+def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str]] | None = None,
+                 seed: int = SEED) -> None:
+    """The inputs of the report stage for ``protocol`` and ``seed``, numbers from ours_nll / estimator_gap /
+    ours_knn.
 
     ``only``: the (dataset, model) runs to write (their results, logs and figures); None: every input.
     """
+    run = Path(protocol, f"seed-{seed}")
     headline = "authors" if protocol == "authors" else "ours"
     kl = "taylor" if protocol == "authors" else "quadrature"
     for dataset in DATASETS:
@@ -72,18 +80,18 @@ def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str
                 continue
             payload = nll_payload(ours_nll(dataset, model, protocol), estimator_gap(dataset, model), headline,
                                   None if model == "gauss_vae" else kl, dropped=MODEL_INDEX[model] % 2)
-            path = root / "reports/nll" / protocol / dataset / f"{model}.json"
+            path = root / "reports/nll" / run / dataset / f"{model}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(payload))
             knn = {f"error@{k}": ours_knn(dataset, model, k, protocol) for k in NEIGHBORS}
-            path = root / "reports/knn" / protocol / dataset / f"{model}.json"
+            path = root / "reports/knn" / run / dataset / f"{model}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({**knn, "train_examples": 6000, "test_examples": 2000}))
-            sample = root / "reports/figures/samples" / protocol / f"{dataset}_{model}.png"
+            sample = root / "reports/figures/samples" / run / f"{dataset}_{model}.png"
             sample.parent.mkdir(parents=True, exist_ok=True)
             sample.write_bytes(PNG)
             if dataset == "mnist":
-                path = root / "reports/figures/tsne" / protocol / f"mnist_{model}.png"
+                path = root / "reports/figures/tsne" / run / f"mnist_{model}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(PNG)
                 clusters = {"neighbors": 10, "map_error": map_error(model), "latent_error": map_error(model) - 1.5}
@@ -92,7 +100,7 @@ def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str
         for model in models:
             if only is not None and (dataset, model) not in only:
                 continue
-            folder = root / "logs" / protocol / dataset / model
+            folder = root / "logs" / run / dataset / model
             (folder / "plots/metrics/train").mkdir(parents=True, exist_ok=True)
             (folder / "plots/metrics/valid").mkdir(parents=True, exist_ok=True)
             train = [-200.0, -120.0, -110.0]
@@ -105,7 +113,7 @@ def write_inputs(root: Path, protocol: str = "authors", only: set[tuple[str, str
                        "timing": {"mean_epoch_seconds": 1.0, "examples_per_second": 5.0}}
             (folder / "metrics.json").write_text(json.dumps(summary))
     if only is None:
-        folder = root / "reports/figures/qualitative" / protocol
+        folder = root / "reports/figures/qualitative" / run
         folder.mkdir(parents=True, exist_ok=True)
         for k in range(1, 6):
             (folder / f"component_{k}.png").write_bytes(PNG)
@@ -203,8 +211,8 @@ def test_estimator_table_and_links(built):
     assert table["MNIST SB-VAE"]["dropped draws"] == "1"
     assert row["-ELBO"] == "102.42"
     assert [row[f"s={s}"] for s in (1, 10, 100, 200)] == ["102.42", "100.42", "98.92", "98.42"]
-    for rel in ["figures/tsne/authors/mnist_dlgmm.png", "figures/samples/authors/omniglot_sb_vae.png",
-                "figures/qualitative/authors/component_1.png", "figures/qualitative/authors/component_5.png",
+    for rel in ["figures/tsne/authors/seed-1234/mnist_dlgmm.png", "figures/samples/authors/seed-1234/omniglot_sb_vae.png",
+                "figures/qualitative/authors/seed-1234/component_1.png", "figures/qualitative/authors/seed-1234/component_5.png",
                 "figures/training/authors/mnist.png", "figures/training/authors/omniglot.png"]:
         assert f"]({rel})" in readme, rel
         assert (built / "reports" / rel).is_file(), rel
@@ -303,18 +311,18 @@ def test_paper_values_in_one_table():
 
 def test_missing_input_names_the_file(tmp_path):
     write_inputs(tmp_path)
-    (tmp_path / "reports/knn/authors/omniglot/dldpmm.json").unlink()
-    with pytest.raises(DlgmmError, match=r"reports/knn/authors/omniglot/dldpmm\.json: not found; "
-                                         r"run `dvc repro knn@authors-omniglot-dldpmm`"):
+    (tmp_path / "reports/knn/authors/seed-1234/omniglot/dldpmm.json").unlink()
+    with pytest.raises(DlgmmError, match=r"reports/knn/authors/seed-1234/omniglot/dldpmm\.json: not found; "
+                                         r"run `dvc repro knn@authors-1234-omniglot-dldpmm`"):
         read_inputs(tmp_path, params_from_tree(build_tree()))
     write_inputs(tmp_path)
-    (tmp_path / "reports/figures/qualitative/authors/component_5.png").unlink()
+    (tmp_path / "reports/figures/qualitative/authors/seed-1234/component_5.png").unlink()
     with pytest.raises(DlgmmError,
-                       match=r"component_5\.png: figure not found; run `dvc repro samples_qualitative@authors`"):
+                       match=r"component_5\.png: figure not found; run `dvc repro samples_qualitative@authors-1234`"):
         write_report(tmp_path, params_from_tree(build_tree()))
     assert not (tmp_path / "reports/README.md").exists()
     write_inputs(tmp_path)
-    path = tmp_path / "reports/nll/authors/mnist/dlgmm.json"
+    path = tmp_path / "reports/nll/authors/seed-1234/mnist/dlgmm.json"
     data = json.loads(path.read_text())
     del data["authors"]["dropped_draws"]
     path.write_text(json.dumps(data))
@@ -325,12 +333,12 @@ def test_missing_input_names_the_file(tmp_path):
 def test_every_mnist_cell_against_the_paper(tmp_path):
     write_inputs(tmp_path, "authors")
     write_inputs(tmp_path, "corrected")
-    path = tmp_path / "reports/knn/authors/mnist/gauss_vae.json"
+    path = tmp_path / "reports/knn/authors/seed-1234/mnist/gauss_vae.json"
     data = json.loads(path.read_text())
     data["sensitivity"] = {"draws": 20, "sample": {"1000": {"3": 27.0, "5": 30.0, "10": 16.0}},
                            "mean": {"6000": {"3": 12.0, "5": 19.5, "10": 10.0}}}
     path.write_text(json.dumps(data))
-    log = tmp_path / "logs/authors/mnist/dlgmm/plots/metrics/valid/elbo.tsv"
+    log = tmp_path / "logs/authors/seed-1234/mnist/dlgmm/plots/metrics/valid/elbo.tsv"
     log.write_text("step\telbo\n" + "".join(f"{e}\t{-150.0 + 0.5 * min(e, 80)}\n" for e in range(1, 121)))
     write_report(tmp_path, params_from_tree(build_tree(protocols=("authors", "corrected"))))
     readme = (tmp_path / "reports/README.md").read_text()
@@ -375,7 +383,7 @@ def test_figure_measurements_and_the_papers_readings(tmp_path):
            "grows from each component to the next; ink per image 91 px in component 1, 95 px in component 5." \
            in shapes
     # wider at the top but not step by step: holds between the extremes only, naming the step that falls
-    path = tmp_path / "reports/figures/qualitative/authors/components.json"
+    path = tmp_path / "reports/figures/qualitative/authors/seed-1234/components.json"
     data = json.loads(path.read_text())
     data["components"][2]["width"] = 10.5
     path.write_text(json.dumps(data))
@@ -397,8 +405,8 @@ def test_figure_measurements_and_the_papers_readings(tmp_path):
     readme = (tmp_path / "reports/README.md").read_text()
     assert "component 5) does not hold: component 1's images are 11.0 px" in readme
     # a headline measurement missing or malformed is named
-    (tmp_path / "reports/figures/tsne/authors/mnist_sb_vae.json").unlink()
-    with pytest.raises(DlgmmError, match=r"mnist_sb_vae\.json: not found; run `dvc repro tsne@authors-sb_vae`"):
+    (tmp_path / "reports/figures/tsne/authors/seed-1234/mnist_sb_vae.json").unlink()
+    with pytest.raises(DlgmmError, match=r"mnist_sb_vae\.json: not found; run `dvc repro tsne@authors-1234-sb_vae`"):
         read_inputs(tmp_path, params_from_tree(build_tree()))
     write_inputs(tmp_path)
     data["components"] = data["components"][:4]
@@ -409,7 +417,7 @@ def test_figure_measurements_and_the_papers_readings(tmp_path):
 
 def test_component_digits_against_the_papers_examples(tmp_path):
     write_inputs(tmp_path)
-    path = tmp_path / "reports/figures/qualitative/authors/components.json"
+    path = tmp_path / "reports/figures/qualitative/authors/seed-1234/components.json"
     data = json.loads(path.read_text())
     first, last = data["components"][0], data["components"][-1]
     first["classes"], last["classes"] = last["classes"], first["classes"]  # sevens at the top, zeros at the bottom
@@ -441,8 +449,8 @@ def test_component_digits_against_the_papers_examples(tmp_path):
 def test_headline_is_required_even_when_listed_second(tmp_path):
     params = params_from_tree(build_tree(protocols=("corrected", "authors")))
     write_inputs(tmp_path / "authors_only", "authors")
-    with pytest.raises(DlgmmError, match=r"reports/nll/corrected/mnist/gauss_vae\.json: not found; "
-                                         r"run `dvc repro marginal_likelihood@corrected-mnist-gauss_vae`"):
+    with pytest.raises(DlgmmError, match=r"reports/nll/corrected/seed-1234/mnist/gauss_vae\.json: not found; "
+                                         r"run `dvc repro marginal_likelihood@corrected-1234-mnist-gauss_vae`"):
         read_inputs(tmp_path / "authors_only", params)
     # the further protocol, authors, may be missing as a whole
     write_inputs(tmp_path / "corrected_only", "corrected")
@@ -452,7 +460,7 @@ def test_headline_is_required_even_when_listed_second(tmp_path):
 
 def test_flat_metrics_rounding(tmp_path):
     write_inputs(tmp_path)
-    path = tmp_path / "reports/nll/authors/mnist/gauss_vae.json"
+    path = tmp_path / "reports/nll/authors/seed-1234/mnist/gauss_vae.json"
     data = json.loads(path.read_text())
     data["nll"] = 97.123456789
     path.write_text(json.dumps(data))
@@ -495,12 +503,12 @@ def test_second_protocol_partially_run_renders_not_run(partial):
     assert "-log p(x) headline: ours; " in header and "summed out; MNIST 300 test images" in header
     assert "KL(Kumaraswamy ‖ Beta) method, `corrected`: DLGMM: `quadrature`; DLDPMM: not run" in header
     notice = next(line for line in header.splitlines() if line.startswith("> Protocol `corrected` is incomplete"))
-    for stage in ("marginal_likelihood@corrected-omniglot-dlgmm", "knn@corrected-mnist-sb_vae",
-                  "train@corrected-omniglot-dlgmm", "train_qualitative@corrected-mnist-qualitative", "tsne@corrected-dldpmm",
-                  "samples@corrected-omniglot-gauss_vae", "samples_qualitative@corrected"):
+    for stage in ("marginal_likelihood@corrected-1234-omniglot-dlgmm", "knn@corrected-1234-mnist-sb_vae",
+                  "train@corrected-1234-omniglot-dlgmm", "train_qualitative@corrected-1234-mnist-qualitative", "tsne@corrected-1234-dldpmm",
+                  "samples@corrected-1234-omniglot-gauss_vae", "samples_qualitative@corrected-1234"):
         assert f" {stage}" in notice, stage
-    assert "marginal_likelihood@corrected-mnist-dlgmm" not in notice and "authors" not in notice
-    assert "](figures/tsne/corrected/mnist_dlgmm.png)" in readme
+    assert "marginal_likelihood@corrected-1234-mnist-dlgmm" not in notice and "authors" not in notice
+    assert "](figures/tsne/corrected/seed-1234/mnist_dlgmm.png)" in readme
     assert "`corrected`: not run" in readme.split("### SB-VAE")[1]
     assert "](figures/training/corrected/mnist.png)" in readme
     assert (partial / "reports/figures/training/corrected/mnist.png").is_file()
@@ -513,19 +521,19 @@ def test_a_training_under_way_counts_as_not_run(partial):
     to run); the headline protocol's is refused with one line."""
     per_epoch = {"train": {"elbo": -110.0}, "valid": {"elbo": -113.0}, "epoch_seconds": 1.0,
                  "examples_per_second": 5.0, "step": 3}
-    (partial / "logs/corrected/mnist/dlgmm/metrics.json").write_text(json.dumps(per_epoch))
+    (partial / "logs/corrected/seed-1234/mnist/dlgmm/metrics.json").write_text(json.dumps(per_epoch))
     write_report(partial, params_from_tree(build_tree(protocols=("authors", "corrected"))))
     readme = (partial / "reports/README.md").read_text()
     assert parse_table(readme, "### Training: `corrected`")["MNIST DLGMM"]["epochs"] == "not run"
     notice = next(line for line in readme.splitlines() if line.startswith("> Protocol `corrected` is incomplete"))
-    assert " train@corrected-mnist-dlgmm" in notice
-    (partial / "logs/authors/mnist/dlgmm/metrics.json").write_text(json.dumps(per_epoch))
-    with pytest.raises(DlgmmError, match=r"logs/authors/mnist/dlgmm/metrics.json: training has not finished"):
+    assert " train@corrected-1234-mnist-dlgmm" in notice
+    (partial / "logs/authors/seed-1234/mnist/dlgmm/metrics.json").write_text(json.dumps(per_epoch))
+    with pytest.raises(DlgmmError, match=r"logs/authors/seed-1234/mnist/dlgmm/metrics.json: training has not finished"):
         write_report(partial, params_from_tree(build_tree(protocols=("authors", "corrected"))))
 
 
 def read_result(root: Path, kind: str, protocol: str, dataset: str, model: str) -> dict:
-    return json.loads((root / "reports" / kind / protocol / dataset / f"{model}.json").read_text())
+    return json.loads((root / "reports" / kind / protocol / f"seed-{SEED}" / dataset / f"{model}.json").read_text())
 
 
 def test_effects_are_the_differences_of_the_inputs(partial):
@@ -614,11 +622,11 @@ def test_report_stage_end_to_end(tmp_path):
     assert (tmp_path / "reports/figures/training/authors/mnist.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "REDUCED BUDGET" in (tmp_path / "reports/README.md").read_text()
 
-    (tmp_path / "logs/authors/omniglot/sb_vae/plots/metrics/valid/elbo.tsv").unlink()
+    (tmp_path / "logs/authors/seed-1234/omniglot/sb_vae/plots/metrics/valid/elbo.tsv").unlink()
     result = run_stage(tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "logs/authors/omniglot/sb_vae/plots/metrics/valid/elbo.tsv" in lines[0], result.stderr
+    assert len(lines) == 1 and "logs/authors/seed-1234/omniglot/sb_vae/plots/metrics/valid/elbo.tsv" in lines[0], result.stderr
 
 
 def test_results_table_from_the_flat_metrics(built):
@@ -668,7 +676,7 @@ def test_knn_sensitivity_not_measured_without_it(built):
 def test_knn_sensitivity_table_and_the_variant_nearest_the_paper(tmp_path):
     write_inputs(tmp_path)
     paper = [PAPER["mnist"]["gauss_vae"][f"knn_err@{k}"] for k in NEIGHBORS]  # 28.4, 20.96, 15.33
-    path = tmp_path / "reports/knn/authors/mnist/gauss_vae.json"
+    path = tmp_path / "reports/knn/authors/seed-1234/mnist/gauss_vae.json"
     data = json.loads(path.read_text())
     far, near = [p + 6.0 for p in paper], [paper[0] - 1.0, paper[1] + 0.5, paper[2]]  # mean |diff| 6.0 and 0.5
     data["sensitivity"] = {

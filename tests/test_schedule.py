@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from dlgmm_core import layout
+
 ROOT = Path(__file__).resolve().parents[1]
 _SPEC = importlib.util.spec_from_file_location("schedule", ROOT / "tools" / "schedule.py")
 schedule = importlib.util.module_from_spec(_SPEC)
@@ -17,12 +19,12 @@ _SPEC.loader.exec_module(schedule)
 def logged_cost(stage: str) -> float:
     """The cost of ``stage`` from the committed paper-budget run's outputs (its training log or its result)."""
     family, _, item = stage.partition("@")
-    protocol, dataset, *model = item.split("-")
+    protocol, seed, dataset, *model = item.split("-")
     if family.startswith("train"):
         model = model or [family.partition("_")[2]]
-        return schedule.stage_cost([ROOT / "logs" / protocol / dataset / model[0] / "metrics.json"])
-    folder = {"marginal_likelihood": "nll", "knn": "knn"}[family]
-    return schedule.stage_cost([ROOT / "reports" / folder / protocol / dataset / f"{model[0]}.json"])
+        return schedule.stage_cost([layout.train_metrics(protocol, int(seed), dataset, model[0], ROOT)])
+    result = {"marginal_likelihood": layout.nll_result, "knn": layout.knn_result}[family]
+    return schedule.stage_cost([result(protocol, int(seed), dataset, model[0], ROOT)])
 
 
 class FakeStage:
@@ -59,12 +61,12 @@ def _run(upstream, *, jobs, fail=(), steps=None, protocols=(), costs=None):
 
 PIPELINE = {
     "resolve": set(), "prepare@mnist": {"resolve"},
-    "train@authors-mnist-gauss_vae": {"resolve", "prepare@mnist"},
-    "train@authors-mnist-dldpmm": {"resolve", "prepare@mnist"},
-    "train@authors-mnist-dlgmm": {"resolve", "prepare@mnist"},
-    "marginal_likelihood@authors-mnist-dldpmm": {"train@authors-mnist-dldpmm"},
-    "report": {"marginal_likelihood@authors-mnist-dldpmm", "train@authors-mnist-gauss_vae",
-               "train@authors-mnist-dlgmm"},
+    "train@authors-1234-mnist-gauss_vae": {"resolve", "prepare@mnist"},
+    "train@authors-1234-mnist-dldpmm": {"resolve", "prepare@mnist"},
+    "train@authors-1234-mnist-dlgmm": {"resolve", "prepare@mnist"},
+    "marginal_likelihood@authors-1234-mnist-dldpmm": {"train@authors-1234-mnist-dldpmm"},
+    "report": {"marginal_likelihood@authors-1234-mnist-dldpmm", "train@authors-1234-mnist-gauss_vae",
+               "train@authors-1234-mnist-dlgmm"},
 }
 
 
@@ -85,73 +87,73 @@ def test_the_costliest_ready_stage_starts_first():
     log, _, _ = _run(PIPELINE, jobs=1, costs=costs)
     starts = [n for kind, n in log if kind == "start"]
     trainings = [n for n in starts if n.startswith("train")]
-    assert trainings == ["train@authors-mnist-dldpmm", "train@authors-mnist-dlgmm", "train@authors-mnist-gauss_vae"]
+    assert trainings == ["train@authors-1234-mnist-dldpmm", "train@authors-1234-mnist-dlgmm", "train@authors-1234-mnist-gauss_vae"]
 
 
 TWO_PROTOCOLS = {
     "resolve": set(), "prepare@mnist": {"resolve"},
-    "train@authors-mnist-dldpmm": {"prepare@mnist"}, "train@authors-mnist-gauss_vae": {"prepare@mnist"},
-    "marginal_likelihood@authors-mnist-gauss_vae": {"train@authors-mnist-gauss_vae"},
-    "train@corrected-mnist-dldpmm": {"prepare@mnist"}, "train@corrected-mnist-gauss_vae": {"prepare@mnist"},
-    "report": {"train@authors-mnist-dldpmm", "marginal_likelihood@authors-mnist-gauss_vae",
-               "train@corrected-mnist-dldpmm", "train@corrected-mnist-gauss_vae"},
+    "train@authors-1234-mnist-dldpmm": {"prepare@mnist"}, "train@authors-1234-mnist-gauss_vae": {"prepare@mnist"},
+    "marginal_likelihood@authors-1234-mnist-gauss_vae": {"train@authors-1234-mnist-gauss_vae"},
+    "train@corrected-1234-mnist-dldpmm": {"prepare@mnist"}, "train@corrected-1234-mnist-gauss_vae": {"prepare@mnist"},
+    "report": {"train@authors-1234-mnist-dldpmm", "marginal_likelihood@authors-1234-mnist-gauss_vae",
+               "train@corrected-1234-mnist-dldpmm", "train@corrected-1234-mnist-gauss_vae"},
 }
 
 
 def test_the_headline_protocol_goes_first_and_the_next_fills_an_idle_core():
     """The corrected DLDPMM, the costliest stage, waits for every ready authors stage; it then runs
     beside the long authors DLDPMM instead of leaving that core idle."""
-    steps = {"train@authors-mnist-dldpmm": 40}
+    steps = {"train@authors-1234-mnist-dldpmm": 40}
     log, failed, _ = _run(TWO_PROTOCOLS, jobs=2, steps=steps, protocols=("authors", "corrected"))
     starts = [n for kind, n in log if kind == "start"]
     assert failed == []
-    assert starts[2:5] == ["train@authors-mnist-dldpmm", "train@authors-mnist-gauss_vae",
-                           "marginal_likelihood@authors-mnist-gauss_vae"]
-    assert starts[5:7] == ["train@corrected-mnist-dldpmm", "train@corrected-mnist-gauss_vae"]
-    assert log.index(("start", "train@corrected-mnist-dldpmm")) < log.index(("end", "train@authors-mnist-dldpmm"))
+    assert starts[2:5] == ["train@authors-1234-mnist-dldpmm", "train@authors-1234-mnist-gauss_vae",
+                           "marginal_likelihood@authors-1234-mnist-gauss_vae"]
+    assert starts[5:7] == ["train@corrected-1234-mnist-dldpmm", "train@corrected-1234-mnist-gauss_vae"]
+    assert log.index(("start", "train@corrected-1234-mnist-dldpmm")) < log.index(("end", "train@authors-1234-mnist-dldpmm"))
     # Listed the other way round, the corrected protocol is the headline.
     log, _, _ = _run(TWO_PROTOCOLS, jobs=2, steps=steps, protocols=("corrected", "authors"))
-    assert [n for kind, n in log if kind == "start"][2:4] == ["train@corrected-mnist-dldpmm",
-                                                              "train@corrected-mnist-gauss_vae"]
+    assert [n for kind, n in log if kind == "start"][2:4] == ["train@corrected-1234-mnist-dldpmm",
+                                                              "train@corrected-1234-mnist-gauss_vae"]
 
 
 def test_within_a_protocol_mnist_goes_before_omniglot():
     """The Omniglot DLDPMM costs more than the MNIST DLGMM, but the paper's tables are MNIST's first."""
     upstream = {"resolve": set(), "prepare@mnist": {"resolve"}, "prepare@omniglot": {"resolve"},
-                "train@corrected-omniglot-dldpmm": {"prepare@omniglot"},
-                "train@corrected-mnist-dlgmm": {"prepare@mnist"},
-                "train@corrected-mnist-gauss_vae": {"prepare@mnist"},
-                "train@authors-omniglot-gauss_vae": {"prepare@omniglot"}}
-    costs = {"train@corrected-omniglot-dldpmm": 900.0, "train@corrected-mnist-dlgmm": 800.0,
-             "train@corrected-mnist-gauss_vae": 500.0, "train@authors-omniglot-gauss_vae": 60.0}
+                "train@corrected-1234-omniglot-dldpmm": {"prepare@omniglot"},
+                "train@corrected-1234-mnist-dlgmm": {"prepare@mnist"},
+                "train@corrected-1234-mnist-gauss_vae": {"prepare@mnist"},
+                "train@authors-1234-omniglot-gauss_vae": {"prepare@omniglot"}}
+    costs = {"train@corrected-1234-omniglot-dldpmm": 900.0, "train@corrected-1234-mnist-dlgmm": 800.0,
+             "train@corrected-1234-mnist-gauss_vae": 500.0, "train@authors-1234-omniglot-gauss_vae": 60.0}
     log, _, _ = _run(upstream, jobs=1, protocols=("authors", "corrected"), costs=costs)
     trainings = [n for kind, n in log if kind == "start" and n.startswith("train")]
-    assert trainings == ["train@authors-omniglot-gauss_vae", "train@corrected-mnist-dlgmm",
-                         "train@corrected-mnist-gauss_vae", "train@corrected-omniglot-dldpmm"]
-    assert [schedule.dataset_rank(n) for n in ("prepare@omniglot", "train@authors-omniglot-sb_vae",
-                                               "tsne@corrected-dlgmm", "train_qualitative@corrected",
-                                               "knn@authors-mnist-dlgmm", "report")] == [1, 1, 0, 0, 0, 0]
+    assert trainings == ["train@authors-1234-omniglot-gauss_vae", "train@corrected-1234-mnist-dlgmm",
+                         "train@corrected-1234-mnist-gauss_vae", "train@corrected-1234-omniglot-dldpmm"]
+    assert [schedule.dataset_rank(n) for n in ("prepare@omniglot", "train@authors-1234-omniglot-sb_vae",
+                                               "tsne@corrected-1234-dlgmm", "train_qualitative@corrected",
+                                               "knn@authors-1234-mnist-dlgmm", "report")] == [1, 1, 0, 0, 0, 0]
 
 
 def test_protocol_rank():
     protocols = ("authors", "corrected")
     assert [schedule.protocol_rank(n, protocols) for n in
-            ("train@corrected-mnist-dlgmm", "train_qualitative@corrected", "train@authors-mnist-dlgmm",
+            ("train@corrected-1234-mnist-dlgmm", "train_qualitative@corrected", "train@authors-1234-mnist-dlgmm",
              "prepare@mnist", "resolve", "report")] == [1, 1, 0, 0, 0, 0]
 
 
 def test_a_failure_stops_only_what_is_downstream_of_it():
-    log, failed, _ = _run(PIPELINE, jobs=2, fail={"train@authors-mnist-dldpmm"})
+    log, failed, _ = _run(PIPELINE, jobs=2, fail={"train@authors-1234-mnist-dldpmm"})
     started = {n for kind, n in log if kind == "start"}
-    assert failed == ["train@authors-mnist-dldpmm"]
-    assert "marginal_likelihood@authors-mnist-dldpmm" not in started and "report" not in started
-    assert {"train@authors-mnist-gauss_vae", "train@authors-mnist-dlgmm"} <= started
+    assert failed == ["train@authors-1234-mnist-dldpmm"]
+    assert "marginal_likelihood@authors-1234-mnist-dldpmm" not in started and "report" not in started
+    assert {"train@authors-1234-mnist-gauss_vae", "train@authors-1234-mnist-dlgmm"} <= started
 
 
-@pytest.mark.parametrize("name, cheaper", [("train@authors-mnist-dldpmm", "train@authors-omniglot-dldpmm"),
-                                           ("train_qualitative@authors-mnist", "train@authors-mnist-gauss_vae"),
-                                           ("marginal_likelihood@authors-mnist-dlgmm", "knn@authors-mnist-dlgmm"),
-                                           ("train@authors-mnist-gauss_vae", "knn@authors-mnist-dldpmm")])
+@pytest.mark.parametrize("name, cheaper", [("train@authors-1234-mnist-dldpmm", "train@authors-1234-omniglot-dldpmm"),
+                                           ("train_qualitative@authors-1234-mnist", "train@authors-1234-mnist-gauss_vae"),
+                                           ("marginal_likelihood@authors-1234-mnist-dlgmm", "knn@authors-1234-mnist-dlgmm"),
+                                           ("train@authors-1234-mnist-gauss_vae", "knn@authors-1234-mnist-dldpmm")])
 def test_stage_cost_orders_as_logged(name, cheaper):
     assert logged_cost(name) > logged_cost(cheaper)
 
@@ -166,7 +168,7 @@ def test_a_stage_cost_is_its_logged_time_else_a_default(tmp_path):
     assert schedule.stage_cost([log]) == 12.5
     assert schedule.stage_cost([tmp_path / "missing.json"]) == schedule.DEFAULT_SECONDS["other"]
     assert schedule.stage_cost([Path("metrics.json")], (tmp_path / "nothing", tmp_path)) == 12.5  # a further root
-    assert schedule.stage_cost([Path("logs/authors/mnist/new_model/metrics.json")]) == \
+    assert schedule.stage_cost([Path("logs/authors/seed-1234/mnist/new_model/metrics.json")]) == \
         schedule.DEFAULT_SECONDS["training"]
 
 

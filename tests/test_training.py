@@ -339,7 +339,7 @@ def make_workspace(path: Path, **train) -> Path:
     """params.yaml (tiny gauss_vae, CPU) and data/prepared/mnist.npz in ``path``."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    settings = {"budget": "paper", "seed": SEED, "model.gauss_vae.hidden": 16, "model.gauss_vae.latent": 2,
+    settings = {"budget": "paper", "seeds": [SEED], "model.gauss_vae.hidden": 16, "model.gauss_vae.latent": 2,
                 "train.device": "cpu", "train.precision": "float32", "train.lr": 1e-3, "protocol.authors.train.patience": 100, **train}
     set_params(path / "params.yaml", [f"{k}={json.dumps(v)}" for k, v in settings.items()])
     resolve(path / "params.yaml", path)
@@ -351,7 +351,7 @@ def make_workspace(path: Path, **train) -> Path:
 
 def stage(cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "stages" / "train.py"), "--protocol", "authors",
-                             "--dataset", "mnist", "--model", "gauss_vae"], cwd=cwd, env=ENV, text=True,
+                             "--seed", str(SEED), "--dataset", "mnist", "--model", "gauss_vae"], cwd=cwd, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -362,14 +362,14 @@ def stage_here(cwd: Path, monkeypatch, capsys) -> str:
     capsys.readouterr()
     with monkeypatch.context() as patch:
         patch.chdir(cwd)
-        patch.setattr(sys, "argv", ["train.py", "--protocol", "authors", "--dataset", "mnist", "--model", "gauss_vae"])
+        patch.setattr(sys, "argv", ["train.py", "--protocol", "authors", "--seed", str(SEED), "--dataset", "mnist", "--model", "gauss_vae"])
         runpy.run_path(str(ROOT / "stages" / "train.py"), run_name="__main__")
     return capsys.readouterr().out
 
 
 def outputs(cwd: Path) -> tuple[dict, list, dict]:
-    _, extra = load_checkpoint(layout.train_state("authors", "mnist", "gauss_vae", cwd), with_extra=True)
-    return weights(layout.checkpoint("authors", "mnist", "gauss_vae", cwd)), elbos(extra["history"]), extra
+    _, extra = load_checkpoint(layout.train_state("authors", SEED, "mnist", "gauss_vae", cwd), with_extra=True)
+    return weights(layout.checkpoint("authors", SEED, "mnist", "gauss_vae", cwd)), elbos(extra["history"]), extra
 
 
 def test_stage_sigkill_and_resume_is_bitwise_identical(tmp_path, monkeypatch, capsys):
@@ -387,24 +387,24 @@ def test_stage_sigkill_and_resume_is_bitwise_identical(tmp_path, monkeypatch, ca
     time.sleep(0.02)  # an epoch takes about 0.1 s: the kill lands in epoch 3
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    _, extra = load_checkpoint(layout.train_state("authors", "mnist", "gauss_vae", work), with_extra=True)
+    _, extra = load_checkpoint(layout.train_state("authors", SEED, "mnist", "gauss_vae", work), with_extra=True)
     assert 2 <= extra["epoch"] < epochs and not extra["finished"]
     # DVC deletes the non-persistent outputs before running the stage again.
-    layout.checkpoint("authors", "mnist", "gauss_vae", work).unlink(missing_ok=True)
+    layout.checkpoint("authors", SEED, "mnist", "gauss_vae", work).unlink(missing_ok=True)
     shutil.rmtree(work / "logs")
     out = stage_here(work, monkeypatch, capsys)
     assert f"resuming after epoch {extra['epoch']}" in out
     got_weights, got_history, _ = outputs(work)
     assert_same_weights(got_weights, ref_weights)
     assert got_history == ref_history
-    logs, ref_logs = (layout.train_logs("authors", "mnist", "gauss_vae", d) for d in (work, ref))
+    logs, ref_logs = (layout.train_logs("authors", SEED, "mnist", "gauss_vae", d) for d in (work, ref))
     for name in ("train/elbo", "valid/elbo"):
         assert read_tsv(logs / f"plots/metrics/{name}.tsv") == read_tsv(ref_logs / f"plots/metrics/{name}.tsv")
     metrics, ref_metrics = (json.loads((d / "metrics.json").read_text()) for d in (logs, ref_logs))
     assert {k: v for k, v in metrics.items() if k != "timing"} == {k: v for k, v in ref_metrics.items() if k != "timing"}
 
     # Finished: a rerun rewrites the deleted outputs without training.
-    layout.checkpoint("authors", "mnist", "gauss_vae", work).unlink()
+    layout.checkpoint("authors", SEED, "mnist", "gauss_vae", work).unlink()
     shutil.rmtree(work / "logs")
     out = stage_here(work, monkeypatch, capsys)
     assert "already trained" in out and "epoch   1/" not in out

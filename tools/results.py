@@ -31,14 +31,15 @@ EPOCHS = (1, 5, 10, 20)
 
 def epochs_table(root: Path = Path(".")) -> str:
     """Validation ELBO (nats) at :data:`EPOCHS` of the authors' logged MNIST runs and of ours under every protocol
-    of params.yaml, from the committed logs."""
-    protocols = list(read_params_tree(root / "params.yaml")["protocols"])
+    of params.yaml (its first seed), from the committed logs."""
+    tree = read_params_tree(root / "params.yaml")
+    protocols, seed = list(tree["protocols"]), tree["seeds"][0]
     rows = []
     for model in authors_logs.SOURCES:
         log = authors_logs.read(model)
         runs = [("authors' log", log.epoch, log.valid_elbo)]
         for protocol in protocols:
-            ours = read_training_log(protocol, "mnist", model, root, "run `dvc repro` (or `make repro`)")
+            ours = read_training_log(protocol, seed, "mnist", model, root, "run `dvc repro` (or `make repro`)")
             runs.append((f"`{protocol}`", *ours.valid))
         rows += [[f"{name(model)}, {label}"] + [f"{valid_at(steps, values, e):.2f}" for e in EPOCHS]
                  for label, steps, values in runs]
