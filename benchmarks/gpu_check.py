@@ -340,12 +340,23 @@ def prepared_meta(arrays: dict, info: dict, path: Path) -> dict:
     return {"dataset": DATASET, "source": info["source"], "labels": has_labels(arrays), **summarize(arrays)}
 
 
-def headline_protocol() -> str:
-    """The report's headline protocol (the first of the committed report view's ``protocols``)."""
+def report_view() -> Any:
+    """The committed report stage view (``data/params/report.json``): the protocols and the seeds the pipeline runs."""
     from dlgmm_core import layout
     from dlgmm_core.params.stage import load_stage_params
 
-    return load_stage_params(layout.report_stage(), ROOT).protocols[0]
+    return load_stage_params(layout.report_stage(), ROOT)
+
+
+def headline_protocol() -> str:
+    """The report's headline protocol (the first of the committed report view's ``protocols``)."""
+    return report_view().protocols[0]
+
+
+def headline_seed() -> int:
+    """The seed of the run the check reads where it reads one (its training views, its stage check): the first
+    of the committed report view's ``seeds``, the one the report's single-run figures show."""
+    return report_view().seeds[0]
 
 
 def model_keys() -> tuple[str, ...]:
@@ -364,23 +375,25 @@ def timing_order() -> list[str]:
     return sorted(model_keys(), key=lambda key: -hours.get(key, 0.0))
 
 
-def train_view(protocol: str, key: str) -> Any:
-    """The committed training stage view of ``key`` (``data/params/<stage>.json``: paper sizes, ``train``)."""
+def train_view(protocol: str, seed: int, key: str) -> Any:
+    """The committed training stage view of ``key`` in the run ``(protocol, seed)`` (``data/params/<stage>.json``:
+    paper sizes, ``train``)."""
     from dlgmm_core import layout
     from dlgmm_core.params.stage import load_stage_params
 
-    return load_stage_params(layout.train_stage(protocol, DATASET, key), ROOT)
+    return load_stage_params(layout.train_stage(protocol, seed, DATASET, key), ROOT)
 
 
-def build(protocol: str, key: str, seed: int | None = None):
-    """The model ``key`` at the sizes of the committed training view, initialised from the view's seed."""
+def build(protocol: str, seed: int, key: str):
+    """The model ``key`` at the sizes of the committed training view of the run ``(protocol, seed)``, initialised
+    from the view's seed (as the training stage initialises it)."""
     from dlgmm_core import registry
     from dlgmm_core.params.sections import stage_model_config
     from dlgmm_core.runtime import seed_everything
 
-    params = train_view(protocol, key)
+    params = train_view(protocol, seed, key)
     config = stage_model_config(params, key)
-    seed_everything(params.seed if seed is None else seed)
+    seed_everything(params.seed)
     return registry.build(config)
 
 
@@ -534,11 +547,11 @@ class Steps:
                 "examples_per_second": round(self.batch_size * 1e3 / ms, 1)}
 
 
-def time_model(protocol: str, key: str, x, device, mode: str, steps: int) -> dict:
+def time_model(protocol: str, seed: int, key: str, x, device, mode: str, steps: int) -> dict:
     """One model's training step in ``mode``: compile (or warm-up) seconds, then :meth:`Steps.timed`; eager
     also at batch :data:`LARGE_BATCH` and the GPU's busy share of batch 100."""
-    params = train_view(protocol, key)
-    model = build(protocol, key)
+    params = train_view(protocol, seed, key)
+    model = build(protocol, seed, key)
     elbo_fn, marks = step_function(model, device, mode)
     steps_runner = Steps(model, x, device, params.train["lr"], params.train["batch_size"], elbo_fn, marks)
     start = time.perf_counter()
@@ -549,7 +562,7 @@ def time_model(protocol: str, key: str, x, device, mode: str, steps: int) -> dic
         return {**row, **compile_counters()}
     with contextlib.suppress(Exception):  # the profiler is information only
         row["gpu_busy"] = steps_runner.busy_fraction()
-    large = Steps(build(protocol, key), x, device, params.train["lr"], LARGE_BATCH)
+    large = Steps(build(protocol, seed, key), x, device, params.train["lr"], LARGE_BATCH)
     large.run(5)
     row[f"ms_per_step_batch_{LARGE_BATCH}"] = large.timed(max(1, steps // 8))["ms_per_step"]
     row["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -576,8 +589,8 @@ def part_tests(deadline: Deadline) -> dict:
 class StepsPart:
     """Parts ``steps`` (eager and compiled) and ``graphs`` (CUDA graphs), their rows kept for the later parts."""
 
-    def __init__(self, protocol: str, x_train, device, steps: int = TIMED_STEPS):
-        self.protocol, self.x, self.device, self.steps = protocol, x_train, device, steps
+    def __init__(self, protocol: str, seed: int, x_train, device, steps: int = TIMED_STEPS):
+        self.protocol, self.seed, self.x, self.device, self.steps = protocol, seed, x_train, device, steps
         self.rows: list[dict] = []
         self.weights: dict[str, dict] = {}
 
@@ -590,7 +603,7 @@ class StepsPart:
                     continue
                 start = time.perf_counter()
                 try:
-                    row = time_model(self.protocol, key, self.x, self.device, mode, self.steps)
+                    row = time_model(self.protocol, self.seed, key, self.x, self.device, mode, self.steps)
                 except Exception as err:  # noqa: BLE001 - one mode failing (a compile error) is a result
                     row = {"model": key, "mode": mode, "error": f"{type(err).__name__}: {_first_line(err)}"}
                 weights = row.pop("state_dict", None)
@@ -687,7 +700,7 @@ def compare_devices(cpu_values, cuda_values) -> dict:
             "within_tolerance": bool((diff <= bound).all()), "finite": bool(torch.isfinite(cuda_values).all())}
 
 
-def part_elbo(deadline: Deadline, protocol: str, x_test, device, weights: dict[str, dict]) -> dict:
+def part_elbo(deadline: Deadline, protocol: str, seed: int, x_test, device, weights: dict[str, dict]) -> dict:
     """Per model: the ELBO of the same weights (those the ``steps`` part trained, else fresh ones) and batch on
     CPU, on CUDA and in float64 on CPU, under the same noise; a second CPU run after reseeding torch's global
     generator must give the same values (no draw escaped the shared noise)."""
@@ -700,7 +713,7 @@ def part_elbo(deadline: Deadline, protocol: str, x_test, device, weights: dict[s
         if not deadline.allows(3.0):
             rows.append({"model": key, "error": "skipped for time"})
             continue
-        cpu = build(protocol, key).eval()
+        cpu = build(protocol, seed, key).eval()
         if key in weights:
             cpu.load_state_dict(weights[key])
         cuda = copy.deepcopy(cpu).to(device)
@@ -735,14 +748,14 @@ def committed_view(stage: str) -> dict:
     return json.loads(layout.stage_params(stage, ROOT).read_text())
 
 
-def part_estimator(deadline: Deadline, protocol: str, x_test, device, weights: dict[str, dict],
+def part_estimator(deadline: Deadline, protocol: str, seed: int, x_test, device, weights: dict[str, dict],
                    chunks: tuple[int, ...] | None = None) -> dict:
     """The marginal-likelihood stage's estimator (:func:`dlgmm_core.evaluation.marginal_likelihood`) on
     :data:`ESTIMATOR_EXAMPLES` test images at S = :data:`ESTIMATOR_SAMPLES`, at the evaluation's ``batch_size``
     (rows per decoder call) and :data:`LARGER_CHUNK` times it: seconds, peak memory, the estimate."""
     from dlgmm_core import layout, registry
 
-    section = committed_view(layout.nll_stage(protocol, DATASET, STAGE_MODEL))["eval"]["marginal_likelihood"]
+    section = committed_view(layout.nll_stage(protocol, seed, DATASET, STAGE_MODEL))["eval"]["marginal_likelihood"]
     chunks = chunks or (section["batch_size"], LARGER_CHUNK * section["batch_size"])
     x, rows = x_test[:ESTIMATOR_EXAMPLES], []
     for key in registry.evaluated_keys():
@@ -750,7 +763,7 @@ def part_estimator(deadline: Deadline, protocol: str, x_test, device, weights: d
             if not deadline.allows(5.0):
                 rows.append({"model": key, "chunk": chunk, "error": "skipped for time"})
                 continue
-            model = build(protocol, key).eval()
+            model = build(protocol, seed, key).eval()
             if key in weights:
                 model.load_state_dict(weights[key])
             try:  # a chunk too large for the device's memory is a result, not the end of the part
@@ -826,6 +839,7 @@ def child_steps(argv: list[str]) -> None:
     line on stdin, then times steps for the given seconds and prints the result as one JSON line."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--protocol", required=True)
+    parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--model", required=True)
     parser.add_argument("--mode", choices=STEP_MODES, default="eager")
     parser.add_argument("--seconds", type=float, default=PARALLEL_SECONDS)
@@ -835,9 +849,9 @@ def child_steps(argv: list[str]) -> None:
     import torch
 
     device = torch.device(args.device)
-    params = train_view(args.protocol, args.model)
+    params = train_view(args.protocol, args.seed, args.model)
     x = torch.from_numpy((np.random.default_rng(0).random((20_000, 784)) < PIXEL_DENSITY).astype(np.float32))
-    model = build(args.protocol, args.model)
+    model = build(args.protocol, args.seed, args.model)
     elbo_fn, marks = step_function(model, device, args.mode)
     steps = Steps(model, x.to(device), device, params.train["lr"], params.train["batch_size"], elbo_fn, marks)
     steps.run(WARMUP_STEPS)
@@ -847,8 +861,9 @@ def child_steps(argv: list[str]) -> None:
     print(json.dumps({"model": args.model, **steps.for_seconds(args.seconds)}), flush=True)
 
 
-def part_parallel(deadline: Deadline, run: Run, protocol: str, device, solo_ms: dict[str, dict[str, float]],
-                  jobs: tuple[int, ...] = PARALLEL_JOBS, modes: tuple[str, ...] = ("eager", "compiled")) -> dict:
+def part_parallel(deadline: Deadline, run: Run, protocol: str, seed: int, device,
+                  solo_ms: dict[str, dict[str, float]], jobs: tuple[int, ...] = PARALLEL_JOBS,
+                  modes: tuple[str, ...] = ("eager", "compiled")) -> dict:
     """Several trainings side by side on the GPU, one process each, the models taken in turn: each one's
     milliseconds per step, and the throughput factor sum(solo ms / side-by-side ms) (1: no gain)."""
     rows = []
@@ -857,17 +872,19 @@ def part_parallel(deadline: Deadline, run: Run, protocol: str, device, solo_ms: 
             if not deadline.allows(25.0):
                 rows.append({"mode": mode, "jobs": n, "error": "skipped for time"})
                 continue
-            rows.append(_side_by_side(deadline, run, protocol, device, solo_ms, mode, n))
+            rows.append(_side_by_side(deadline, run, protocol, seed, device, solo_ms, mode, n))
             print(f"   {n} x {mode}: " + (rows[-1].get("error") or f"factor {rows[-1]['throughput_factor']}"),
                   flush=True)
     failed = [r for r in rows if "error" in r and r["error"] != "skipped for time"]
     return {"status": "failed" if failed else "ok", "rows": rows}
 
 
-def _side_by_side(deadline: Deadline, run: Run, protocol: str, device, solo_ms: dict, mode: str, n: int) -> dict:
+def _side_by_side(deadline: Deadline, run: Run, protocol: str, seed: int, device, solo_ms: dict, mode: str,
+                  n: int) -> dict:
     keys = [model_keys()[i % len(model_keys())] for i in range(n)]
     children = [Child([sys.executable, str(Path(__file__).resolve()), "--child", "steps", "--protocol", protocol,
-                       "--model", key, "--mode", mode, "--seconds", str(PARALLEL_SECONDS), "--device", device.type],
+                       "--seed", str(seed), "--model", key, "--mode", mode, "--seconds", str(PARALLEL_SECONDS),
+                       "--device", device.type],
                       ROOT, run, stdin=True)
                 for key in keys]
     try:
@@ -949,12 +966,12 @@ def make_workspace(folder: Path, data_path: Path, arrays: dict, info: dict, view
     return folder
 
 
-def stage_views(protocol: str, compile_step: bool | None, device_type: str = "cuda") -> dict[str, dict]:
-    """The committed views of the training stage of :data:`STAGE_MODEL` and of its four evaluation stages,
-    on CUDA and cut to a few epochs and a few hundred test images."""
+def stage_views(protocol: str, seed: int, compile_step: bool | None, device_type: str = "cuda") -> dict[str, dict]:
+    """The committed views of the training stage of :data:`STAGE_MODEL` in the run ``(protocol, seed)`` and of its
+    four evaluation stages, on CUDA and cut to a few epochs and a few hundred test images."""
     from dlgmm_core import layout
 
-    train_stage = layout.train_stage(protocol, DATASET, STAGE_MODEL)
+    train_stage = layout.train_stage(protocol, seed, DATASET, STAGE_MODEL)
     train = committed_view(train_stage)
     train["train"].update(device=device_type, max_epochs=STAGE_EPOCHS, max_valid_examples=STAGE_VALID,
                           patience=STAGE_EPOCHS + 1)
@@ -964,10 +981,10 @@ def stage_views(protocol: str, compile_step: bool | None, device_type: str = "cu
     cuts = {"marginal_likelihood": {"max_examples": STAGE_TEST},
             "knn": {"max_test_examples": STAGE_TEST, "max_train_examples": STAGE_KNN_TRAIN},
             "tsne": {"points": STAGE_TEST}, "samples": {}}
-    for section, stage in (("marginal_likelihood", layout.nll_stage(protocol, DATASET, STAGE_MODEL)),
-                           ("knn", layout.knn_stage(protocol, DATASET, STAGE_MODEL)),
-                           ("tsne", layout.tsne_stage(protocol, STAGE_MODEL)),
-                           ("samples", layout.samples_stage(protocol, DATASET, STAGE_MODEL))):
+    for section, stage in (("marginal_likelihood", layout.nll_stage(protocol, seed, DATASET, STAGE_MODEL)),
+                           ("knn", layout.knn_stage(protocol, seed, DATASET, STAGE_MODEL)),
+                           ("tsne", layout.tsne_stage(protocol, seed, STAGE_MODEL)),
+                           ("samples", layout.samples_stage(protocol, seed, DATASET, STAGE_MODEL))):
         view = committed_view(stage)
         view["eval"]["device"] = device_type
         view["eval"][section].update(cuts[section])
@@ -978,21 +995,21 @@ def stage_views(protocol: str, compile_step: bool | None, device_type: str = "cu
 EPOCH_LINE = re.compile(r" epoch +(\d+)/\d+: .*?(\d+(?:\.\d+)?) s ")
 
 
-def _stage_cmd(stage: str, protocol: str, model: str, dataset: str | None = DATASET) -> list[str]:
-    args = ["--protocol", protocol, "--model", model] + (["--dataset", dataset] if dataset else [])
+def _stage_cmd(stage: str, protocol: str, seed: int, model: str, dataset: str | None = DATASET) -> list[str]:
+    args = ["--protocol", protocol, "--seed", str(seed), "--model", model] + (["--dataset", dataset] if dataset else [])
     return [sys.executable, str(Path(__file__).resolve()), "--child", "stage", stage, *args]
 
 
-def _train_to_end(ws: Path, run: Run, protocol: str, deadline: Deadline) -> dict:
-    child = Child(_stage_cmd("train", protocol, STAGE_MODEL), ws, run)
+def _train_to_end(ws: Path, run: Run, protocol: str, seed: int, deadline: Deadline) -> dict:
+    child = Child(_stage_cmd("train", protocol, seed, STAGE_MODEL), ws, run)
     start = time.perf_counter()
     code = child.wait(deadline.left())
     return {"exit": code, "seconds": round(time.perf_counter() - start, 1), "lines": child.lines}
 
 
-def _train_killed_mid_epoch(ws: Path, run: Run, protocol: str, deadline: Deadline) -> dict:
+def _train_killed_mid_epoch(ws: Path, run: Run, protocol: str, seed: int, deadline: Deadline) -> dict:
     """Start the training, wait for epoch 1's line, SIGKILL it a third of an epoch later."""
-    child = Child(_stage_cmd("train", protocol, STAGE_MODEL), ws, run)
+    child = Child(_stage_cmd("train", protocol, seed, STAGE_MODEL), ws, run)
     while True:
         try:
             line = child.next_line(deadline.left())
@@ -1012,26 +1029,26 @@ def _train_killed_mid_epoch(ws: Path, run: Run, protocol: str, deadline: Deadlin
     return {"killed": True, "mid_epoch_2": not finished_epoch_2, "lines": child.lines}
 
 
-def _trained(ws: Path, protocol: str) -> tuple[dict, list[float]]:
+def _trained(ws: Path, protocol: str, seed: int) -> tuple[dict, list[float]]:
     """The checkpoint's weights and the state's validation ELBO per epoch of the stage's training in ``ws``."""
     from dlgmm_core import layout, load_checkpoint
 
-    model = load_checkpoint(layout.checkpoint(protocol, DATASET, STAGE_MODEL, ws), map_location="cpu")
-    _, extra = load_checkpoint(layout.train_state(protocol, DATASET, STAGE_MODEL, ws), map_location="cpu",
+    model = load_checkpoint(layout.checkpoint(protocol, seed, DATASET, STAGE_MODEL, ws), map_location="cpu")
+    _, extra = load_checkpoint(layout.train_state(protocol, seed, DATASET, STAGE_MODEL, ws), map_location="cpu",
                                with_extra=True)
     return model.state_dict(), [row["valid_elbo"] for row in extra["history"]]
 
 
-def part_stage(deadline: Deadline, run: Run, protocol: str, device, data_path: Path, arrays: dict, info: dict,
-               compile_step: bool | None = None) -> dict:
+def part_stage(deadline: Deadline, run: Run, protocol: str, seed: int, device, data_path: Path, arrays: dict,
+               info: dict, compile_step: bool | None = None) -> dict:
     """The training stage's code with ``train.device=cuda`` (run to the end; and killed in epoch 2 and
     resumed, in a second folder, which must end with the same validation ELBOs), then the evaluation stages
     with ``eval.device=cuda`` on the first run's checkpoint. Not run: the ``resolve`` stage (it reads
     params.yaml with ruamel.yaml; the committed views stand in) and DVC itself."""
     import torch
 
-    views = stage_views(protocol, compile_step, device.type)
-    result: dict = {"model": STAGE_MODEL, "epochs": STAGE_EPOCHS,
+    views = stage_views(protocol, seed, compile_step, device.type)
+    result: dict = {"model": STAGE_MODEL, "seed": seed, "epochs": STAGE_EPOCHS,
                     "not_run": "the resolve stage (ruamel.yaml) and dvc; the committed data/params views, "
                                "edited as listed, stand in"
                                + ("; dvclive's plots (dvclive absent: metrics.json alone)"
@@ -1041,15 +1058,15 @@ def part_stage(deadline: Deadline, run: Run, protocol: str, device, data_path: P
             data_path = Path(tmp, f"{DATASET}.npz")  # written once, linked from both folders
         ws_a = make_workspace(Path(tmp, "a"), data_path, arrays, info, views)
         ws_b = make_workspace(Path(tmp, "b"), data_path, arrays, info, views)
-        whole = _train_to_end(ws_a, run, protocol, deadline)
+        whole = _train_to_end(ws_a, run, protocol, seed, deadline)
         result["uninterrupted"] = {"exit": whole["exit"], "seconds": whole["seconds"],
                                    "tail": whole["lines"][-4:]}
         if whole["exit"] != 0:
             return {**result, "status": "failed", "note": "the training stage failed on CUDA"}
-        killed = _train_killed_mid_epoch(ws_b, run, protocol, deadline)
-        resumed = _train_to_end(ws_b, run, protocol, deadline)
-        weights_a, elbos_a = _trained(ws_a, protocol)
-        weights_b, elbos_b = (_trained(ws_b, protocol) if resumed["exit"] == 0 else ({}, []))
+        killed = _train_killed_mid_epoch(ws_b, run, protocol, seed, deadline)
+        resumed = _train_to_end(ws_b, run, protocol, seed, deadline)
+        weights_a, elbos_a = _trained(ws_a, protocol, seed)
+        weights_b, elbos_b = (_trained(ws_b, protocol, seed) if resumed["exit"] == 0 else ({}, []))
         result["kill_and_resume"] = {
             "killed_mid_epoch_2": killed.get("mid_epoch_2"), "resume_exit": resumed["exit"],
             "resumed_after_epoch_1": any("resuming after epoch 1" in line for line in resumed["lines"]),
@@ -1058,7 +1075,7 @@ def part_stage(deadline: Deadline, run: Run, protocol: str, device, data_path: P
                                                              for k in weights_a),
             "max_weight_diff": max((float((weights_a[k] - weights_b[k]).abs().max()) for k in weights_b),
                                    default=None)}
-        result["evaluation"] = _evaluation_stages(ws_a, run, protocol, deadline)
+        result["evaluation"] = _evaluation_stages(ws_a, run, protocol, seed, deadline)
     problems = _stage_problems(result["kill_and_resume"], killed, result["evaluation"])
     return {**result, "status": "failed" if problems else "ok", "note": "; ".join(problems)}
 
@@ -1077,14 +1094,14 @@ def _stage_problems(resume: dict, killed: dict, evaluation: list[dict]) -> list[
     return problems
 
 
-def _evaluation_stages(ws: Path, run: Run, protocol: str, deadline: Deadline) -> list[dict]:
+def _evaluation_stages(ws: Path, run: Run, protocol: str, seed: int, deadline: Deadline) -> list[dict]:
     rows = []
     for stage, dataset in (("marginal_likelihood", DATASET), ("knn", DATASET), ("tsne", None),
                            ("samples", DATASET)):
         if not deadline.allows(8.0):
             rows.append({"stage": stage, "error": "skipped for time"})
             continue
-        child = Child(_stage_cmd(stage, protocol, STAGE_MODEL, dataset), ws, run)
+        child = Child(_stage_cmd(stage, protocol, seed, STAGE_MODEL, dataset), ws, run)
         start = time.perf_counter()
         try:
             code = child.wait(deadline.left())
@@ -1104,10 +1121,10 @@ def steps_per_epoch(examples: int, batch_size: int) -> int:
     return math.ceil(examples / batch_size)
 
 
-def training_set_size(root: Path, protocol: str, dataset: str, model: str) -> int | None:
-    """Training images of one logged training: the prepared data's when it is there, else the committed kNN
-    result's ``train_examples`` (the whole training set when its view sets no cap); capped by the training
-    view's ``max_train_examples``. None when neither is known."""
+def training_set_size(root: Path, protocol: str, seed: int, dataset: str, model: str) -> int | None:
+    """Training images of one logged training (of the run ``(protocol, seed)``): the prepared data's when it is
+    there, else the committed kNN result of the same run's ``train_examples`` (the whole training set when its
+    view sets no cap); capped by the training view's ``max_train_examples``. None when neither is known."""
     from dlgmm_core import layout
 
     npz = layout.prepared(dataset, root)[0]
@@ -1115,12 +1132,12 @@ def training_set_size(root: Path, protocol: str, dataset: str, model: str) -> in
     if npz.is_file():
         size = _prepared_train_size(npz.resolve())
     else:
-        knn_view = layout.stage_params(layout.knn_stage(protocol, dataset, STAGE_MODEL), root)
-        knn_result = layout.knn_result(protocol, dataset, STAGE_MODEL, root)
+        knn_view = layout.stage_params(layout.knn_stage(protocol, seed, dataset, STAGE_MODEL), root)
+        knn_result = layout.knn_result(protocol, seed, dataset, STAGE_MODEL, root)
         if knn_view.is_file() and knn_result.is_file() and \
                 json.loads(knn_view.read_text())["eval"]["knn"]["max_train_examples"] is None:
             size = int(json.loads(knn_result.read_text())["train_examples"])
-    cap = json.loads(layout.stage_params(layout.train_stage(protocol, dataset, model), root).read_text())
+    cap = json.loads(layout.stage_params(layout.train_stage(protocol, seed, dataset, model), root).read_text())
     cap = cap["train"]["max_train_examples"]
     return size if cap is None or size is None else min(size, cap)
 
@@ -1133,19 +1150,34 @@ def _prepared_train_size(npz: Path) -> int:
         return int(data["x_train"].shape[0])
 
 
+def logged_runs(root: Path) -> list[tuple[str, int, str, str]]:
+    """``(protocol, seed, dataset, model)`` of every training log in ``root``: each
+    ``logs/<protocol>/seed-<seed>/<dataset>/<model>/metrics.json`` (:func:`dlgmm_core.layout.train_metrics`) there,
+    in order; a file elsewhere under ``logs/`` is none of the pipeline's."""
+    from dlgmm_core import layout
+
+    runs = []
+    for metrics in sorted(layout.logs_dir(root).glob("*/seed-*/*/*/metrics.json")):
+        protocol, folder, dataset, model = metrics.parent.relative_to(layout.logs_dir(root)).parts
+        number = folder.removeprefix("seed-")
+        if number.isdigit() and layout.train_metrics(protocol, int(number), dataset, model, root) == metrics:
+            runs.append((protocol, int(number), dataset, model))
+    return runs
+
+
 def logged_trainings(root: Path) -> list[dict]:
-    """Every logged training (``logs/<protocol>/<dataset>/<model>/metrics.json``, committed): its epochs,
-    the CPU seconds it logged, and its steps per epoch."""
+    """Every logged training (:func:`logged_runs`, committed: every seed of every protocol): its epochs, the CPU
+    seconds it logged, and its steps per epoch."""
     from dlgmm_core import layout
 
     rows = []
-    for metrics in sorted(layout.logs_dir(root).glob("*/*/*/metrics.json")):
-        protocol, dataset, model = metrics.parent.relative_to(layout.logs_dir(root)).parts
-        logged = json.loads(metrics.read_text())
-        view = layout.stage_params(layout.train_stage(protocol, dataset, model), root)
-        examples = training_set_size(root, protocol, dataset, model) if view.is_file() else None
+    for protocol, seed, dataset, model in logged_runs(root):
+        logged = json.loads(layout.train_metrics(protocol, seed, dataset, model, root).read_text())
+        view = layout.stage_params(layout.train_stage(protocol, seed, dataset, model), root)
+        examples = training_set_size(root, protocol, seed, dataset, model) if view.is_file() else None
         batch = json.loads(view.read_text())["train"]["batch_size"] if view.is_file() else None
-        rows.append({"protocol": protocol, "dataset": dataset, "model": model, "epochs": int(logged["epochs"]),
+        rows.append({"protocol": protocol, "seed": seed, "dataset": dataset, "model": model,
+                     "epochs": int(logged["epochs"]),
                      "cpu_seconds": logged["epochs"] * logged["timing"]["mean_epoch_seconds"],
                      "steps_per_epoch": steps_per_epoch(examples, batch) if examples and batch else None})
     return rows
@@ -1157,18 +1189,21 @@ def project_budget(trainings: list[dict], step_ms: dict[str, dict[str, float]],
     step of its model in each mode; the totals one training at a time and, with the best measured
     side-by-side throughput factor of a mode, that many at once; each mode's total says how many trainings
     it covers (a mode not measured for every model covers fewer). Validation passes and start-up are not
-    counted. Trainings without a step time or a step count are listed under ``missing``."""
+    counted. Trainings without a step time or a step count are listed under ``missing``
+    (``<protocol>/seed-<seed>/<dataset>/<model>``)."""
+    from dlgmm_core import layout
+
     rows, missing = [], []
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     for t in trainings:
         ms = step_ms.get(t["model"], {})
         if not ms or not t.get("steps_per_epoch"):
-            missing.append(f"{t['protocol']}/{t['dataset']}/{t['model']}")
+            missing.append((layout.run_folder(t["protocol"], t["seed"]) / t["dataset"] / t["model"]).as_posix())
             continue
         steps = t["epochs"] * t["steps_per_epoch"]
-        row = {k: t[k] for k in ("protocol", "dataset", "model", "epochs")} | {"steps": steps,
-                                                                              "cpu_hours": t["cpu_seconds"] / 3600}
+        row = {k: t[k] for k in ("protocol", "seed", "dataset", "model", "epochs")} | {
+            "steps": steps, "cpu_hours": t["cpu_seconds"] / 3600}
         for mode, value in ms.items():
             row[f"{mode}_hours"] = steps * value / 1e3 / 3600
             totals[mode] = totals.get(mode, 0.0) + steps * value / 1e3
@@ -1256,7 +1291,7 @@ class Inputs:
             from dlgmm_core.runtime import as_float_tensor
 
             x_train = as_float_tensor(self.arrays["x_train"], self.device)
-            self._steps = StepsPart(headline_protocol(), x_train, self.device, self.steps_timed)
+            self._steps = StepsPart(headline_protocol(), headline_seed(), x_train, self.device, self.steps_timed)
         return self._steps
 
     def step_ms(self) -> dict[str, dict[str, float]]:
@@ -1268,18 +1303,18 @@ class Inputs:
 
 def plan(args: argparse.Namespace, run: Run, device) -> dict[str, Callable[[Deadline], dict]]:
     """What each part runs, with the options of the command line."""
-    protocol, inputs = headline_protocol(), Inputs(args, run, device)
+    protocol, seed, inputs = headline_protocol(), headline_seed(), Inputs(args, run, device)
     chunks = tuple(int(c) for c in args.chunks.split(",") if c) or None
     jobs = tuple(int(j) for j in args.jobs.split(",") if j)
     compile_step = {"view": None, "on": True, "off": False}[args.stage_compile]
     return {
         "tests": part_tests,
         "steps": lambda d: inputs.steps.measure(d, ("eager", "compiled")),
-        "elbo": lambda d: part_elbo(d, protocol, inputs.arrays["x_test"], device, inputs.weights()),
-        "estimator": lambda d: part_estimator(d, protocol, inputs.arrays["x_test"], device, inputs.weights(),
+        "elbo": lambda d: part_elbo(d, protocol, seed, inputs.arrays["x_test"], device, inputs.weights()),
+        "estimator": lambda d: part_estimator(d, protocol, seed, inputs.arrays["x_test"], device, inputs.weights(),
                                               chunks),
-        "parallel": lambda d: part_parallel(d, run, protocol, device, inputs.step_ms(), jobs),
-        "stage": lambda d: part_stage(d, run, protocol, device, inputs.path, inputs.arrays, inputs.info,
+        "parallel": lambda d: part_parallel(d, run, protocol, seed, device, inputs.step_ms(), jobs),
+        "stage": lambda d: part_stage(d, run, protocol, seed, device, inputs.path, inputs.arrays, inputs.info,
                                       compile_step),
         "graphs": lambda d: inputs.steps.measure(d, ("reduce-overhead",)),
         "projection": lambda d: project_budget(logged_trainings(ROOT), inputs.step_ms(),

@@ -33,3 +33,14 @@ def test_the_looped_dlgmm_gives_the_batched_elbo():
     assert calls == [20] * config["components"]  # one decoder call per component
     assert torch.allclose(batched_elbo, looped_elbo, rtol=1e-5, atol=1e-3), \
         float((batched_elbo - looped_elbo).abs().max())
+
+
+def test_the_benchmark_draws_its_inputs_from_the_first_seed():
+    """A whole params.yaml lists ``seeds``: the benchmark seeds itself, and its synthetic batch, with the first
+    (the run the report's single-run figures show), and records it."""
+    bench = _load_bench()
+    params = load_params(ROOT / "params.yaml")
+    run = bench.Run(torch.device("cpu"), params, quick=True)
+    assert run.seed == params.seeds[0]
+    generator = torch.Generator().manual_seed(params.seeds[0])
+    assert torch.equal(run.x, (torch.rand(bench.BATCH, 784, generator=generator) < bench.PIXEL_DENSITY).float())

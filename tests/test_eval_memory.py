@@ -4,20 +4,26 @@ Tiny tensors kept one per chunk (a list to concatenate at the end) pin the heap 
 sampler's large temporaries, which glibc then can neither reuse nor return: the marginal likelihood of a
 loaded 5-component model at S = 5,000 grew to 6.4 GB resident over 2,000 MNIST test images, and was killed
 at 23 GB on the full test set (``benchmarks/eval_memory.py`` measures the peak on a trained checkpoint).
-These tests check the property itself: when chunk ``i`` is computed, what chunk ``i - 2`` returned is gone.
+These tests check the property itself: when chunk ``i`` is computed, what chunk ``i - 2`` returned is gone;
+the last one, which trained checkpoint that benchmark measures.
 """
 from __future__ import annotations
 
 import gc
+import importlib.util
+import json
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from dlgmm_core import layout
 from dlgmm_core.evaluation import batched, marginal_likelihood
 
 CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class ChunkTracker:
@@ -75,3 +81,27 @@ def test_batched_keeps_no_batch_result():
     values = batched(fn, x, CPU, batch_size=3, progress=False)
     assert tracker.alive_then == [0] * 7
     np.testing.assert_array_equal(values, np.repeat(x.sum(1, keepdims=True), 2, axis=1).astype(np.float64))
+
+
+def _load_eval_memory():
+    spec = importlib.util.spec_from_file_location("eval_memory", ROOT / "benchmarks" / "eval_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_measured_checkpoint_is_of_the_run_of_the_seed_asked_for(tmp_path):
+    """``benchmarks/eval_memory.py`` measures, by default, an MNIST mixture checkpoint of the run of its seed
+    (params.yaml's first, as the committed report view lists them, unless ``--seed`` says otherwise): the
+    corrected protocol's before the authors', the DLGMM before the qualitative model; another seed's checkpoint
+    is not that run's."""
+    eval_memory = _load_eval_memory()
+    for protocol, model in (("authors", "dlgmm"), ("corrected", "qualitative"), ("authors", "qualitative")):
+        path = layout.checkpoint(protocol, 1235, "mnist", model, tmp_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    expected = tmp_path / "models" / "corrected" / "seed-1235" / "mnist" / "qualitative.pt"
+    assert eval_memory.default_checkpoint(1235, tmp_path) == expected
+    assert eval_memory.default_checkpoint(1234, tmp_path) is None
+    report = json.loads(layout.stage_params(layout.report_stage(), ROOT).read_text())
+    assert eval_memory.first_seed() == report["seeds"][0]

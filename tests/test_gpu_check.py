@@ -60,14 +60,14 @@ def test_steps_per_epoch_rounds_the_last_batch_up(check):
 
 def test_the_projection_multiplies_epochs_steps_and_step_times(check):
     trainings = [
-        {"protocol": "authors", "dataset": "mnist", "model": "gauss_vae", "epochs": 10, "cpu_seconds": 3600.0,
-         "steps_per_epoch": 500},
-        {"protocol": "authors", "dataset": "omniglot", "model": "dlgmm", "epochs": 3, "cpu_seconds": 360.0,
-         "steps_per_epoch": 34},
-        {"protocol": "authors", "dataset": "mnist", "model": "sb_vae", "epochs": 5, "cpu_seconds": 36.0,
-         "steps_per_epoch": 500},
-        {"protocol": "corrected", "dataset": "mnist", "model": "dlgmm", "epochs": 5, "cpu_seconds": 36.0,
-         "steps_per_epoch": None},
+        {"protocol": "authors", "seed": 1234, "dataset": "mnist", "model": "gauss_vae", "epochs": 10,
+         "cpu_seconds": 3600.0, "steps_per_epoch": 500},
+        {"protocol": "authors", "seed": 1235, "dataset": "omniglot", "model": "dlgmm", "epochs": 3,
+         "cpu_seconds": 360.0, "steps_per_epoch": 34},
+        {"protocol": "authors", "seed": 1234, "dataset": "mnist", "model": "sb_vae", "epochs": 5,
+         "cpu_seconds": 36.0, "steps_per_epoch": 500},
+        {"protocol": "corrected", "seed": 1236, "dataset": "mnist", "model": "dlgmm", "epochs": 5,
+         "cpu_seconds": 36.0, "steps_per_epoch": None},
     ]
     step_ms = {"gauss_vae": {"eager": 2.0, "compiled": 1.0}, "dlgmm": {"eager": 4.0}}
     parallel = [{"mode": "eager", "jobs": 4, "throughput_factor": 2.5},
@@ -77,6 +77,7 @@ def test_the_projection_multiplies_epochs_steps_and_step_times(check):
     projected = check.project_budget(trainings, step_ms, parallel)
 
     gauss, dlgmm = projected["rows"]
+    assert (gauss["seed"], dlgmm["seed"]) == (1234, 1235)  # one row per training: each seed's its own
     assert gauss["steps"] == 5000 and gauss["eager_hours"] == pytest.approx(5000 * 2.0 / 1e3 / 3600)
     assert gauss["compiled_hours"] == pytest.approx(5000 * 1.0 / 1e3 / 3600) and gauss["cpu_hours"] == 1.0
     assert dlgmm["steps"] == 102 and dlgmm["eager_hours"] == pytest.approx(102 * 4.0 / 1e3 / 3600)
@@ -88,46 +89,64 @@ def test_the_projection_multiplies_epochs_steps_and_step_times(check):
     assert totals["eager"]["side_by_side_hours"] == pytest.approx(eager_s / 3600 / 3.0)
     # side by side only where it measured a gain
     assert totals["compiled"] == {"trainings": 1, "one_at_a_time_hours": pytest.approx(5000 * 1.0 / 1e3 / 3600)}
-    assert projected["missing"] == ["authors/mnist/sb_vae", "corrected/mnist/dlgmm"]
+    assert projected["missing"] == ["authors/seed-1234/mnist/sb_vae", "corrected/seed-1236/mnist/dlgmm"]
     assert projected["cpu_logged_hours"] == pytest.approx((3600 + 360 + 36 + 36) / 3600)
 
 
-def _logged_project(root: Path, protocol: str, dataset: str, model: str, *, train_examples: int,
-                    max_train_examples: int | None = None, knn_cap: int | None = None) -> None:
+def _logged_project(root: Path, protocol: str, seed: int, dataset: str, model: str, *, train_examples: int,
+                    max_train_examples: int | None = None, knn_cap: int | None = None, epochs: int = 7) -> None:
     """A project folder holding what the projection reads of one training: its log, its view, the kNN result."""
-    logs = layout.train_logs(protocol, dataset, model, root)
-    logs.mkdir(parents=True)
-    (logs / "metrics.json").write_text(json.dumps({"epochs": 7, "timing": {"mean_epoch_seconds": 10.0}}))
-    views = {layout.train_stage(protocol, dataset, model): {"train": {"batch_size": 100,
-                                                                      "max_train_examples": max_train_examples}},
-             layout.knn_stage(protocol, dataset, "dlgmm"): {"eval": {"knn": {"max_train_examples": knn_cap}}}}
+    metrics = layout.train_metrics(protocol, seed, dataset, model, root)
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text(json.dumps({"epochs": epochs, "timing": {"mean_epoch_seconds": 10.0}}))
+    views = {layout.train_stage(protocol, seed, dataset, model): {"train": {"batch_size": 100,
+                                                                            "max_train_examples": max_train_examples}},
+             layout.knn_stage(protocol, seed, dataset, "dlgmm"): {"eval": {"knn": {"max_train_examples": knn_cap}}}}
     for stage, view in views.items():
         layout.stage_params(stage, root).parent.mkdir(parents=True, exist_ok=True)
         layout.stage_params(stage, root).write_text(json.dumps(view))
-    result = layout.knn_result(protocol, dataset, "dlgmm", root)
+    result = layout.knn_result(protocol, seed, dataset, "dlgmm", root)
     result.parent.mkdir(parents=True, exist_ok=True)
     result.write_text(json.dumps({"train_examples": train_examples}))
 
 
 def test_the_logged_trainings_give_epochs_and_steps_per_epoch(check, tmp_path):
-    _logged_project(tmp_path, "authors", "omniglot", "gauss_vae", train_examples=3388)
-    _logged_project(tmp_path, "corrected", "mnist", "sb_vae", train_examples=50_000, max_train_examples=1000)
+    _logged_project(tmp_path, "authors", 1234, "omniglot", "gauss_vae", train_examples=3388)
+    _logged_project(tmp_path, "corrected", 1234, "mnist", "sb_vae", train_examples=50_000, max_train_examples=1000)
     rows = {r["protocol"]: r for r in check.logged_trainings(tmp_path)}
-    assert rows["authors"] == {"protocol": "authors", "dataset": "omniglot", "model": "gauss_vae", "epochs": 7,
-                               "cpu_seconds": 70.0, "steps_per_epoch": 34}
+    assert rows["authors"] == {"protocol": "authors", "seed": 1234, "dataset": "omniglot", "model": "gauss_vae",
+                               "epochs": 7, "cpu_seconds": 70.0, "steps_per_epoch": 34}
     assert rows["corrected"]["steps_per_epoch"] == 10  # the view's max_train_examples caps the training set
 
 
+def test_each_seed_of_a_training_is_a_logged_training_of_its_own(check, tmp_path):
+    """Every seed's log is read, with its own run's views and kNN result; a folder that is not one of the
+    layout's runs (no ``seed-<n>`` below the protocol) is none of the pipeline's trainings."""
+    _logged_project(tmp_path, "authors", 1234, "omniglot", "gauss_vae", train_examples=3388)
+    _logged_project(tmp_path, "authors", 1235, "omniglot", "gauss_vae", train_examples=3388, knn_cap=500, epochs=9)
+    stray = tmp_path / "logs" / "authors" / "omniglot" / "gauss_vae" / "metrics.json"
+    stray.parent.mkdir(parents=True)
+    stray.write_text(json.dumps({"epochs": 1, "timing": {"mean_epoch_seconds": 1.0}}))
+    assert check.logged_runs(tmp_path) == [("authors", 1234, "omniglot", "gauss_vae"),
+                                           ("authors", 1235, "omniglot", "gauss_vae")]
+    rows = {r["seed"]: r for r in check.logged_trainings(tmp_path)}
+    assert sorted(rows) == [1234, 1235]
+    assert (rows[1234]["epochs"], rows[1235]["epochs"]) == (7, 9)
+    assert rows[1234]["steps_per_epoch"] == 34 and rows[1235]["steps_per_epoch"] is None  # seed 1235's kNN is capped
+
+
 def test_a_capped_knn_result_tells_no_training_set_size(check, tmp_path):
-    _logged_project(tmp_path, "authors", "mnist", "gauss_vae", train_examples=500, knn_cap=500)
+    _logged_project(tmp_path, "authors", 1234, "mnist", "gauss_vae", train_examples=500, knn_cap=500)
     assert check.logged_trainings(tmp_path)[0]["steps_per_epoch"] is None
 
 
 def test_every_committed_training_log_is_projected(check):
     rows = check.logged_trainings(ROOT)
-    assert len(rows) == len(list(layout.logs_dir(ROOT).glob("*/*/*/metrics.json"))) > 0
+    assert len(rows) == len(list(layout.logs_dir(ROOT).glob("*/*/*/*/metrics.json"))) > 0
     assert all(row["epochs"] > 0 and row["steps_per_epoch"] for row in rows)
     assert {row["steps_per_epoch"] for row in rows if row["dataset"] == "mnist"} == {500}  # 50,000 images
+    assert {row["seed"] for row in rows} <= set(check.report_view().seeds)
+    assert check.headline_seed() in {row["seed"] for row in rows}  # the run the check reads is logged
 
 
 # --------------------------------------------------------------------------
@@ -142,7 +161,7 @@ RESULTS = {
                   "rows": [{"model": "gauss_vae", "mode": "eager", "ms_per_step": 1.25, "peak_mib": 310.2},
                            {"model": "dlgmm", "mode": "compiled", "error": "BackendCompilerFailed: boom"}]},
         "stage": {"status": "failed", "seconds": 40.0, "kill_and_resume": {"resume_exit": 0},
-                  "missing": ["authors/mnist/sb_vae"]},
+                  "missing": ["authors/seed-1234/mnist/sb_vae"]},
         "graphs": {"status": "skipped", "seconds": 0.0,
                    "note": "time budget spent (3 s left); rerun with --parts graphs"},
         "tests": {"status": "error", "seconds": 2.0, "note": "OSError: x", "traceback": ["Traceback", "OSError: x"]},
@@ -160,7 +179,7 @@ def test_the_summary_is_written_as_json_and_markdown(check, tmp_path):
     assert "| model | mode | ms_per_step | peak_mib | error |" in text
     assert "| gauss_vae | eager | 1.25 | 310.2 | - |" in text
     assert "| dlgmm | compiled | - | - | BackendCompilerFailed: boom |" in text
-    assert 'kill_and_resume: `{"resume_exit": 0}`' in text and "missing: authors/mnist/sb_vae" in text
+    assert 'kill_and_resume: `{"resume_exit": 0}`' in text and "missing: authors/seed-1234/mnist/sb_vae" in text
     assert "time budget spent (3 s left); rerun with --parts graphs" in text
     assert "```\nTraceback\nOSError: x\n```" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gpu_check.json", "gpu_check.md"]
@@ -252,16 +271,30 @@ def test_the_stand_in_training_log_writes_the_same_summary(check, tmp_path):
 
 
 def test_the_stage_views_ask_for_the_device_and_a_short_run(check):
-    views = check.stage_views("authors", None)
-    train = views[layout.train_stage("authors", 1234, "mnist", check.STAGE_MODEL)]["train"]
+    seed = check.headline_seed()
+    views = check.stage_views("authors", seed, None)
+    assert len(views) == 5 and all(view["seed"] == seed for view in views.values())  # one run's stages
+    train = views[layout.train_stage("authors", seed, "mnist", check.STAGE_MODEL)]["train"]
     assert train["device"] == "cuda" and train["max_epochs"] == check.STAGE_EPOCHS and train["compile"] is True
     assert train["patience"] > check.STAGE_EPOCHS
     evals = [view for stage, view in views.items() if "eval" in view]
     assert len(evals) == 4 and all(view["eval"]["device"] == "cuda" for view in evals)
-    assert views[layout.nll_stage("authors", 1234, "mnist", check.STAGE_MODEL)]["eval"]["marginal_likelihood"][
+    assert views[layout.nll_stage("authors", seed, "mnist", check.STAGE_MODEL)]["eval"]["marginal_likelihood"][
         "max_examples"] == check.STAGE_TEST
-    assert check.stage_views("authors", False, "cpu")[layout.train_stage("authors", 1234, "mnist", check.STAGE_MODEL)][
-        "train"]["compile"] is False
+    assert check.stage_views("authors", seed, False, "cpu")[
+        layout.train_stage("authors", seed, "mnist", check.STAGE_MODEL)]["train"]["compile"] is False
+
+
+def test_the_check_reads_the_first_seed_of_the_committed_report_view(check):
+    """Where the check reads one run (the training views it builds the models from, the stage check), it is the
+    headline protocol with the first of the seeds the committed report view lists; the stages it starts are
+    told that seed."""
+    report = json.loads(layout.stage_params(layout.report_stage(), ROOT).read_text())
+    assert check.headline_seed() == report["seeds"][0] and check.headline_protocol() == report["protocols"][0]
+    view = check.train_view(check.headline_protocol(), check.headline_seed(), check.STAGE_MODEL)
+    assert view.seed == report["seeds"][0] and view.protocol == report["protocols"][0]
+    command = check._stage_cmd("tsne", "authors", 1236, check.STAGE_MODEL, None)
+    assert command[command.index("--seed") + 1] == "1236" and "--dataset" not in command
 
 
 def test_the_epoch_line_gives_the_epoch_and_its_seconds(check):
