@@ -33,8 +33,9 @@ from fixtures_data import WHEEL, mnist_pickle_bytes, sha256, write_chardata, wri
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: The tiny pipeline's one seed.
-TINY_SEED = 7
+#: The tiny pipeline's one seed: the first of the committed params.yaml's, so that the stage views it writes
+#: (data/params/<stage>.json, git-tracked) are files the repository tracks.
+TINY_SEED = 1234
 TINY = [
     f"seeds=[{TINY_SEED}]", "k=2", "budget=paper", "protocols=[authors]",
     "data.omniglot.dir=raw_omniglot", "data.omniglot.valid_size=10",
@@ -212,7 +213,7 @@ def test_sweeping_k_reruns_only_the_dlgmm(two_runs):
     _run(["git", "commit", "-qm", "baseline results", "--allow-empty"], work)
     output = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "k=3"], work)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert {"train@authors-7-mnist-dlgmm", "train@authors-7-omniglot-dlgmm", "report"} <= ran
+    assert {layout.train_stage("authors", TINY_SEED, d, "dlgmm") for d in ("mnist", "omniglot")} | {"report"} <= ran
     assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
     diff = json.loads(_run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], work))
     changed = {(path, key) for path, entries in diff.items() for key, change in entries.items()
@@ -237,9 +238,25 @@ def test_adding_a_protocol_leaves_the_others_cached(two_runs):
     finally:
         set_params(work / "params.yaml", ["protocols=[authors]"])
     changed = set(status)
-    assert any(name.startswith("train@corrected-7-") for name in changed), changed
+    assert any(name.startswith(f"train@corrected-{TINY_SEED}-") for name in changed), changed
     assert not any("@authors" in name or name.startswith("prepare@") for name in changed), changed
     assert changed - {"resolve", "report"} == {name for name in changed if "@corrected" in name}
+
+
+def test_adding_a_seed_leaves_the_others_cached(two_runs):
+    """`seeds: [7, 8]` adds every model stage of seed 8; every stage of seed 7 and the data stay up to date."""
+    work, _ = two_runs
+    other = TINY_SEED + 1
+    set_params(work / "params.yaml", [f"seeds=[{TINY_SEED}, {other}]"])
+    try:
+        status = json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], work))
+    finally:
+        set_params(work / "params.yaml", [f"seeds=[{TINY_SEED}]"])
+    changed = set(status)
+    new = {name for name in changed if name.partition("@")[2].split("-")[1:2] == [str(other)]}
+    assert layout.train_stage("authors", other, "mnist", "dlgmm") in new, changed
+    assert layout.samples_stage("authors", other, "mnist", "qualitative") in new, changed
+    assert changed - new == {"resolve", "report"}, changed
 
 
 def test_the_committed_gitignores_cover_what_dvc_writes(two_runs):
