@@ -1,5 +1,8 @@
-"""Suite-wide settings, and the ``cuda`` marker: tests that need a CUDA device are skipped where torch sees none."""
+"""Suite-wide settings; the order of the test files; the ``cuda`` marker: tests that need a CUDA device are skipped
+where torch sees none."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,8 +25,23 @@ def _subnormals_kept_between_tests():
     torch.set_flush_denormal(False)
 
 
+#: The test files that run the tiny DVC pipeline (``tests/fixtures_pipeline.py``), minutes each: they run first, one
+#: per worker, so that the short tests fill the other worker meanwhile and none of them is left to run alone at the
+#: end of ``make test``.
+PIPELINE_FILES = ("test_pipeline.py", "test_dvc_mechanics.py", "test_sweep.py")
+
+
+def pytest_configure(config):
+    """pytest-xdist hands out test files (``--dist loadfile``) in collection order, not most tests first."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config, items):
-    """Skip the tests marked ``cuda`` (registered in pyproject.toml) where torch sees no CUDA device."""
+    """The files of :data:`PIPELINE_FILES` first, in that order, the others as collected; skip the tests marked
+    ``cuda`` (registered in pyproject.toml) where torch sees no CUDA device."""
+    first = {name: rank for rank, name in enumerate(PIPELINE_FILES)}
+    items.sort(key=lambda item: first.get(Path(str(item.fspath)).name, len(first)))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (torch sees none here); benchmarks/gpu_check.py runs it")

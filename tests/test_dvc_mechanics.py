@@ -6,21 +6,29 @@
   nothing to run;
 - queued and temporary experiments (DVC's own copies of the repository, without the untracked
   training states) run only the stages their change touches;
-- a DVC remote carries the results to a fresh clone, which has nothing to run.
+- a DVC remote carries the results to a fresh clone, which has nothing to run: the project configures none, a
+  maintainer publishes the committed run's cache (``dvc push`` to a folder that a web server serves), and a clone
+  pulls it over HTTP as from the folder.
 
-The tiny project is the one of ``tests/test_pipeline.py`` (offline data, tiny models), run once here.
+The tiny project is the session's shared one of ``tests/fixtures_pipeline.py`` (offline data, tiny models).
+Sweeps on a fresh clone are in ``tests/test_sweep.py``.
 """
 from __future__ import annotations
 
+import configparser
+import contextlib
+import functools
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from test_pipeline import TINY_SEED, _env, _run, finished_project
+from fixtures_pipeline import TINY_SEED, _env, _run, _stages_run, _trainings_from_scratch, finished_project
 
 from dlgmm_core import layout
 from dlgmm_core.params.read import read_yaml
@@ -159,17 +167,6 @@ def test_an_equal_float_written_another_way_changes_nothing(finished):
     assert ran <= {"resolve"}, ran
 
 
-def _stages_run(output: str) -> set[str]:
-    """The stages a `dvc repro` output ran, or restored from DVC's run cache instead of running."""
-    return {line.split("'")[1] for line in output.splitlines()
-            if line.startswith("Running stage") or (line.startswith("Stage '") and "is cached" in line)}
-
-
-def _trainings_from_scratch(output: str) -> list[str]:
-    """The ``<dataset>/<model>`` of every training a `dvc repro` output started from scratch, sorted."""
-    return sorted(line.split(":")[0] for line in output.splitlines() if line.endswith("; from scratch"))
-
-
 def _assert_only_the_dlgmm_ran(output: str) -> None:
     ran = _stages_run(output)
     assert {layout.train_stage("authors", TINY_SEED, d, "dlgmm") for d in ("mnist", "omniglot")} | {"report"} <= ran, ran
@@ -206,23 +203,50 @@ def test_queued_and_temporary_experiments_reuse_every_cached_training(finished):
     assert _trainings_from_scratch(log) == [], log
 
 
+@contextlib.contextmanager
+def _served(folder: Path):
+    """``folder`` served read-only over HTTP on this machine, as a published DVC remote is: yields its URL."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_dvc_remote_carries_the_results_to_a_fresh_clone(finished, tmp_path):
-    """`dvc push`, `git clone`, `dvc pull`: the clone has every output and nothing to run."""
+    """docs/pipeline.md, "Publishing the checkpoints through a DVC remote": the project configures no remote; the
+    maintainer's `dvc push` to a folder (named in ``.dvc/config.local``, so no committed file changes), a fresh
+    `git clone`, `dvc pull` from that folder or over HTTP from a web server serving it: the clone has every output
+    and nothing to run."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".dvc" / "config")
+    assert not [section for section in config.sections() if section.startswith(("remote", "'remote"))]
     work = finished
     dvc = [sys.executable, "-m", "dvc"]
-    _run([*dvc, "remote", "add", "-d", "local", str(tmp_path / "remote")], work)
-    _run(["git", "add", ".dvc/config"], work)
-    _run(["git", "commit", "-qm", "a DVC remote"], work)
-    _run([*dvc, "push"], work)
+    folder = tmp_path / "remote"
+    _run([*dvc, "remote", "add", "--local", "publish", str(folder)], work)
+    _run([*dvc, "push", "-r", "publish"], work)
+    assert not _run(["git", "status", "--porcelain", "--untracked-files=no"], work).strip()
 
-    clone = tmp_path / "clone"
-    _run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
-    assert "local" in _run([*dvc, "remote", "list"], clone)
-    _run([*dvc, "pull"], clone)
-    status = json.loads(_run([*dvc, "status", "--json"], clone))
-    assert status == {}, status
-    assert not layout.train_state_dir(clone).exists()
-    for model in ("gauss_vae", "dlgmm"):
-        assert layout.checkpoint("authors", TINY_SEED, "mnist", model, clone).read_bytes() == \
-            layout.checkpoint("authors", TINY_SEED, "mnist", model, work).read_bytes()
-    assert layout.report_metrics(clone).read_bytes() == layout.report_metrics(work).read_bytes()
+    for how in ("folder", "http"):
+        clone = tmp_path / f"clone_{how}"
+        _run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+        assert not _run([*dvc, "remote", "list"], clone).strip()
+        with contextlib.ExitStack() as stack:
+            url = str(folder) if how == "folder" else stack.enter_context(_served(folder))
+            _run([*dvc, "remote", "add", "--local", "public", url], clone)
+            _run([*dvc, "pull", "-r", "public"], clone)
+        status = json.loads(_run([*dvc, "status", "--json"], clone))
+        assert status == {}, (how, status)
+        assert not layout.train_state_dir(clone).exists()
+        for model in ("gauss_vae", "dlgmm"):
+            assert layout.checkpoint("authors", TINY_SEED, "mnist", model, clone).read_bytes() == \
+                layout.checkpoint("authors", TINY_SEED, "mnist", model, work).read_bytes()
+        assert layout.report_metrics(clone).read_bytes() == layout.report_metrics(work).read_bytes()

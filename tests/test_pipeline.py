@@ -3,7 +3,7 @@
 A copy of the project (dvc.yaml, params.yaml with tiny sizes, stages/,
 dlgmm_core/, .gitignore, .dvcignore) is made in a temporary git + DVC
 repository, with a tiny fake MNIST wheel placed in the download cache and a
-tiny ``chardata.mat`` as the local Omniglot folder. Two such copies run
+tiny ``chardata.mat`` as the local Omniglot folder (``tests/fixtures_pipeline.py``). Two such copies run
 ``dvc repro`` from scratch (one is shared with ``tests/test_dvc_mechanics.py``); their ``reports/metrics.json`` must be
 identical, a second ``dvc repro`` must do nothing, ``dvc exp run -S k=3`` must
 change the DLGMM's metrics and no other model's, and adding a protocol must
@@ -11,13 +11,12 @@ leave every stage of the others up to date.
 
 The DVC-generated .gitignore files are committed: a run leaves none new or changed.
 Rejected values, queued and temporary experiments and a DVC remote are in
-``tests/test_dvc_mechanics.py``.
+``tests/test_dvc_mechanics.py``, sweeps on a fresh clone in ``tests/test_sweep.py``; the tiny project and the
+session's shared run in ``tests/fixtures_pipeline.py``.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,108 +28,8 @@ import yaml
 from dlgmm_core import layout, load_checkpoint
 from dlgmm_core.params.editor import set_params
 from dlgmm_core.results import cluster_result
-from fixtures_data import WHEEL, mnist_pickle_bytes, sha256, write_chardata, write_wheel
-
-ROOT = Path(__file__).resolve().parents[1]
-
-#: The tiny pipeline's one seed: the first of the committed params.yaml's, so that the stage views it writes
-#: (data/params/<stage>.json, git-tracked) are files the repository tracks.
-TINY_SEED = 1234
-TINY = [
-    f"seeds=[{TINY_SEED}]", "k=2", "budget=paper", "protocols=[authors]",
-    "data.omniglot.dir=raw_omniglot", "data.omniglot.valid_size=10",
-    "model.gauss_vae.hidden=16", "model.gauss_vae.latent=2",
-    "model.sb_vae.hidden=16", "model.sb_vae.truncation=3",
-    "model.dlgmm.hidden=16", "model.dlgmm.latent=2",
-    "model.dldpmm.hidden=16", "model.dldpmm.latent=2", "model.dldpmm.truncation=3",
-    "model.qualitative.hidden=16", "model.qualitative.latent=2",
-    "protocol.authors.train.max_epochs=2", "protocol.authors.train.patience=1", "train.batch_size=50",
-    "train.device=cpu", "train.compile=false", "eval.device=cpu",
-    "protocol.authors.eval.marginal_likelihood.samples=20",
-    "eval.marginal_likelihood.authors_samples=5", "eval.marginal_likelihood.bounds_at=[1, 10]",
-    "eval.knn.neighbors=[1, 3]", "eval.tsne.points=40", "eval.tsne.perplexity=5", "eval.samples.grid=2",
-]
-
-
-#: The .gitignore files DVC writes beside the outputs it caches, committed so that a run leaves none untracked.
-DVC_GITIGNORES = [name for name in subprocess.run(["git", "ls-files", "*.gitignore"], cwd=ROOT, capture_output=True,
-                                                  text=True, check=True).stdout.split()
-                  if name not in (".gitignore", ".dvc/.gitignore")]
-
-
-def _env(work: Path) -> dict:
-    env = dict(os.environ)
-    env.update({
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(work / ".site_cache"),
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-        "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
-    })
-    return env
-
-
-def _run(args: list[str], work: Path) -> str:
-    result = subprocess.run(args, cwd=work, env=_env(work), capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
-
-
-def _project(work: Path) -> Path:
-    """A tiny, self-contained copy of the project with offline data, committed to git."""
-    ignore = shutil.ignore_patterns("__pycache__")
-    for name in ("stages", "dlgmm_core"):
-        shutil.copytree(ROOT / name, work / name, ignore=ignore)
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(ROOT / name, work / name)
-    for name in DVC_GITIGNORES:
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, work / name)
-    rng = np.random.default_rng(0)
-    grey = {split: rng.random((n, 784), dtype=np.float32) for split, n in
-            (("train", 120), ("valid", 40), ("test", 60))}
-    wheel = write_wheel(work / "data" / "raw" / WHEEL, mnist_pickle_bytes(grey))
-    write_chardata(work / "raw_omniglot" / "chardata.mat", n_train=60, n_test=30, classes=3)
-    set_params(work / "params.yaml", TINY + [f"data.mnist.wheel.sha256={sha256(wheel)}"])
-    (work / ".gitignore").write_text((ROOT / ".gitignore").read_text() + "/raw_omniglot/\n/.site_cache/\n")
-    _run(["git", "init", "-q"], work)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], work)
-    shutil.copy(ROOT / ".dvcignore", work / ".dvcignore")
-    _run(["git", "add", "-A"], work)
-    _run(["git", "commit", "-qm", "tiny project"], work)
-    return work
-
-
-def _repro_two_at_a_time(work: Path) -> subprocess.Popen:
-    """``make repro``'s way: independent stages two at a time, each a ``dvc repro --single-item``."""
-    dvc = str(Path(sys.executable).parent / "dvc")
-    return subprocess.Popen([sys.executable, str(ROOT / "tools" / "schedule.py"), "--jobs", "2", "--dvc", dvc],
-                            cwd=work, env=_env(work), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def finished_project(tmp_path_factory, name: str) -> Path:
-    """A copy, in a folder of its own named ``name``, of ONE tiny project that ran ``dvc repro`` to the end with its
-    results committed; the run is made once per test session, by whichever test file (xdist worker) asks first."""
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker
-    done = shared / "tiny_pipeline"
-    with FileLock(str(shared / "tiny_pipeline.lock")):
-        if not (done / ".finished").is_file():
-            build = shared / "tiny_pipeline.building"
-            shutil.rmtree(build, ignore_errors=True)
-            build.mkdir()
-            _project(build)
-            _run([sys.executable, "-m", "dvc", "repro"], build)
-            _run(["git", "add", "-A"], build)
-            _run(["git", "commit", "-qm", "results"], build)
-            (build / ".finished").touch()
-            shutil.rmtree(done, ignore_errors=True)
-            build.rename(done)
-    copy = tmp_path_factory.mktemp(name) / "project"
-    shutil.copytree(done, copy, symlinks=True)
-    (copy / ".finished").unlink()
-    return copy
+from fixtures_pipeline import (DVC_GITIGNORES, TINY_SEED, _env, _project, _repro_two_at_a_time, _run,
+                               finished_project)
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +143,7 @@ def test_adding_a_protocol_leaves_the_others_cached(two_runs):
 
 
 def test_adding_a_seed_leaves_the_others_cached(two_runs):
-    """`seeds: [7, 8]` adds every model stage of seed 8; every stage of seed 7 and the data stay up to date."""
+    """`seeds: [s, s + 1]` adds every model stage of seed s + 1; every stage of seed s and the data stay up to date."""
     work, _ = two_runs
     other = TINY_SEED + 1
     set_params(work / "params.yaml", [f"seeds=[{TINY_SEED}, {other}]"])
