@@ -293,15 +293,17 @@ def test_every_protocol_sets_the_same_keys(tree):
 # --- the stages' arguments ------------------------------------------------------------------
 def test_stage_arguments_load_the_protocol_named(monkeypatch, tmp_path):
     base = ["stage", "--dataset", "mnist", "--model", "dlgmm"]
-    monkeypatch.setattr(sys, "argv", base + ["--protocol", "corrected"])
+    monkeypatch.setattr(sys, "argv", base + ["--protocol", "corrected", "--seed", "1235"])
     args = stage_arguments("A stage.", registry.SECTIONS)
     tree = read_yaml(PARAMS)
-    tree["protocols"] = ["authors", "corrected"]
+    tree["protocols"], tree["seeds"] = ["authors", "corrected"], [1234, 1235]
     (tmp_path / "params.yaml").write_text(json.dumps(tree))  # JSON is YAML 1.2
     resolve(tmp_path / "params.yaml", tmp_path)
-    params = load_stage_params(train_stage(args.protocol, args.dataset, args.model), tmp_path)
+    params = load_stage_params(train_stage(args.protocol, args.seed, args.dataset, args.model), tmp_path)
     assert args.protocol == params.protocol == "corrected" and params.train["patience"] == 30
-    monkeypatch.setattr(sys, "argv", base)
-    with pytest.raises(SystemExit) as exit_:
-        stage_arguments("A stage.", registry.SECTIONS)
-    assert exit_.value.code == 2  # --protocol is required
+    assert args.seed == params.seed == 1235
+    for missing in (["--seed", "1235"], ["--protocol", "corrected"]):  # both are required
+        monkeypatch.setattr(sys, "argv", base + missing)
+        with pytest.raises(SystemExit) as exit_:
+            stage_arguments("A stage.", registry.SECTIONS)
+        assert exit_.value.code == 2
