@@ -5,7 +5,7 @@ Sentences are made from these by :mod:`dlgmm_core.report.render` and the templat
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -222,17 +222,20 @@ class Judged:
     claim: PaperClaim
     judgements: tuple[Judgement, ...] = ()
     divisions: tuple[Division, ...] = ()
-    fidelity: tuple[Fidelity, ...] = field(default=())
+    fidelity: tuple[Fidelity, ...] = ()
     verdict: Verdict | None = None
     seeds: tuple[int, ...] = ()
 
 
 def _judge_paired(results: ProtocolResults, claim: PaperClaim, protocol: str) -> Judged:
-    try:
-        judgements = tuple(judge(results, case) for case in claim.cases)
-    except ValueError as err:
-        raise DlgmmError(f"reports/*/{protocol}/seed-*: the per-image results of {err}; run their stages again") \
-            from None
+    judgements = []
+    for case in claim.cases:
+        try:
+            judgements.append(judge(results, case))
+        except ValueError as err:
+            text = str(err) if str(err).startswith("claim ") else f"claim {case.key}: {err}"
+            raise DlgmmError(f"the per-image files of protocol {protocol}, {text}; run their stages again") from None
+    judgements = tuple(judgements)
     judged = [j for j in judgements if j.verdict is not None]
     seeds = tuple(sorted(set.intersection(*(set(j.seeds) for j in judged)))) if judged else ()
     return Judged(claim, judgements=judgements, verdict=combined_verdict([j.verdict for j in judgements]),
