@@ -10,6 +10,10 @@ that does not depend on the orientation a seed happened to take; and
 :func:`judge_fidelity` places each published number against our seeds.
 Everything returned is numbers and :class:`~dlgmm_core.verdicts.Verdict`
 values; the report's template words them.
+
+:data:`CLAIMS` lists the paper's claims, each with its words from the
+paper's Section 3 and how it is judged; the report's "Claims" section has one
+row per entry.
 """
 from __future__ import annotations
 
@@ -23,9 +27,13 @@ from scipy import stats
 from .verdicts import CONFIDENCE, Interval, Spread, Verdict, directional_verdict, no_gain_verdict, paired_interval, \
     spread_check
 
+#: The k of the paper's kNN claims ("across all number of neighbors tested (k = {3, 5, 10})", Figure 3a).
+NEIGHBORS = (3, 5, 10)
 #: The largest gain in nats that still counts as "no gain": half the smallest MNIST gain the paper calls
 #: "modest" (DLGMM 96.50 against the Gauss-VAE's 96.80, 0.30 nats).
 NO_GAIN_MARGIN_NATS = 0.15
+#: Within how many pixels of zero every seed's width gap must lie for "no division" (:func:`judge_division`).
+DIVISION_MARGIN_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,7 @@ class Claim:
     """One claim: ``better`` is better than (``form`` "better") or no better than (``form`` "no_gain") ``than``."""
 
     key: str
-    measure: str  # "nll" | "knn" | "map"
+    measure: str  # "nll" | "knn" | "map" | "latent"
     dataset: str
     better: str
     than: str
@@ -49,13 +57,15 @@ class ProtocolResults:
     protocol's headline estimator; ``knn[(model, k)][seed]``: whether the kNN
     classifier on the latent space got each MNIST test image wrong (1) or right
     (0); ``map[model][seed]``: the same for each point of the t-SNE map
-    (leave-one-out); ``widths[seed]``: ``(width, width_se)`` of each component
+    (leave-one-out), ``latent[model][seed]`` for the same points in the latent
+    space the map was made from; ``widths[seed]``: ``(width, width_se)`` of each component
     of the qualitative model, in prior-mean order.
     """
 
     nll: Mapping[tuple[str, str], Mapping[int, np.ndarray]] = field(default_factory=dict)
     knn: Mapping[tuple[str, int], Mapping[int, np.ndarray]] = field(default_factory=dict)
     map: Mapping[str, Mapping[int, np.ndarray]] = field(default_factory=dict)
+    latent: Mapping[str, Mapping[int, np.ndarray]] = field(default_factory=dict)
     widths: Mapping[int, Sequence[tuple[float, float]]] = field(default_factory=dict)
 
     def values(self, claim: Claim, model: str) -> Mapping[int, np.ndarray]:
@@ -65,7 +75,8 @@ class ProtocolResults:
         if claim.measure == "knn":
             return {s: 100.0 * np.asarray(v, dtype=np.float64) for s, v in self.knn.get((model, claim.neighbors),
                                                                                           {}).items()}
-        return {s: 100.0 * np.asarray(v, dtype=np.float64) for s, v in self.map.get(model, {}).items()}
+        errors = self.map if claim.measure == "map" else self.latent
+        return {s: 100.0 * np.asarray(v, dtype=np.float64) for s, v in errors.get(model, {}).items()}
 
 
 @dataclass(frozen=True)
@@ -141,7 +152,7 @@ class Division:
     orientation: int
 
 
-def judge_division(widths: Mapping[int, Sequence[tuple[float, float]]], margin_px: float = 1.0,
+def judge_division(widths: Mapping[int, Sequence[tuple[float, float]]], margin_px: float = DIVISION_MARGIN_PX,
                    confidence: float = CONFIDENCE) -> tuple[tuple[Division, ...], Verdict | None]:
     """"Thin digits from one extreme component, wide ones from the other", whichever extreme is which.
 
@@ -172,3 +183,58 @@ def judge_division(widths: Mapping[int, Sequence[tuple[float, float]]], margin_p
 def judge_fidelity(per_seed: Mapping[int, float], published: float) -> Spread:
     """A published value against our per-seed values of the same number (:func:`~dlgmm_core.verdicts.spread_check`)."""
     return spread_check([per_seed[s] for s in sorted(per_seed)], published)
+
+
+@dataclass(frozen=True)
+class PaperClaim:
+    """A claim of the paper in its own words and how it is judged.
+
+    ``quote``: the paper's sentence (Section 3), verbatim but for its LaTeX;
+    ``kind``: "paired" (each of ``cases`` judged by :func:`judge`, the claim's
+    verdict their :func:`combined_verdict`), "division" (the qualitative
+    model's widths, :func:`judge_division`) or "fidelity" (each published MNIST
+    number of Figure 3 against our seeds, :func:`judge_fidelity`).
+    """
+
+    key: str
+    quote: str
+    kind: str = "paired"
+    cases: tuple[Claim, ...] = ()
+
+
+_LIKELIHOOD = ("We find that using a mixture latent space improves the likelihood modestly for MNIST but not at all "
+               "for Omniglot.")
+_KNN = ("We see from the table that the DLGMM performs markedly better than the Gauss-VAE—supporting our visual "
+        "analysis above of the t-SNE projections—and slightly better than the SB-VAE. Moreover, the DLGMM's "
+        "superior performance holds across all number of neighbors tested (k = {3, 5, 10}).")
+_CLUSTERS = "The DLGMM's latent space exhibits conspicuously better clustering."
+_DIVISION = ("We see that the DLGMM learned not only recognizable MNIST digits but also to divide their factors of "
+             "variation into different parts of the latent space. Thin digits such as sevens are generated from the "
+             "component with the most negative prior mean and wide digits such as zeros are generated from the "
+             "component with the most positive prior mean.")
+_FIGURE_3 = ("Subtable (a) shows MNIST test error for kNN classifiers trained on samples from the latent "
+             "distributions. [...] Subfigure (b) reports the (Monte Carlo) estimated marginal likelihood on the test "
+             "set.")
+
+
+def _knn_cases(key: str, than: str) -> tuple[Claim, ...]:
+    return tuple(Claim(f"{key}@k{k}", "knn", "mnist", "dlgmm", than, neighbors=k) for k in NEIGHBORS)
+
+
+#: The paper's claims, in the order of the report's "Claims" section.
+CLAIMS: tuple[PaperClaim, ...] = (
+    PaperClaim("mnist_nll_dlgmm", _LIKELIHOOD, cases=(Claim("mnist_nll_dlgmm", "nll", "mnist", "dlgmm", "gauss_vae"),)),
+    PaperClaim("mnist_nll_dldpmm", _LIKELIHOOD,
+               cases=(Claim("mnist_nll_dldpmm", "nll", "mnist", "dldpmm", "gauss_vae"),)),
+    PaperClaim("omniglot_nll_dlgmm", _LIKELIHOOD,
+               cases=(Claim("omniglot_nll_dlgmm", "nll", "omniglot", "dlgmm", "gauss_vae", form="no_gain"),)),
+    PaperClaim("omniglot_nll_dldpmm", _LIKELIHOOD,
+               cases=(Claim("omniglot_nll_dldpmm", "nll", "omniglot", "dldpmm", "gauss_vae", form="no_gain"),)),
+    PaperClaim("knn_dlgmm_gauss_vae", _KNN, cases=_knn_cases("knn_dlgmm_gauss_vae", "gauss_vae")),
+    PaperClaim("knn_dlgmm_sb_vae", _KNN, cases=_knn_cases("knn_dlgmm_sb_vae", "sb_vae")),
+    PaperClaim("clusters_map", _CLUSTERS, cases=(Claim("clusters_map", "map", "mnist", "dlgmm", "gauss_vae"),)),
+    PaperClaim("clusters_latent", _CLUSTERS,
+               cases=(Claim("clusters_latent", "latent", "mnist", "dlgmm", "gauss_vae"),)),
+    PaperClaim("division", _DIVISION, kind="division"),
+    PaperClaim("fidelity", _FIGURE_3, kind="fidelity"),
+)

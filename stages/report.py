@@ -1,11 +1,14 @@
-"""Stage `report`: reports/README.md (our numbers beside the paper's), reports/metrics.json, training curves.
+"""Stage `report`: reports/README.md (the paper's claims judged, our numbers beside the paper's),
+reports/metrics.json, training curves.
 
     python stages/report.py
 
-Reads reports/nll/<protocol>/seed-<seed>/*/*.json, reports/knn/<protocol>/seed-<seed>/*/*.json, the figures under reports/figures/,
+Reads reports/nll/<protocol>/seed-<seed>/*/*.json, reports/knn/<protocol>/seed-<seed>/*/*.json with the per-image
+.npz beside each (where written), the figures under reports/figures/ and their measurements,
 logs/<protocol>/seed-<seed>/*/*/ (for every protocol of params.yaml's `protocols`) and its parameters (budget, k,
 protocols, quick, the model sections) from data/params/report.json, which the `resolve` stage writes.
-Writes reports/README.md, reports/metrics.json (flat keys such as authors.mnist.dlgmm.nll) and
+Writes reports/README.md, reports/metrics.json (flat keys such as authors.mnist.dlgmm.nll,
+authors.seed-1234.mnist.dlgmm.nll, claims.mnist_nll_dlgmm.authors.verdict) and
 reports/figures/training/<protocol>/<dataset>.png.
 """
 from __future__ import annotations

@@ -259,6 +259,17 @@ def test_metrics_keys_exact(built):
             expected |= {f"authors.{dataset}.{model}.{m}" for m in per_run}
             expected |= {f"authors.{dataset}.{model}.knn_err@{k}" for k in NEIGHBORS}
     expected |= {"authors.mnist.qualitative.valid_elbo", "authors.mnist.qualitative.epochs"}
+    for dataset in DATASETS:  # every seed's values (one seed here)
+        for model in MODEL_KINDS:
+            expected |= {f"authors.seed-{SEED}.{dataset}.{model}.{m}"
+                         for m in ("nll",) + tuple(f"knn_err@{k}" for k in NEIGHBORS)}
+    # the claims: the fixture has no per-image results, so no paired claim is judged (none has a key); the division
+    # from the component grids' widths; each published MNIST number against the one seed (no interval)
+    expected |= {"claims.division.authors.verdict", "claims.division.authors.seeds"}
+    expected |= {f"claims.division.authors.seed-{SEED}.{m}" for m in ("gap", "low", "high", "orientation")}
+    for model, published in PAPER["mnist"].items():
+        expected |= {f"claims.fidelity.mnist.{model}.{metric}.authors.{m}" for metric in published
+                     for m in ("verdict", "seeds", "estimate")}
     assert set(metrics) == expected
     assert list(metrics) == sorted(metrics)
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
@@ -268,6 +279,14 @@ def test_metrics_keys_exact(built):
     assert metrics["authors.omniglot.sb_vae.knn_err@5"] == 30.55
     assert metrics["authors.mnist.dlgmm.valid_elbo"] == round(-118.0 + 0.123456, 4)
     assert metrics["authors.mnist.qualitative.epochs"] == 3
+    assert metrics[f"authors.seed-{SEED}.mnist.dlgmm.nll"] == 99.12
+    assert metrics[f"authors.seed-{SEED}.omniglot.sb_vae.knn_err@5"] == 30.55
+    # component 5 is 4.25 px wider than component 1 (standard errors 0.3): divided, in the paper's orientation
+    assert metrics["claims.division.authors.verdict"] == 1 and metrics["claims.division.authors.seeds"] == 1
+    assert metrics[f"claims.division.authors.seed-{SEED}.gap"] == 4.25
+    assert metrics[f"claims.division.authors.seed-{SEED}.orientation"] == 1
+    assert metrics["claims.fidelity.mnist.dlgmm.nll.authors.estimate"] == 99.12
+    assert metrics["claims.fidelity.mnist.dlgmm.nll.authors.verdict"] == 0  # one seed: no spread to judge by
 
 
 def test_protocol_settings_come_from_params(tmp_path):
@@ -370,40 +389,44 @@ def test_figure_measurements_and_the_papers_readings(tmp_path):
     start = lines.index("### The t-SNE maps in numbers")
     rows = [line for line in lines[start:] if line.startswith("| `authors`")][:4]
     assert rows[0].split("|")[2:7] == [" Gauss-VAE ", " 2000 ", " 10 ", " 24.50 ", " 23.00 "]
-    assert "`authors`: the paper's reading of Figure 2c/2d (the DLGMM's map clusters better than the Gauss-VAE's) " \
-           "holds here: 9.75 % against 24.50 % in the map (8.25 % against 23.00 % in the latent space)." in readme
+    # the numbers of the first seed's maps; the verdict is the Claims section's, from per-point results (none here)
+    assert "`authors`: the DLGMM's map 9.75 %, the Gauss-VAE's 24.50 % (8.25 % and 23.00 % in the latent space). " \
+           "Whether the DLGMM's latent space clusters better, judged from every seed's per-point results in " \
+           "[Claims](#claims): not run yet in the map, not run yet in the latent space." in readme
     shapes = readme.split("## Figure 2a/2b")[1]
     assert "| `authors` | 1 | -1.50 | 11.0 ± 0.3 | 91 | 100 | 7: 70, 1: 30 |" in shapes
     assert "| `authors` | 5 | +1.50 | 15.2 ± 0.3 | 95 | 100 | 0: 60, 2: 20, 6: 15, 7: 5 |" in shapes
     assert "(`authors`: k = 5, 300 training images, 4.50 % error on the first 300 test images)" in shapes
-    assert "`authors`: the paper's examples (sevens from component 1, zeros from component 5) hold: sevens are " \
-           "70 % of component 1's images and 5 % of component 5's, zeros 0 % and 60 %." in shapes
-    assert "`authors`: the paper's reading (thin digits from component 1, wide ones from component 5) holds: " \
-           "component 1's images are 11.0 px wide on average, component 5's 15.2 px (+4.2 ± 0.4 px); the width " \
-           "grows from each component to the next; ink per image 91 px in component 1, 95 px in component 5." \
-           in shapes
-    # wider at the top but not step by step: holds between the extremes only, naming the step that falls
+    assert "`authors`: sevens are 70 % of component 1's images and 5 % of component 5's, zeros 0 % and 60 % (the " \
+           "paper's examples: sevens from component 1, zeros from component 5;" in shapes
+    # the gap of the extremes with its interval (1.96 x hypot(0.3, 0.3) = 0.83 px) and the orientation this seed took
+    assert "`authors`: component 1's images are 11.0 px wide on average, component 5's 15.2 px: a gap of +4.2 px " \
+           "(95 % interval +3.4 to +5.1 px), as the paper's (component 5 wider); ink per image 91 px in component " \
+           "1, 95 px in component 5. The division of width between the extremes, whichever the orientation, " \
+           "judged over every seed in [Claims](#claims): supported, 1 of 1 seeds." in shapes
     path = tmp_path / "reports/figures/qualitative/authors/seed-1234/components.json"
     data = json.loads(path.read_text())
-    data["components"][2]["width"] = 10.5
-    path.write_text(json.dumps(data))
-    write_report(tmp_path, params_from_tree(build_tree()))
-    assert "component 5) holds between the two extremes only: component 1's images are 11.0 px wide on average, " \
-           "component 5's 15.2 px (+4.2 ± 0.4 px); the width does not grow from each component to the next: " \
-           "component 3 (10.5 ± 0.3 px) is narrower than component 2 (12.5 ± 0.3 px); ink per image" in \
-        (tmp_path / "reports/README.md").read_text()
-    data["components"][2]["width"] = 13.0
-    # the same widths within two standard errors: not borne out; reversed: does not hold
-    data["components"][-1]["width"] = 11.5
-    path.write_text(json.dumps(data))
-    write_report(tmp_path, params_from_tree(build_tree()))
-    assert "component 5) is not borne out (the widths differ by less than two standard errors)" in \
-        (tmp_path / "reports/README.md").read_text()
+    # reversed (component 1 the wider): still a division, in the other orientation, so still supported
     data["components"][-1]["width"] = 9.0
     path.write_text(json.dumps(data))
     write_report(tmp_path, params_from_tree(build_tree()))
     readme = (tmp_path / "reports/README.md").read_text()
-    assert "component 5) does not hold: component 1's images are 11.0 px" in readme
+    assert "component 5's 9.0 px: a gap of -2.0 px (95 % interval -2.8 to -1.2 px), reversed (component 1 wider); " \
+           "ink per image" in readme
+    assert "judged over every seed in [Claims](#claims): supported, 1 of 1 seeds." in readme
+    # the same widths within the interval: no gap resolved, and not within 1 px of zero either: inconclusive
+    data["components"][-1]["width"] = 11.5
+    path.write_text(json.dumps(data))
+    write_report(tmp_path, params_from_tree(build_tree()))
+    readme = (tmp_path / "reports/README.md").read_text()
+    assert "a gap of +0.5 px (95 % interval -0.3 to +1.3 px), no gap resolved;" in readme
+    assert "judged over every seed in [Claims](#claims): inconclusive, 1 of 1 seeds." in readme
+    # equal widths, the interval within 1 px of zero: no division, contradicted
+    data["components"][-1]["width"] = 11.0
+    path.write_text(json.dumps(data))
+    write_report(tmp_path, params_from_tree(build_tree()))
+    assert "judged over every seed in [Claims](#claims): contradicted, 1 of 1 seeds." in \
+        (tmp_path / "reports/README.md").read_text()
     # a headline measurement missing or malformed is named
     (tmp_path / "reports/figures/tsne/authors/seed-1234/mnist_sb_vae.json").unlink()
     with pytest.raises(DlgmmError, match=r"mnist_sb_vae\.json: not found; run `dvc repro tsne@authors-1234-sb_vae`"):
@@ -423,14 +446,13 @@ def test_component_digits_against_the_papers_examples(tmp_path):
     first["classes"], last["classes"] = last["classes"], first["classes"]  # sevens at the top, zeros at the bottom
     path.write_text(json.dumps(data))
     write_report(tmp_path, params_from_tree(build_tree()))
-    assert "the paper's examples (sevens from component 1, zeros from component 5) are reversed: sevens are 5 % of " \
-           "component 1's images and 70 % of component 5's, zeros 60 % and 0 %." in \
-        (tmp_path / "reports/README.md").read_text()
-    last["classes"] = [0, 30, 0, 0, 0, 0, 0, 0, 0, 70]  # no sevens or zeros at the top: the sevens' part holds
-    path.write_text(json.dumps(data))
-    write_report(tmp_path, params_from_tree(build_tree()))
-    assert "component 5) hold in part: sevens are 5 % of component 1's images and 0 % of component 5's, zeros 60 % " \
-           "and 0 %." in (tmp_path / "reports/README.md").read_text()
+    # the shares only: which extreme draws the sevens is the seed's (the prior is symmetric), so no verdict is read
+    # from one seed's point counts; the division claim is judged over every seed in the Claims section
+    readme = (tmp_path / "reports/README.md").read_text()
+    sentence = next(line for line in readme.splitlines() if line.startswith("`authors`: sevens are "))
+    assert sentence == ("`authors`: sevens are 5 % of component 1's images and 70 % of component 5's, zeros 60 % and "
+                        "0 % (the paper's examples: sevens from component 1, zeros from component 5; which extreme "
+                        "draws which is the seed's, see the division claim in [Claims](#claims)).")
     last["classes"] = [0, 30, 0, 0, 0, 0, 0, 60, 0, 0]  # counts 90 images of 100
     path.write_text(json.dumps(data))
     with pytest.raises(DlgmmError, match=r"components\.json: components\[\]\.classes must count every image"):
@@ -591,10 +613,19 @@ def test_differing_settings_follow_the_protocol_definitions():
 
 def test_metrics_keys_carry_the_protocol(partial):
     metrics = json.loads((partial / "reports/metrics.json").read_text())
-    authors = {key.split(".", 1)[1] for key in metrics if key.startswith("authors.")}
-    corrected = {key.split(".", 1)[1] for key in metrics if key.startswith("corrected.")}
-    assert len(authors) + len(corrected) == len(metrics)
+    claims = {key for key in metrics if key.startswith("claims.")}
+    per_seed = {key for key in metrics if key.split(".")[1].startswith("seed-") and key not in claims}
+    runs = set(metrics) - claims - per_seed
+    authors = {key.split(".", 1)[1] for key in runs if key.startswith("authors.")}
+    corrected = {key.split(".", 1)[1] for key in runs if key.startswith("corrected.")}
+    assert len(authors) + len(corrected) == len(runs)
     assert corrected == {key for key in authors if tuple(key.split(".")[:2]) in PARTIAL}
+    # every seed's -log p(x) and kNN errors, under the protocol and the seed
+    for protocol, keys in (("authors", authors), ("corrected", corrected)):
+        assert {key.split(".", 2)[2] for key in per_seed if key.startswith(f"{protocol}.")} == {
+            key for key in keys if key.endswith(".nll") or ".knn_err@" in key}
+    assert metrics[f"corrected.seed-{SEED}.mnist.dlgmm.nll"] == 96.12
+    assert {key.split(".")[-2] for key in claims if key.startswith("claims.fidelity.")} == {"authors", "corrected"}
     assert metrics["corrected.mnist.dlgmm.nll"] == 96.12 and metrics["corrected.mnist.dlgmm.nll_authors"] == 96.82
     assert metrics["corrected.mnist.gauss_vae.knn_err@3"] == 8.53
     assert metrics["authors.mnist.dlgmm.nll"] == 99.12

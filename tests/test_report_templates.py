@@ -9,13 +9,13 @@ import pytest
 
 from dlgmm_core.errors import DlgmmError
 from dlgmm_core.report import templates
-from dlgmm_core.report.analysis import Verdict
+from dlgmm_core.verdicts import Verdict
 
 PACKAGE = Path(templates.__file__).parent
 
 
 def _asked() -> set[str]:
-    """The blocks of phrases.md the report's modules name: ``phrase("<block>", ...)`` and the verdicts."""
+    """The blocks of phrases.md the report's modules name: ``phrase("<block>", ...)`` and every verdict of the rule."""
     code = "".join(path.read_text() for path in PACKAGE.glob("*.py"))
     asked = set(re.findall(r'phrase\("([\w.]+)"', code))
     asked |= {f"verdict.{verdict.value}" for verdict in Verdict}
@@ -37,7 +37,8 @@ def test_an_unfilled_slot_or_an_unknown_block_is_named():
 
 
 def test_blocks_and_paragraphs():
-    assert templates.phrase("verdict.holds") == "holds"
+    assert templates.phrase("verdict.supported") == "supported"
+    assert templates.phrase("verdict.not_run") == "not run yet"
     assert templates.phrase("headline") == " (headline)"  # a block keeps its leading space
     assert templates.paragraphs("a", "", "b") == "a\n\nb"
     assert templates.table_rows("not_reproduced.md")[0][0] == "minibatch order"

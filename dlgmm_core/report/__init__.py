@@ -7,13 +7,15 @@ and writes
 
 - ``reports/README.md``: ``templates/report.md`` filled (the sentences are the blocks of
   ``templates/phrases.md``);
-- ``reports/metrics.json``: flat, sorted keys ``<protocol>.<dataset>.<model>.<metric>``, numbers only, for
-  ``dvc metrics diff``;
+- ``reports/metrics.json``: flat, sorted keys ``<protocol>.<dataset>.<model>.<metric>``, every seed's
+  ``<protocol>.seed-<seed>.<dataset>.<model>.<metric>`` and the claims' ``claims.<claim>.<protocol>.verdict``
+  (+1 / 0 / -1) with their intervals, numbers only, for ``dvc metrics diff``;
 - ``reports/figures/training/``: the training curves, and ours beside the authors' logs.
 
 Modules, in reading order: :mod:`.paper` (the paper's values and names), :mod:`.inputs` (reading),
-:mod:`.analysis` (numbers and verdicts), :mod:`.tables`, :mod:`.figures`, :mod:`.sections` and
-:mod:`.render` (the markdown), :mod:`.templates` (the template files).
+:mod:`.analysis` (numbers, and the claims judged by :mod:`dlgmm_core.claims`), :mod:`.tables`, :mod:`.figures`,
+:mod:`.claims_section`, :mod:`.sections` and :mod:`.render` (the markdown), :mod:`.templates` (the template
+files).
 """
 from .analysis import differing_settings, flat_metrics
 from .inputs import Inputs, ProtocolInputs, RunHistory, read_inputs

@@ -1,20 +1,23 @@
-"""What the report concludes, as numbers and enums (never sentences): effects, verdicts, the flat metrics.
+"""What the report concludes, as numbers and enums (never sentences): effects, the claims' verdicts (by the rule
+of :mod:`dlgmm_core.verdicts`, judged in :mod:`dlgmm_core.claims`), the flat metrics.
 
 Sentences are made from these by :mod:`dlgmm_core.report.render` and the templates.
 """
 from __future__ import annotations
 
-import enum
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
+from ..claims import (CLAIMS, Division, Judgement, PaperClaim, ProtocolResults, combined_verdict, judge,
+                      judge_division, judge_fidelity)
+from ..errors import DlgmmError
 from ..params.stage import DATASETS
 from ..results import MarginalLikelihood
+from ..verdicts import Spread, Verdict
 from .inputs import Inputs, RunHistory
-from .paper import AUTHORS, CORRECTED, DIFFERENCES, SETTING_ROWS, table_rows
+from .paper import AUTHORS, CORRECTED, DIFFERENCES, PAPER, SETTING_ROWS, paper_value, table_rows
 
 #: Rounding of the flat metrics (reports/metrics.json).
 DECIMALS = 4
@@ -22,18 +25,6 @@ DECIMALS = 4
 LATE_EPOCHS = 50
 #: The embeddings of the knn stage's sensitivity measurement (:class:`dlgmm_core.results.Knn`).
 EMBEDDINGS = ("sample", "mean")
-
-
-class Verdict(enum.Enum):
-    """A reading of the paper against a measurement; the value names the phrase in ``templates/phrases.md``."""
-
-    HOLDS = "holds"
-    DOES_NOT_HOLD = "does_not_hold"
-    HOLDS_EXTREMES_ONLY = "holds_extremes_only"
-    NOT_BORNE_OUT = "not_borne_out"
-    HOLD = "hold"
-    REVERSED = "reversed"
-    HOLD_IN_PART = "hold_in_part"
 
 
 def knn_neighbors(inputs: Inputs, dataset: str) -> list[int]:
@@ -164,11 +155,6 @@ def nearest_to_paper(sensitivity: dict, ks: list[int], paper: list[float | None]
     return best
 
 
-def cluster_verdict(dlgmm_error: float, gauss_error: float) -> Verdict:
-    """Figure 2c/2d: the paper reads that the DLGMM's map clusters better than the Gauss-VAE's."""
-    return Verdict.HOLDS if dlgmm_error < gauss_error else Verdict.DOES_NOT_HOLD
-
-
 def share(entry: dict, digit: int) -> float:
     """The percentage of a component's images classified as ``digit``."""
     return 100.0 * entry["classes"][digit] / entry["images"]
@@ -180,41 +166,189 @@ def frequent_digits(entry: dict, count: int) -> list[tuple[int, float]]:
     return [(digit, share(entry, digit)) for digit in order[:count] if entry["classes"][digit]]
 
 
-def examples_verdict(first_shares: tuple[float, float], last_shares: tuple[float, float]) -> Verdict:
-    """The paper's examples (thin digits from component 1, wide ones from component K) against the classified
-    digits: ``(thin share, wide share)`` of component 1 and of component K."""
-    (thin_first, wide_first), (thin_last, wide_last) = first_shares, last_shares
-    if thin_first > thin_last and wide_last > wide_first:
-        return Verdict.HOLD
-    if thin_first < thin_last and wide_last < wide_first:
-        return Verdict.REVERSED
-    return Verdict.HOLD_IN_PART
+#: A verdict as a number in reports/metrics.json, so that ``dvc metrics diff`` shows it change.
+VERDICT_NUMBERS = {Verdict.SUPPORTED: 1, Verdict.INCONCLUSIVE: 0, Verdict.CONTRADICTED: -1}
+
+
+def claim_results(inputs: Inputs) -> dict[str, ProtocolResults]:
+    """Per protocol, every seed's per-image results as the claims read them (:class:`dlgmm_core.claims.ProtocolResults`):
+    -log p(x) by the protocol's headline estimator, MNIST kNN and map misclassifications, and the qualitative model's
+    component widths in prior-mean order. A run or a file not there is left out."""
+    out = {}
+    for protocol, runs in inputs.runs.items():
+        results = ProtocolResults(nll={}, knn={}, map={}, latent={}, widths={})
+        for seed, run in runs.items():
+            for key, values in run.nll_per_image.items():
+                results.nll.setdefault(key, {})[seed] = values
+            for (dataset, model), per_k in run.knn_per_image.items():
+                for k, wrong in per_k.items() if dataset == "mnist" else ():
+                    results.knn.setdefault((model, k), {})[seed] = wrong
+            for model, spaces in run.clusters_per_image.items():
+                results.map.setdefault(model, {})[seed] = spaces["map"]
+                results.latent.setdefault(model, {})[seed] = spaces["latent"]
+            if run.shapes is not None:
+                ordered = sorted(run.shapes.components, key=lambda entry: entry["prior_mean"])
+                results.widths[seed] = [(float(entry["width"]), float(entry["width_se"])) for entry in ordered]
+        out[protocol] = results
+    return out
 
 
 @dataclass(frozen=True)
-class Widths:
-    """Figure 2a/2b's reading (width grows from component 1 to component K) against the measured widths."""
+class Fidelity:
+    """One published number (``PAPER[dataset][model][metric]``) against our per-seed values under one protocol;
+    ``spread`` None where no seed has the value."""
 
-    verdict: Verdict
-    gap: float
-    margin: float
-    falls: list[tuple[dict, dict]]
+    dataset: str
+    model: str
+    metric: str
+    published: float
+    per_seed: dict[int, float]
+    spread: Spread | None
 
-
-def widths(components: list[dict]) -> Widths:
-    """The extremes compared within two standard errors, then every step between neighbouring components."""
-    first, last = components[0], components[-1]
-    gap = last["width"] - first["width"]
-    margin = 2.0 * math.hypot(first["width_se"], last["width_se"])
-    falls = [(a, b) for a, b in zip(components, components[1:]) if b["width"] < a["width"]]
-    if gap > margin:
-        verdict = Verdict.HOLDS if not falls else Verdict.HOLDS_EXTREMES_ONLY
-    else:
-        verdict = Verdict.DOES_NOT_HOLD if gap < -margin else Verdict.NOT_BORNE_OUT
-    return Widths(verdict, gap, margin, falls)
+    @property
+    def verdict(self) -> Verdict | None:
+        """Inside our seeds' prediction interval: supported; outside: contradicted; one seed: inconclusive."""
+        if self.spread is None:
+            return None
+        return {True: Verdict.SUPPORTED, False: Verdict.CONTRADICTED, None: Verdict.INCONCLUSIVE}[self.spread.inside]
 
 
-def flat_metrics(inputs: Inputs) -> dict[str, float | int]:
+@dataclass(frozen=True)
+class Judged:
+    """One claim of :data:`dlgmm_core.claims.CLAIMS` under one protocol: its cases' judgements (paired claims),
+    each seed's division (the division claim) or each published number (fidelity), the claim's verdict (None: not
+    run yet; fidelity has one per number) and the seeds it rests on."""
+
+    claim: PaperClaim
+    judgements: tuple[Judgement, ...] = ()
+    divisions: tuple[Division, ...] = ()
+    fidelity: tuple[Fidelity, ...] = ()
+    verdict: Verdict | None = None
+    seeds: tuple[int, ...] = ()
+
+
+def _judge_paired(results: ProtocolResults, claim: PaperClaim, protocol: str) -> Judged:
+    judgements = []
+    for case in claim.cases:
+        try:
+            judgements.append(judge(results, case))
+        except ValueError as err:
+            text = str(err) if str(err).startswith("claim ") else f"claim {case.key}: {err}"
+            raise DlgmmError(f"the per-image files of protocol {protocol}, {text}; run their stages again") from None
+    judgements = tuple(judgements)
+    judged = [j for j in judgements if j.verdict is not None]
+    seeds = tuple(sorted(set.intersection(*(set(j.seeds) for j in judged)))) if judged else ()
+    return Judged(claim, judgements=judgements, verdict=combined_verdict([j.verdict for j in judgements]),
+                  seeds=seeds)
+
+
+def published_numbers(dataset: str = "mnist") -> list[tuple[str, str, float]]:
+    """``(model, metric, value)`` of every published number of ``dataset``: -log p(x), then kNN error per k, in the
+    tables' row order."""
+    out = []
+    for metric_kind, rows in (("nll", table_rows("nll")), ("knn", table_rows("knn"))):
+        for model in rows:
+            for metric, value in PAPER.get(dataset, {}).get(model, {}).items():
+                if (metric == "nll") == (metric_kind == "nll"):
+                    out.append((model, metric, value))
+    return out
+
+
+def _our_value(run, dataset: str, model: str, metric: str) -> float | None:
+    """Our value of a published number in one run (None where not run): the headline -log p(x) or the kNN error."""
+    if metric == "nll":
+        data = run.nll[dataset].get(model)
+        return None if data is None else float(data.nll)
+    data = run.knn[dataset].get(model)
+    value = None if data is None else data.error(int(metric.split("@", 1)[1]))
+    return None if value is None else float(value)
+
+
+def _judge_fidelity(inputs: Inputs, claim: PaperClaim, protocol: str) -> Judged:
+    cells = []
+    for model, metric, published in published_numbers():
+        per_seed = {seed: value for seed, run in inputs.runs[protocol].items()
+                    if (value := _our_value(run, "mnist", model, metric)) is not None}
+        cells.append(Fidelity("mnist", model, metric, published, per_seed,
+                              judge_fidelity(per_seed, published) if per_seed else None))
+    seeds = tuple(sorted({seed for cell in cells for seed in cell.per_seed}))
+    return Judged(claim, fidelity=tuple(cells), seeds=seeds)
+
+
+def judge_claims(inputs: Inputs) -> dict[str, dict[str, Judged]]:
+    """``{claim key: {protocol: Judged}}`` for every claim of :data:`dlgmm_core.claims.CLAIMS`, from every seed's
+    results read."""
+    results = claim_results(inputs)
+    out: dict[str, dict[str, Judged]] = {}
+    for claim in CLAIMS:
+        out[claim.key] = {}
+        for protocol in inputs.runs:
+            if claim.kind == "paired":
+                judged = _judge_paired(results[protocol], claim, protocol)
+            elif claim.kind == "division":
+                rows, verdict = judge_division(results[protocol].widths)
+                judged = Judged(claim, divisions=rows, verdict=verdict, seeds=tuple(r.seed for r in rows))
+            else:
+                judged = _judge_fidelity(inputs, claim, protocol)
+            out[claim.key][protocol] = judged
+    return out
+
+
+def paper_difference(case) -> float | None:
+    """The paper's own values of a paired case's measure: ``than``'s minus ``better``'s (None: not published)."""
+    if case.measure not in ("nll", "knn"):
+        return None
+    metric = "nll" if case.measure == "nll" else f"knn_err@{case.neighbors}"
+    better, than = paper_value(case.dataset, case.better, metric), paper_value(case.dataset, case.than, metric)
+    return None if better is None or than is None else than - better
+
+
+def case_suffix(claim: PaperClaim, case) -> str:
+    """The part of a case's metrics key after the protocol: ``k3`` for one k of a claim made at several, else ''."""
+    return f"k{case.neighbors}" if len(claim.cases) > 1 else ""
+
+
+def _claims_metrics(judged: dict[str, dict[str, Judged]]) -> dict[str, float | int]:
+    out: dict[str, float | int] = {}
+
+    def put(prefix: str, verdict: Verdict | None, seeds: int, low=None, high=None, estimate=None) -> None:
+        if verdict is None:
+            return
+        out[f"{prefix}.verdict"], out[f"{prefix}.seeds"] = VERDICT_NUMBERS[verdict], seeds
+        for key, value in (("estimate", estimate), ("low", low), ("high", high)):
+            if value is not None:
+                out[f"{prefix}.{key}"] = round(float(value), DECIMALS)
+
+    for key, per_protocol in judged.items():
+        for protocol, entry in per_protocol.items():
+            prefix = f"claims.{key}.{protocol}"
+            if entry.claim.kind == "paired":
+                for case, judgement in zip(entry.claim.cases, entry.judgements):
+                    suffix = case_suffix(entry.claim, case)
+                    interval = judgement.interval
+                    if interval is not None:
+                        put(f"{prefix}.{suffix}" if suffix else prefix, judgement.verdict, interval.seeds,
+                            interval.low, interval.high, interval.mean)
+                if len(entry.claim.cases) > 1:
+                    put(prefix, entry.verdict, len(entry.seeds))
+            elif entry.claim.kind == "division":
+                put(prefix, entry.verdict, len(entry.seeds))
+                for row in entry.divisions:
+                    for name in ("gap", "low", "high"):
+                        out[f"{prefix}.seed-{row.seed}.{name}"] = round(float(getattr(row, name)), DECIMALS)
+                    out[f"{prefix}.seed-{row.seed}.orientation"] = row.orientation
+            else:
+                for cell in entry.fidelity:
+                    if cell.spread is None:
+                        continue
+                    two = len(cell.per_seed) > 1
+                    put(f"claims.{key}.{cell.dataset}.{cell.model}.{cell.metric}.{protocol}", cell.verdict,
+                        len(cell.per_seed), cell.spread.low if two else None, cell.spread.high if two else None,
+                        cell.spread.mean)
+    return out
+
+
+def flat_metrics(inputs: Inputs, judged: dict[str, dict[str, Judged]] | None = None) -> dict[str, float | int]:
     """``{"<protocol>.<dataset>.<model>.<metric>": number}``, sorted, floats rounded to :data:`DECIMALS`.
 
     Metrics: ``nll`` and ``nll_se`` (the protocol's headline estimator),
@@ -222,8 +356,26 @@ def flat_metrics(inputs: Inputs) -> dict[str, float | int]:
     (int), ``elbo`` (mean test ELBO), ``knn_err@<k>`` (%), ``valid_elbo``
     (best validation ELBO), ``epochs`` (int); the qualitative model has
     ``valid_elbo`` and ``epochs`` only. Only the inputs that were read.
+
+    Every seed's values: ``<protocol>.seed-<seed>.<dataset>.<model>.nll`` (headline estimator) and
+    ``.knn_err@<k>``. The claims (``judged``, else judged here): ``claims.<claim>.<protocol>.verdict`` (+1
+    supported, 0 inconclusive, -1 contradicted; absent: not run yet), ``.seeds``, ``.estimate``, ``.low``,
+    ``.high`` (the paired interval of the difference in the claim's direction); a claim made at several k has
+    these per k below ``.k<k>`` and its combined ``verdict`` and ``seeds``; the division claim has per seed
+    ``.seed-<seed>.gap``, ``.low``, ``.high``, ``.orientation``; each published number
+    ``claims.fidelity.<dataset>.<model>.<metric>.<protocol>.verdict``, ``.seeds``, ``.estimate`` (our mean) and
+    with two seeds or more ``.low`` and ``.high`` (the prediction interval).
     """
     out: dict[str, float | int] = {}
+    for protocol, runs in inputs.runs.items():
+        for seed, run in runs.items():
+            for dataset in DATASETS:
+                for model, data in run.nll[dataset].items():
+                    out[f"{protocol}.seed-{seed}.{dataset}.{model}.nll"] = round(float(data.nll), DECIMALS)
+                for model, result in run.knn[dataset].items():
+                    for k, value in result.errors.items():
+                        out[f"{protocol}.seed-{seed}.{dataset}.{model}.knn_err@{k}"] = round(float(value), DECIMALS)
+    out.update(_claims_metrics(judge_claims(inputs) if judged is None else judged))
     for protocol, run in inputs.protocols.items():
         for dataset in DATASETS:
             for model, data in run.nll[dataset].items():

@@ -21,7 +21,8 @@ from ..history import RunHistory, read_history
 from ..params.stage import DATASETS, Params
 from ..errors import DlgmmError
 from ..io import read_json
-from ..results import Clusters, ComponentShapes, Knn, MarginalLikelihood, cluster_result, component_shapes
+from ..results import (Clusters, ComponentShapes, Knn, MarginalLikelihood, PerImage, cluster_result,
+                       component_shapes, per_image_path)
 from .paper import AUTHORS, registered_models
 
 
@@ -33,6 +34,12 @@ class ProtocolInputs:
     ``samples[(dataset, model)]`` and ``qualitative[component - 1]`` (None for
     a component grid not made). ``not_run`` lists the stages whose outputs are
     missing, in reading order, each once.
+
+    The per-image results beside the results (:class:`dlgmm_core.results.PerImage`), where they were written
+    (never required: results written before they existed have none): ``nll_per_image[(dataset, model)]``, each
+    test image's -log p(x) by the result's headline estimator; ``knn_per_image[(dataset, model)][k]`` and
+    ``clusters_per_image[model][space]`` (``map``, ``latent``), whether each test image or map point was
+    misclassified (1) or not (0).
     """
 
     nll: dict[str, dict[str, MarginalLikelihood]] = field(default_factory=lambda: {d: {} for d in DATASETS})
@@ -44,6 +51,9 @@ class ProtocolInputs:
     clusters: dict[str, Clusters] = field(default_factory=dict)
     shapes: ComponentShapes | None = None
     not_run: list[str] = field(default_factory=list)
+    nll_per_image: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    knn_per_image: dict[tuple[str, str], dict[int, np.ndarray]] = field(default_factory=dict)
+    clusters_per_image: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,14 +121,31 @@ class _Reader:
             raise DlgmmError(f"{path}: figure not found; run `dvc repro {stage}`")
         return path.relative_to(layout.reports_dir(self.root))
 
+    @staticmethod
+    def per_image(result: Path, kind: str, stage: str) -> dict[str, np.ndarray] | None:
+        """The arrays of the per-image file beside ``result``; None where none was written."""
+        path = per_image_path(result)
+        return PerImage.read(path, kind, f"run `dvc repro {stage}`").arrays if path.is_file() else None
+
     def results(self, dataset: str, model: str) -> None:
         run, root, out = (self.protocol, self.seed), self.root, self.out
         path, stage = layout.nll_result(*run, dataset, model, root), layout.nll_stage(*run, dataset, model)
         if self.present([path], stage):
-            out.nll[dataset][model] = MarginalLikelihood.read(path, f"run `dvc repro {stage}`")
+            out.nll[dataset][model] = result = MarginalLikelihood.read(path, f"run `dvc repro {stage}`")
+            arrays = self.per_image(path, "nll", stage)
+            if arrays is not None:
+                if result.headline not in arrays:
+                    raise DlgmmError(f"{per_image_path(path)}: no per-image values of the headline estimator "
+                                     f"'{result.headline}'; run `dvc repro {stage}`")
+                out.nll_per_image[(dataset, model)] = arrays[result.headline]
         path, stage = layout.knn_result(*run, dataset, model, root), layout.knn_stage(*run, dataset, model)
         if self.present([path], stage):
             out.knn[dataset][model] = Knn.read(path, f"run `dvc repro {stage}`")
+            arrays = self.per_image(path, "knn", stage)
+            if arrays is not None:
+                labels = arrays["labels"]
+                out.knn_per_image[(dataset, model)] = {int(name[1:]): (predicted != labels).astype(np.int8)
+                                                       for name, predicted in arrays.items() if name != "labels"}
 
     def training(self, dataset: str, model: str) -> None:
         stage = layout.train_stage(self.protocol, self.seed, dataset, model)
@@ -144,6 +171,10 @@ class _Reader:
             read = Clusters.read(clusters, f"run `dvc repro {stage}`")
             if read.clusters is not None:
                 self.out.clusters[model] = read
+            arrays = self.per_image(clusters, "clusters", stage)
+            if arrays is not None and (arrays["labels"] >= 0).all():  # -1: a map of unlabelled data
+                self.out.clusters_per_image[model] = {space: (arrays[space] != arrays["labels"]).astype(np.int8)
+                                                      for space in ("map", "latent")}
 
     def qualitative(self, components: int) -> None:
         stage = layout.samples_stage(self.protocol, self.seed, "mnist", "qualitative")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ..claims import NEIGHBORS
 from . import templates
 
 #: ``PAPER[dataset][model][metric]``: -log p(x) in nats (Fig. 3b) and MNIST kNN test error in % (Fig. 3a).
@@ -102,8 +103,8 @@ TOLERANCE = {"nll": 1.0, "knn": 2.0}
 #: The digits the paper names in its reading of Figure 2a/2b: "thin digits such as sevens" from component 1,
 #: "wide digits such as zeros" from component K.
 PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT = 7, 0
-#: The k of Figure 3a.
-PAPER_KS = (3, 5, 10)
+#: The k of Figure 3a (those the paper's kNN claims name).
+PAPER_KS = NEIGHBORS
 
 
 def registered_models(dataset: str | None = None) -> tuple[str, ...]:

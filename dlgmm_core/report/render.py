@@ -12,7 +12,9 @@ from typing import Any, Mapping
 from .. import layout
 from ..params.stage import DATASETS, Params
 from ..io import atomic_dir, write_json, write_text
-from .analysis import Verdict, cluster_verdict, examples_verdict, flat_metrics, frequent_digits, share, widths
+from ..verdicts import CONFIDENCE
+from .analysis import Judged, flat_metrics, frequent_digits, judge_claims, share
+from .claims_section import claim_verdict, claims_section, orientation_text
 from .figures import AUTHORS_LOGS_FIGURE, plot_authors_logs, plot_training_curves
 from .inputs import Inputs, ProtocolInputs, read_inputs
 from .paper import (DATASET_NAMES, ENCODERS, GAUSSIAN, MIXTURE, MODELS, PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT,
@@ -139,8 +141,8 @@ def _tsne(inputs: Inputs) -> str:
     return paragraphs(*parts)
 
 
-def _clusters(inputs: Inputs) -> str:
-    """Figure 2c/2d in numbers: each map's leave-one-out kNN class error, and the paper's reading."""
+def _clusters(inputs: Inputs, judged: dict[str, dict[str, Judged]]) -> str:
+    """Figure 2c/2d in numbers: each map's leave-one-out kNN class error, and where the paper's reading is judged."""
     measured = {protocol: run.clusters for protocol, run in inputs.protocols.items() if run.clusters}
     if not measured:
         return ""
@@ -150,11 +152,13 @@ def _clusters(inputs: Inputs) -> str:
             if (entry := clusters.get(model))]
     parts = [phrase("clusters", table=markdown_table(["protocol", "model", "points", "k", "error in the map (%)",
                                                        "error in the latent space (%)"], rows))]
+    total = len(inputs.seeds)
     for protocol, clusters in measured.items():
         if GAUSSIAN in clusters and MIXTURE in clusters:
             gauss, dlgmm = clusters[GAUSSIAN].clusters, clusters[MIXTURE].clusters
-            verdict = cluster_verdict(dlgmm["map_error"], gauss["map_error"])
-            parts.append(phrase("clusters.verdict", protocol=protocol, verdict=phrase(f"verdict.{verdict.value}"),
+            parts.append(phrase("clusters.numbers", protocol=protocol,
+                                map_verdict=claim_verdict(judged["clusters_map"][protocol], total),
+                                latent_verdict=claim_verdict(judged["clusters_latent"][protocol], total),
                                 **{f"{m}_{key}": f"{data[f'{key}_error']:.2f}" for m, data in
                                    (("dlgmm", dlgmm), ("gauss", gauss)) for key in ("map", "latent")}))
     return paragraphs(*parts)
@@ -177,36 +181,30 @@ def _qualitative(inputs: Inputs, components: int) -> tuple[str, str]:
     return "\n".join(links), paragraphs(*shown)
 
 
-def _widths_sentence(protocol: str, components: list[dict]) -> str:
-    """The paper's reading of Figure 2a/2b (width grows from component 1 to K) against the measured widths."""
+def _widths_sentence(protocol: str, components: list[dict], judged: Judged, seed: int, total: int) -> str:
+    """The widths of the extreme components of ``seed``'s run, its gap with the interval and orientation of the
+    division claim (:func:`dlgmm_core.claims.judge_division`), and the claim's verdict over every seed."""
     first, last = components[0], components[-1]
-    found = widths(components)
-    steps = ""
-    if found.verdict in (Verdict.HOLDS, Verdict.HOLDS_EXTREMES_ONLY):
-        steps = phrase("shapes.grows") if not found.falls else phrase("shapes.falls", steps="; ".join(
-            phrase("shapes.fall", narrow=int(b["component"]), narrow_width=f"{b['width']:.1f}",
-                   narrow_se=f"{b['width_se']:.1f}", wide=int(a["component"]), wide_width=f"{a['width']:.1f}",
-                   wide_se=f"{a['width_se']:.1f}") for a, b in found.falls))
-    return phrase("shapes.widths", protocol=protocol, last=int(last["component"]),
-                  verdict=phrase(f"verdict.{found.verdict.value}"), first_width=f"{first['width']:.1f}",
-                  last_width=f"{last['width']:.1f}", gap=f"{found.gap:+.1f}", half_margin=f"{found.margin / 2:.1f}",
-                  steps=steps, first_ink=f"{first['ink']:.0f}", last_ink=f"{last['ink']:.0f}")
+    row = next(r for r in judged.divisions if r.seed == seed)
+    return phrase("shapes.widths", protocol=protocol, last=int(last["component"]), first_width=f"{first['width']:.1f}",
+                  last_width=f"{last['width']:.1f}", gap=f"{row.gap:+.1f}", confidence=f"{100 * CONFIDENCE:g}",
+                  low=f"{row.low:+.1f}", high=f"{row.high:+.1f}",
+                  orientation=orientation_text(row.orientation, int(last["component"])),
+                  first_ink=f"{first['ink']:.0f}", last_ink=f"{last['ink']:.0f}", verdict=claim_verdict(judged, total))
 
 
 def _examples_sentence(protocol: str, components: list[dict]) -> str:
-    """The paper's examples (sevens from component 1, zeros from component K) against the classified digits."""
+    """The shares of the paper's example digits (sevens, zeros) among the extreme components' images."""
     first, last = components[0], components[-1]
     shares = [(share(entry, PAPER_THIN_DIGIT), share(entry, PAPER_WIDE_DIGIT)) for entry in (first, last)]
-    verdict = examples_verdict(*shares)
     return phrase("shapes.examples", protocol=protocol, last=int(last["component"]),
-                  verdict=phrase(f"verdict.{verdict.value}"), sevens_first=f"{shares[0][0]:.0f}",
-                  sevens_last=f"{shares[1][0]:.0f}", zeros_first=f"{shares[0][1]:.0f}",
-                  zeros_last=f"{shares[1][1]:.0f}")
+                  sevens_first=f"{shares[0][0]:.0f}", sevens_last=f"{shares[1][0]:.0f}",
+                  zeros_first=f"{shares[0][1]:.0f}", zeros_last=f"{shares[1][1]:.0f}")
 
 
-def _shapes(inputs: Inputs) -> str:
-    """Figure 2a/2b in numbers: the width, ink and digits of each prior component's samples, and the paper's
-    readings (thin digits from the most negative prior mean, wide ones from the most positive)."""
+def _shapes(inputs: Inputs, judged: dict[str, dict[str, Judged]]) -> str:
+    """Figure 2a/2b in numbers: the width, ink and digits of each prior component's samples, and where the paper's
+    reading (thin digits from the most negative prior mean, wide ones from the most positive) is judged."""
     measured = {protocol: run.shapes for protocol, run in inputs.protocols.items() if run.shapes is not None}
     if not measured:
         return ""
@@ -225,8 +223,10 @@ def _shapes(inputs: Inputs) -> str:
             for protocol, shapes in measured.items() for entry in shapes.components]
     parts.append(markdown_table(["protocol", "component", "prior mean", "width (px)", "ink (px)", "images"]
                                 + (["digits (%)"] if classifiers else []), rows))
+    seed = inputs.seeds[0]
     for protocol, shapes in measured.items():
-        parts.append(_widths_sentence(protocol, shapes.components))
+        parts.append(_widths_sentence(protocol, shapes.components, judged["division"][protocol], seed,
+                                      len(inputs.seeds)))
         if shapes.classifier is not None:
             parts.append(_examples_sentence(protocol, shapes.components))
     return paragraphs(*parts, "" if classifiers else phrase("shapes.width_only"))
@@ -247,9 +247,11 @@ def _samples(inputs: Inputs) -> str:
 
 
 def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, list[Path]],
-                  authors_figure: Path | None = None) -> str:
+                  authors_figure: Path | None = None, judged: dict[str, dict[str, Judged]] | None = None) -> str:
     """The report's markdown; ``training_figures``: per protocol, the training curves written, ``authors_figure``:
-    the validation curves beside the authors' logs (both relative to reports/)."""
+    the validation curves beside the authors' logs (both relative to reports/); ``judged``: the claims
+    (:func:`~dlgmm_core.report.analysis.judge_claims`, judged here if not given)."""
+    judged = judge_claims(inputs) if judged is None else judged
     qualitative: Mapping[str, Any] = params.tree["model"]["qualitative"]
     components = int(qualitative["components"])
     links, shown = _qualitative(inputs, components)
@@ -264,8 +266,9 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, li
                 estimators=paragraphs(*(phrase("estimators", protocol=p, table=estimator_table(run))
                                         for p, run in inputs.protocols.items())),
                 where=where_section(inputs, params.tree, authors_figure), training=training, tsne=_tsne(inputs),
-                clusters=_clusters(inputs), components=components, prior_means=qualitative["prior_means"],
-                qualitative_links=links, qualitative_figures=shown, shapes=_shapes(inputs), samples=_samples(inputs))
+                clusters=_clusters(inputs, judged), components=components,
+                claims=claims_section(inputs, judged, components), prior_means=qualitative["prior_means"],
+                qualitative_links=links, qualitative_figures=shown, shapes=_shapes(inputs, judged), samples=_samples(inputs))
     return re.sub(r"\n{3,}", "\n\n", text)  # an empty slot leaves no empty paragraph
 
 
@@ -295,9 +298,10 @@ def write_report(root: str | os.PathLike, params: Params) -> list[Path]:
     """
     root = Path(root)
     inputs = read_inputs(root, params)
-    metrics = flat_metrics(inputs)
+    judged = judge_claims(inputs)
+    metrics = flat_metrics(inputs, judged)
     figures, authors_figure = _training_figures(inputs, params, root)
-    readme = render_readme(inputs, params, figures, authors_figure)
+    readme = render_readme(inputs, params, figures, authors_figure, judged)
     write_json(layout.report_metrics(root), metrics)
     write_text(layout.report_readme(root), readme)
     return [layout.report_readme(root), layout.report_metrics(root), layout.training_figures_dir(root)]
