@@ -159,7 +159,7 @@ def test_adding_a_seed_leaves_the_others_cached(two_runs):
     new = {name for name in changed if name.partition("@")[2].split("-")[1:2] == [str(other)]}
     assert layout.train_stage("authors", other, "mnist", "dlgmm") in new, changed
     assert layout.samples_stage("authors", other, "mnist", "qualitative") in new, changed
-    assert changed - new == {"resolve", "report"}, changed
+    assert "resolve" in changed and changed - new <= {"resolve", "report"}, changed
 
 
 def test_the_committed_gitignores_cover_what_dvc_writes(two_runs):
