@@ -1123,8 +1123,9 @@ def steps_per_epoch(examples: int, batch_size: int) -> int:
 
 def training_set_size(root: Path, protocol: str, seed: int, dataset: str, model: str) -> int | None:
     """Training images of one logged training (of the run ``(protocol, seed)``): the prepared data's when it is
-    there, else the committed kNN result of the same run's ``train_examples`` (the whole training set when its
-    view sets no cap); capped by the training view's ``max_train_examples``. None when neither is known."""
+    there, else ``train_examples`` of a committed kNN result of the protocol (the same run's first: the prepared
+    data do not depend on the seed; the whole training set when its view sets no cap); capped by the training
+    view's ``max_train_examples``. None when neither is known."""
     from dlgmm_core import layout
 
     npz = layout.prepared(dataset, root)[0]
@@ -1132,11 +1133,15 @@ def training_set_size(root: Path, protocol: str, seed: int, dataset: str, model:
     if npz.is_file():
         size = _prepared_train_size(npz.resolve())
     else:
-        knn_view = layout.stage_params(layout.knn_stage(protocol, seed, dataset, STAGE_MODEL), root)
-        knn_result = layout.knn_result(protocol, seed, dataset, STAGE_MODEL, root)
-        if knn_view.is_file() and knn_result.is_file() and \
-                json.loads(knn_view.read_text())["eval"]["knn"]["max_train_examples"] is None:
-            size = int(json.loads(knn_result.read_text())["train_examples"])
+        committed = sorted(int(f.name[len("seed-"):]) for f in layout.knn_dir(root).glob(f"{protocol}/seed-*")
+                           if f.name[len("seed-"):].isdigit())
+        for other in sorted(committed, key=lambda s: s != seed):
+            knn_view = layout.stage_params(layout.knn_stage(protocol, other, dataset, STAGE_MODEL), root)
+            knn_result = layout.knn_result(protocol, other, dataset, STAGE_MODEL, root)
+            if knn_view.is_file() and knn_result.is_file() and \
+                    json.loads(knn_view.read_text())["eval"]["knn"]["max_train_examples"] is None:
+                size = int(json.loads(knn_result.read_text())["train_examples"])
+                break
     cap = json.loads(layout.stage_params(layout.train_stage(protocol, seed, dataset, model), root).read_text())
     cap = cap["train"]["max_train_examples"]
     return size if cap is None or size is None else min(size, cap)
