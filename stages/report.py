@@ -7,9 +7,9 @@ Reads reports/nll/<protocol>/seed-<seed>/*/*.json, reports/knn/<protocol>/seed-<
 .npz beside each (where written), the figures under reports/figures/ and their measurements,
 logs/<protocol>/seed-<seed>/*/*/ (for every protocol of params.yaml's `protocols`) and its parameters (budget, k,
 protocols, quick, the model sections) from data/params/report.json, which the `resolve` stage writes.
-Writes reports/README.md, reports/metrics.json (flat keys such as authors.mnist.dlgmm.nll,
-authors.seed-1234.mnist.dlgmm.nll, claims.mnist_nll_dlgmm.authors.verdict) and
-reports/figures/training/<protocol>/<dataset>.png.
+Writes reports/README.md (its appendix links every seed's t-SNE maps), reports/metrics.json (flat keys such as
+authors.mnist.dlgmm.nll, authors.seed-1234.mnist.dlgmm.nll, claims.mnist_nll_dlgmm.authors.verdict) and
+reports/figures/training/<protocol>/<dataset>.png (the curves of every seed whose training has finished).
 """
 from __future__ import annotations
 

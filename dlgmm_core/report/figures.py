@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,20 +19,42 @@ from .paper import AUTHORS, name
 AUTHORS_LOGS_FIGURE = "authors_logs_mnist.png"
 
 
-def plot_training_curves(logs: dict[str, RunHistory], title: str, path: str | os.PathLike) -> Path:
-    """Train and valid ELBO per epoch of every model in ``logs`` (two panels)."""
+#: The headline seed's curves, and the other seeds' (thinner, lighter, in the model's colour).
+HEADLINE_LINE = {"linewidth": 1.4, "alpha": 1.0}
+OTHER_SEED_LINE = {"linewidth": 0.8, "alpha": 0.45}
+
+
+def training_curves_figure(logs: dict[int, dict[str, RunHistory]], models: tuple[str, ...], title: str,
+                           headline_label: str, others_label: str | None) -> Any:
+    """Train and valid ELBO per epoch of every model and seed in ``logs`` (``{seed: {model: history}}``), two
+    panels, as a matplotlib Figure.
+
+    Each model keeps one colour, the default colour cycle's in the order of ``models`` (the same in every
+    figure, whichever models a run lacks; a model of ``logs`` not in ``models`` is an error). The first
+    seed of ``logs`` is the headline, drawn as :data:`HEADLINE_LINE`; every other seed's curves are drawn
+    thinner and lighter (:data:`OTHER_SEED_LINE`) in the same colour, below the headline's. Each curve's
+    ``gid`` is ``seed-<seed>/<model>``. The legend names each model once, under the title ``headline_label``;
+    ``others_label`` (None when only one seed is drawn) labels a grey line in the other seeds' style.
+    """
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
+    colours = {model: f"C{index}" for index, model in enumerate(models)}
+    models = [model for model in models if any(model in by_model for by_model in logs.values())]
+    headline = next(iter(logs))
     fig = Figure(figsize=(11.0, 4.2))
     axes = fig.subplots(1, 2, sharey=True)
     values = []
     for ax, split in zip(axes, ("train", "valid")):
-        for model, log in logs.items():
-            steps, elbo = getattr(log, split)
-            ax.plot(steps, elbo, label=name(model), linewidth=1.4, marker="o" if len(steps) < 15 else None,
-                    markersize=3)
-            values.append(elbo[1:] if len(elbo) > 2 else elbo)
+        # the other seeds first, so the headline's curves lie on top
+        for seed in [s for s in logs if s != headline] + [headline]:
+            style = HEADLINE_LINE if seed == headline else OTHER_SEED_LINE
+            for model, log in logs[seed].items():
+                steps, elbo = getattr(log, split)
+                ax.plot(steps, elbo, color=colours[model], marker="o" if len(steps) < 15 else None,
+                        markersize=3 if seed == headline else 2, gid=f"seed-{seed}/{model}", **style)
+                values.append(elbo[1:] if len(elbo) > 2 else elbo)
         ax.set_title(f"{split} ELBO", fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -43,10 +66,24 @@ def plot_training_curves(logs: dict[str, RunHistory], title: str, path: str | os
         low, high = float(finite.min()), float(finite.max())
         margin = max(0.05 * (high - low), 0.5)
         axes[0].set_ylim(low - margin, high + margin)
-    axes[1].legend(fontsize=8, loc="best")
+    # one entry per model in its colour (in the headline's style where the headline seed has it), then the
+    # other seeds' style
+    handles = [Line2D([], [], color=colours[m], **(HEADLINE_LINE if m in logs[headline] else OTHER_SEED_LINE))
+               for m in models]
+    labels = [name(m) for m in models]
+    if others_label is not None:
+        handles.append(Line2D([], [], color="0.4", **OTHER_SEED_LINE))
+        labels.append(others_label)
+    axes[1].legend(handles, labels, title=headline_label, fontsize=8, title_fontsize=8, loc="best")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def plot_training_curves(logs: dict[int, dict[str, RunHistory]], models: tuple[str, ...], title: str,
+                         headline_label: str, others_label: str | None, path: str | os.PathLike) -> Path:
+    """Write :func:`training_curves_figure` to ``path`` (PNG)."""
+    return save_figure(training_curves_figure(logs, models, title, headline_label, others_label), path)
 
 
 def plot_authors_logs(inputs: Inputs, path: str | os.PathLike) -> Path | None:

@@ -84,6 +84,11 @@ class Inputs:
         """The first protocol of the list, whose inputs are all present."""
         return next(iter(self.protocols))
 
+    def training_logs(self, protocol: str, dataset: str) -> dict[int, dict[str, RunHistory]]:
+        """Every seed's finished training histories of ``protocol`` on ``dataset``: ``{seed: {model: history}}``
+        in the order of the seeds, a seed with none (not run yet, or still training) left out."""
+        return {seed: run.logs[dataset] for seed, run in self.runs[protocol].items() if run.logs[dataset]}
+
 
 
 def training_log_files(protocol: str, seed: int, dataset: str, model: str, root: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from ..verdicts import CONFIDENCE
 from .analysis import Judged, flat_metrics, frequent_digits, judge_claims, share
 from .claims_section import claim_verdict, claims_section, orientation_text
 from .figures import AUTHORS_LOGS_FIGURE, plot_authors_logs, plot_training_curves
-from .inputs import Inputs, ProtocolInputs, read_inputs
+from .inputs import Inputs, ProtocolInputs, RunHistory, read_inputs
 from .paper import (DATASET_NAMES, ENCODERS, GAUSSIAN, MIXTURE, MODELS, PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT,
                     PROTOCOL_PURPOSES, differs_from_paper, name, registered_models, table_rows, trained_only)
 from .sections import where_section
@@ -129,15 +129,44 @@ def _header(inputs: Inputs, params: Params) -> dict[str, str]:
                                        for p, run in inputs.protocols.items() if run.not_run))}
 
 
+def _seeds(seeds: list[int]) -> str:
+    """``seeds`` as the report lists them."""
+    return ", ".join(str(seed) for seed in seeds)
+
+
+def _paper_figure(model: str) -> str:
+    """`` (Figure 2c)``: the paper's figure of ``model``'s t-SNE map, empty for a model the paper has none of."""
+    figure = MODELS[model].figure if model in MODELS else ""
+    return f" ({figure})" if figure else ""
+
+
 def _tsne(inputs: Inputs) -> str:
-    parts = []
+    """Figure 2c/2d: each protocol's map of the first seed, per model, and the link to every seed's maps."""
+    parts = [phrase("tsne.seeds", seed=inputs.seeds[0])]
     for model in registered_models():
-        figure = MODELS[model].figure if model in MODELS else ""
-        parts.append(phrase("tsne.heading", model=name(model), figure=f" ({figure})" if figure else ""))
+        parts.append(phrase("tsne.heading", model=name(model), figure=_paper_figure(model)))
         for protocol, run in inputs.protocols.items():
             path = run.tsne.get(model)
             parts.append(f"`{protocol}`: {NOT_RUN}" if path is None else
                          phrase("tsne.figure", protocol=protocol, model=name(model), path=path.as_posix()))
+    return paragraphs(*parts)
+
+
+def _tsne_every_seed(inputs: Inputs) -> str:
+    """The appendix: the t-SNE map of every seed that has one, per protocol and model, and one line naming the
+    seeds whose map is not made yet."""
+    parts = []
+    for protocol, runs in inputs.runs.items():
+        parts.append(phrase("appendix.protocol", protocol=protocol))
+        for model in registered_models():
+            made = {seed: run.tsne[model] for seed, run in runs.items() if model in run.tsne}
+            lines = [phrase("appendix.map", seed=seed, protocol=protocol, model=name(model), path=path.as_posix())
+                     for seed, path in made.items()]
+            missing = [seed for seed in runs if seed not in made]
+            if missing:
+                lines.append(phrase("appendix.not_run", seeds=_seeds(missing)))
+            parts.append(phrase("appendix.model", model=name(model), figure=_paper_figure(model),
+                                maps="\n".join(lines)))
     return paragraphs(*parts)
 
 
@@ -246,18 +275,16 @@ def _samples(inputs: Inputs) -> str:
     return "\n".join(lines)
 
 
-def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, list[Path]],
+def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, dict[str, Path]],
                   authors_figure: Path | None = None, judged: dict[str, dict[str, Judged]] | None = None) -> str:
-    """The report's markdown; ``training_figures``: per protocol, the training curves written, ``authors_figure``:
-    the validation curves beside the authors' logs (both relative to reports/); ``judged``: the claims
+    """The report's markdown; ``training_figures``: per protocol and dataset, the training curves written,
+    ``authors_figure``: the validation curves beside the authors' logs (both relative to reports/); ``judged``:
+    the claims
     (:func:`~dlgmm_core.report.analysis.judge_claims`, judged here if not given)."""
     judged = judge_claims(inputs) if judged is None else judged
     qualitative: Mapping[str, Any] = params.tree["model"]["qualitative"]
     components = int(qualitative["components"])
     links, shown = _qualitative(inputs, components)
-    training = paragraphs(*(paragraphs(phrase("training", protocol=p, table=training_table(run)), *(
-        phrase("training.figure", protocol=p, name=path.stem, path=path.as_posix())
-        for path in training_figures[p])) for p, run in inputs.protocols.items()))
     text = fill("report.md", **_header(inputs, params), knn_mnist=knn_table(inputs, "mnist"),
                 nll_table=nll_table(inputs, params.tree),
                 architecture_note=phrase("architecture_note")
@@ -265,28 +292,67 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, li
                 knn_omniglot=knn_table(inputs, "omniglot", with_paper=False),
                 estimators=paragraphs(*(phrase("estimators", protocol=p, table=estimator_table(run))
                                         for p, run in inputs.protocols.items())),
-                where=where_section(inputs, params.tree, authors_figure), training=training, tsne=_tsne(inputs),
+                where=where_section(inputs, params.tree, authors_figure),
+                training=_training(inputs, training_figures), tsne=_tsne(inputs),
                 clusters=_clusters(inputs, judged), components=components,
                 claims=claims_section(inputs, judged, components), prior_means=qualitative["prior_means"],
-                qualitative_links=links, qualitative_figures=shown, shapes=_shapes(inputs, judged), samples=_samples(inputs))
+                qualitative_links=links, qualitative_figures=shown, shapes=_shapes(inputs, judged), samples=_samples(inputs),
+                seeds=_seeds(inputs.seeds), tsne_every_seed=_tsne_every_seed(inputs))
     return re.sub(r"\n{3,}", "\n\n", text)  # an empty slot leaves no empty paragraph
 
 
-def _training_figures(inputs: Inputs, params: Params, root: Path) -> tuple[dict[str, list[Path]], Path | None]:
-    """Write every protocol's training curves and the plot beside the authors' logs (the folder replaced as a
-    whole); their paths relative to reports/."""
+def _training_caption(logs: dict[int, dict[str, RunHistory]], seeds: list[int], models: tuple[str, ...]) -> str:
+    """Which seeds a training figure draws (``logs``: :meth:`Inputs.training_logs`), the models of a seed that
+    lacks some, and the seeds of ``seeds`` not drawn."""
+    drawn = [model for model in models if any(model in by_model for by_model in logs.values())]
+
+    def seed_text(seed: int) -> str:
+        have = [model for model in drawn if model in logs[seed]]
+        return str(seed) + ("" if have == drawn else
+                            phrase("training.caption.models", models=", ".join(name(m) for m in have)))
+
+    headline, *others = logs
+    missing = [seed for seed in seeds if seed not in logs]
+    return phrase("training.caption", headline=seed_text(headline),
+                  others=phrase("training.caption.others", seeds=", ".join(seed_text(s) for s in others))
+                  if others else "",
+                  not_run=phrase("training.caption.not_run", seeds=_seeds(missing)) if missing else "")
+
+
+def _training(inputs: Inputs, training_figures: dict[str, dict[str, Path]]) -> str:
+    """Each protocol's training table and curves, each figure with the seeds it draws."""
+    parts = []
+    for protocol, run in inputs.protocols.items():
+        parts.append(phrase("training", protocol=protocol, table=training_table(run)))
+        for dataset, path in training_figures[protocol].items():
+            caption = _training_caption(inputs.training_logs(protocol, dataset), inputs.seeds,
+                                        registered_models(dataset))
+            parts.append(phrase("training.figure", protocol=protocol, name=dataset, path=path.as_posix(),
+                                caption=caption))
+    return paragraphs(*parts)
+
+
+def _training_figures(inputs: Inputs, params: Params, root: Path) -> tuple[dict[str, dict[str, Path]], Path | None]:
+    """Write every protocol's training curves, every seed's that has finished, per dataset, and the plot beside
+    the authors' logs (the folder replaced as a whole); their paths relative to reports/."""
     reports, training_dir = layout.reports_dir(root), layout.training_figures_dir(root)
-    figures: dict[str, list[Path]] = {}
+    figures: dict[str, dict[str, Path]] = {}
     with atomic_dir(training_dir) as tmp:
-        for protocol, run in inputs.protocols.items():
-            figures[protocol] = []
+        for protocol in inputs.runs:
+            figures[protocol] = {}
             for dataset in DATASETS:
-                if not run.logs[dataset]:
+                logs = inputs.training_logs(protocol, dataset)
+                if not logs:
                     continue
+                headline, *others = logs
                 path = layout.training_figure(protocol, dataset, root)
-                title = f"{DATASET_NAMES[dataset]}, protocol {protocol}: ELBO per epoch (budget {params.budget})"
-                plot_training_curves(run.logs[dataset], title, tmp / path.relative_to(training_dir))
-                figures[protocol].append(path.relative_to(reports))
+                title = phrase("training.title", dataset=DATASET_NAMES[dataset], protocol=protocol,
+                               budget=params.budget, count=len(logs), total=len(inputs.seeds))
+                plot_training_curves(logs, registered_models(dataset), title,
+                                     phrase("training.legend.headline", seed=headline),
+                                     phrase("training.legend.others", seeds=_seeds(others)) if others else None,
+                                     tmp / path.relative_to(training_dir))
+                figures[protocol][dataset] = path.relative_to(reports)
         plotted = plot_authors_logs(inputs, tmp / AUTHORS_LOGS_FIGURE) is not None
     return figures, (training_dir / AUTHORS_LOGS_FIGURE).relative_to(reports) if plotted else None
 
