@@ -30,7 +30,7 @@ def training_curves_figure(logs: dict[int, dict[str, RunHistory]], models: tuple
     panels, as a matplotlib Figure.
 
     Each model keeps one colour, the default colour cycle's in the order of ``models`` (the same in every
-    figure, whichever models a run lacks; a model of ``logs`` not in ``models`` is an error). The first
+    figure, whichever models a run lacks; ``models`` holds every model of ``logs``). The first
     seed of ``logs`` is the headline, drawn as :data:`HEADLINE_LINE`; every other seed's curves are drawn
     thinner and lighter (:data:`OTHER_SEED_LINE`) in the same colour, below the headline's. Each curve's
     ``gid`` is ``seed-<seed>/<model>``. The legend names each model once, under the title ``headline_label``;

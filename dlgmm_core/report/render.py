@@ -296,8 +296,8 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, di
                 training=_training(inputs, training_figures), tsne=_tsne(inputs),
                 clusters=_clusters(inputs, judged), components=components,
                 claims=claims_section(inputs, judged, components), prior_means=qualitative["prior_means"],
-                qualitative_links=links, qualitative_figures=shown, shapes=_shapes(inputs, judged), samples=_samples(inputs),
-                seeds=_seeds(inputs.seeds), tsne_every_seed=_tsne_every_seed(inputs))
+                qualitative_links=links, qualitative_figures=shown, shapes=_shapes(inputs, judged),
+                samples=_samples(inputs), seeds=_seeds(inputs.seeds), tsne_every_seed=_tsne_every_seed(inputs))
     return re.sub(r"\n{3,}", "\n\n", text)  # an empty slot leaves no empty paragraph
 
 
