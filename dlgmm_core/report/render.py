@@ -279,8 +279,7 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, di
                   authors_figure: Path | None = None, judged: dict[str, dict[str, Judged]] | None = None) -> str:
     """The report's markdown; ``training_figures``: per protocol and dataset, the training curves written,
     ``authors_figure``: the validation curves beside the authors' logs (both relative to reports/); ``judged``:
-    the claims
-    (:func:`~dlgmm_core.report.analysis.judge_claims`, judged here if not given)."""
+    the claims (:func:`~dlgmm_core.report.analysis.judge_claims`, judged here if not given)."""
     judged = judge_claims(inputs) if judged is None else judged
     qualitative: Mapping[str, Any] = params.tree["model"]["qualitative"]
     components = int(qualitative["components"])
