@@ -18,7 +18,7 @@ import os
 import shlex
 import signal
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,17 +171,22 @@ def test_readme_sweep_runs_only_the_swept_stages_on_a_fresh_clone(tmp_path_facto
     _assert_nothing_committed_changed(clone, before, "the sweeps")
 
 
-#: What makes the interrupted sweeps' DLGMM training last (minutes of tiny epochs, no early stop), so that the signal
-#: sent after its first epoch always lands while it trains, however loaded the machine.
+#: What makes the interrupted sweeps' trainings last (minutes of tiny epochs, no early stop), so that the signal
+#: sent after a training's first epoch always lands while it trains, however loaded the machine.
 LONG_TRAINING = ["-S", "protocol.authors.train.max_epochs=100000", "-S", "protocol.authors.train.patience=100000"]
+
+#: Runs its arguments with SIGINT's default action, as from a terminal: a test run started in the background of a
+#: shell inherits SIGINT ignored, and so would every process of the sweep (Python keeps an ignored SIGINT).
+WITH_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                                     "os.execvp(sys.argv[1], sys.argv[1:])"]
 
 
 def _interrupted(args: list[str], work: Path, sig: int) -> str:
     """Run ``args`` in a process group of its own and send ``sig`` to the group once a training has logged its
     first epoch (``args`` keep it training, :data:`LONG_TRAINING`)."""
     env = {**_env(work), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(args, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen([*WITH_SIGINT, *args], cwd=work, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
     for line in process.stdout:
         lines.append(line)
@@ -193,6 +198,8 @@ def _interrupted(args: list[str], work: Path, sig: int) -> str:
         pytest.fail(f"no training started:\n{''.join(lines)[-3000:]}")
     rest, _ = process.communicate(timeout=120)
     assert process.returncode != 0, "".join(lines) + rest
+    if sig == signal.SIGINT:
+        assert "error: interrupted" in rest, "".join(lines) + rest
     return "".join(lines) + rest
 
 
@@ -225,7 +232,7 @@ def test_a_failed_or_interrupted_sweep_changes_no_committed_file(tmp_path_factor
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert result.returncode != 0 and len(errors) == 1 and " k " in f" {errors[0]} ", output[-3000:]
     _assert_nothing_committed_changed(clone, before, "a sweep with k=0")
-    # Ctrl-C and a kill of the whole process group while the DLGMM trains.
+    # Ctrl-C and a kill of the whole process group while a training runs.
     for sig in (signal.SIGINT, signal.SIGKILL):
         output = _interrupted(sweep + LONG_TRAINING, clone, sig)
         _assert_nothing_committed_changed(clone, before, f"a sweep interrupted by {sig.name}:\n{output[-2000:]}")
