@@ -10,8 +10,8 @@ workspace) must run the DLGMM's stages alone and change its metrics and no other
 protocol or a seed must leave every stage of the others up to date.
 
 The DVC-generated .gitignore files are committed: a run leaves none new or changed.
-Rejected values and a DVC remote are in ``tests/test_dvc_mechanics.py``, sweeps on a fresh clone in ``tests/test_sweep.py``; the tiny project and the
-session's shared run in ``tests/fixtures_pipeline.py``.
+Rejected values and a DVC remote are in ``tests/test_dvc_mechanics.py``, sweeps on a fresh clone in
+``tests/test_sweep.py``; the tiny project and the session's shared run in ``tests/fixtures_pipeline.py``.
 """
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ def _assert_only_the_dlgmm_ran(output: str) -> None:
     """The stages of ``output`` (run, or restored from DVC's run cache): the DLGMM's trainings and report, and
     nothing but the DLGMM's stages, ``resolve`` and ``report``."""
     ran = _stages_run(output)
-    assert {layout.train_stage("authors", TINY_SEED, d, "dlgmm") for d in ("mnist", "omniglot")} | {"report"} <= ran, ran
+    trainings = {layout.train_stage("authors", TINY_SEED, d, "dlgmm") for d in ("mnist", "omniglot")}
+    assert trainings | {"report"} <= ran, ran
     assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
 
 
