@@ -9,10 +9,13 @@ that git does not track), with the files its downloads would fetch.
 """
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,12 @@ DVC_GITIGNORES = [name for name in subprocess.run(["git", "ls-files", "*.gitigno
 
 #: ``dvc`` as the tests run it: this interpreter's.
 DVC = [sys.executable, "-m", "dvc"]
+
+#: Seconds a queued experiment may take on a busy machine before the test gives up on it.
+QUEUE_DEADLINE = 600
+
+#: Seconds between two looks at DVC's queue (each look is a ``dvc queue status`` process, a second of CPU).
+QUEUE_POLL = 3.0
 
 
 def _env(work: Path) -> dict:
@@ -164,3 +173,40 @@ def _stages_run(output: str) -> set[str]:
 def _trainings_from_scratch(output: str) -> list[str]:
     """The ``<dataset>/<model>`` of every training a `dvc repro` output started from scratch, sorted."""
     return sorted(line.split(":")[0] for line in output.splitlines() if line.endswith("; from scratch"))
+
+
+def _queued(output: str) -> dict[str, list[str]]:
+    """``{experiment: its -S overrides}`` of a ``dvc exp run --queue`` output."""
+    queued, overrides = {}, None
+    for line in output.splitlines():
+        if line.startswith("Queueing with overrides"):
+            quoted = line.split("overrides ", 1)[1].rstrip(".")  # '{'params.yaml': ['k=5']}'
+            overrides = sorted(ast.literal_eval(quoted[1:-1]).get("params.yaml", []))
+        elif line.startswith("Queued experiment '"):
+            queued[line.split("'")[1]] = overrides
+    return queued
+
+
+def _start_queue(args: list[str], work: Path) -> None:
+    """``dvc queue start``: the workers it spawns outlive it and inherit its output, so that goes to a file (a pipe
+    would stay open, and this call wait, until the last worker stops)."""
+    with tempfile.TemporaryFile("w+") as log:
+        result = subprocess.run(args, cwd=work, env=_env(work), stdout=log, stderr=subprocess.STDOUT, text=True)
+        log.seek(0)
+        assert result.returncode == 0, log.read()[-3000:]
+
+
+def _wait_for_queue(names: list[str], work: Path) -> dict[str, str]:
+    """``{experiment: final status}`` once none of ``names`` is queued or running; the queue's workers stopped."""
+    deadline = time.monotonic() + QUEUE_DEADLINE
+    try:
+        while True:
+            status = _run([*DVC, "queue", "status"], work)
+            states = {line.split()[1]: line.split()[-1] for line in status.splitlines()
+                      if len(line.split()) > 2 and line.split()[1] in names}
+            if set(states) == set(names) and not {"Queued", "Running"} & set(states.values()):
+                return states
+            assert time.monotonic() < deadline, status
+            time.sleep(QUEUE_POLL)
+    finally:
+        _run([*DVC, "queue", "stop"], work)

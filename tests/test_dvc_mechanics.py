@@ -4,14 +4,13 @@
   given through ``dvc exp run -S`` or an edit plus ``dvc repro``, is refused with one line naming its
   key, every output file stays byte-identical, and once the value is taken back ``dvc status`` finds
   nothing to run;
-- queued and temporary experiments (DVC's own copies of the repository, without the untracked
-  training states) run only the stages their change touches;
 - a DVC remote carries the results to a fresh clone, which has nothing to run: the project configures none, a
   maintainer publishes the committed run's cache (``dvc push`` to a folder that a web server serves), and a clone
   pulls it over HTTP as from the folder.
 
 The tiny project is the session's shared one of ``tests/fixtures_pipeline.py`` (offline data, tiny models).
-Sweeps on a fresh clone are in ``tests/test_sweep.py``.
+Sweeps on the machine that ran the baseline (temporary, queued and in the workspace) are in
+``tests/test_pipeline.py``, sweeps on a fresh clone in ``tests/test_sweep.py``.
 """
 from __future__ import annotations
 
@@ -24,11 +23,10 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from fixtures_pipeline import TINY_SEED, _env, _run, _stages_run, _trainings_from_scratch, finished_project
+from fixtures_pipeline import TINY_SEED, _env, _run, finished_project
 
 from dlgmm_core import layout
 from dlgmm_core.params.read import read_yaml
@@ -165,42 +163,6 @@ def test_an_equal_float_written_another_way_changes_nothing(finished):
         _run(["git", "checkout", "params.yaml"], finished)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
     assert ran <= {"resolve"}, ran
-
-
-def _assert_only_the_dlgmm_ran(output: str) -> None:
-    ran = _stages_run(output)
-    assert {layout.train_stage("authors", TINY_SEED, d, "dlgmm") for d in ("mnist", "omniglot")} | {"report"} <= ran, ran
-    assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
-
-
-def test_queued_and_temporary_experiments_reuse_every_cached_training(finished):
-    """DVC's copies of the repository lack the untracked training states; no training stage but the DLGMM's runs."""
-    work = finished
-    tracked = _run(["git", "ls-files"], work).splitlines()
-    assert layout.train_state("authors", TINY_SEED, "mnist", "gauss_vae", work).is_file()
-    assert not any(name.endswith(".state.pt") or name.startswith(".dlgmm/") for name in tracked)
-    dvc = [sys.executable, "-m", "dvc"]
-
-    temporary = _run([*dvc, "exp", "run", "--temp", "-S", "k=4"], work)
-    _assert_only_the_dlgmm_ran(temporary)
-    assert _trainings_from_scratch(temporary) == ["mnist/dlgmm", "omniglot/dlgmm"], temporary
-
-    queued = _run([*dvc, "exp", "run", "--queue", "-S", "k=4"], work)
-    name = queued.split("Queued experiment '")[1].split("'")[0]
-    _run([*dvc, "queue", "start", "-j", "1"], work)
-    deadline = time.monotonic() + 300
-    while True:
-        status = _run([*dvc, "queue", "status"], work)
-        task = next(line for line in status.splitlines() if f" {name} " in line)
-        if task.split()[-1] not in ("Queued", "Running"):
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(2)
-    log = _run([*dvc, "queue", "logs", name], work)
-    assert task.split()[-1] == "Success", f"{status}\n{log[-3000:]}"
-    _assert_only_the_dlgmm_ran(log)
-    # The same k as the temporary experiment: DVC's run cache restores even the DLGMM's trainings.
-    assert _trainings_from_scratch(log) == [], log
 
 
 @contextlib.contextmanager

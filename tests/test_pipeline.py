@@ -5,14 +5,13 @@ dlgmm_core/, .gitignore, .dvcignore) is made in a temporary git + DVC
 repository, with a tiny fake MNIST wheel placed in the download cache and a
 tiny ``chardata.mat`` as the local Omniglot folder (``tests/fixtures_pipeline.py``). Two such copies run
 ``dvc repro`` from scratch (one is shared with ``tests/test_dvc_mechanics.py``); their ``reports/metrics.json`` must be
-identical, a second ``dvc repro`` must do nothing, ``dvc exp run -S k=3`` must
-change the DLGMM's metrics and no other model's, and adding a protocol must
-leave every stage of the others up to date.
+identical, a second ``dvc repro`` must do nothing, ``dvc exp run -S k=3`` (temporary, queued, in the
+workspace) must run the DLGMM's stages alone and change its metrics and no other model's, and adding a
+protocol or a seed must leave every stage of the others up to date.
 
 The DVC-generated .gitignore files are committed: a run leaves none new or changed.
-Rejected values, queued and temporary experiments and a DVC remote are in
-``tests/test_dvc_mechanics.py``, sweeps on a fresh clone in ``tests/test_sweep.py``; the tiny project and the
-session's shared run in ``tests/fixtures_pipeline.py``.
+Rejected values and a DVC remote are in ``tests/test_dvc_mechanics.py``, sweeps on a fresh clone in
+``tests/test_sweep.py``; the tiny project and the session's shared run in ``tests/fixtures_pipeline.py``.
 """
 from __future__ import annotations
 
@@ -29,8 +28,8 @@ from dlgmm_core import layout, load_checkpoint
 from dlgmm_core.claims import CLAIMS
 from dlgmm_core.params.editor import set_params
 from dlgmm_core.results import cluster_result
-from fixtures_pipeline import (DVC_GITIGNORES, TINY_SEED, _env, _project, _repro_two_at_a_time, _run,
-                               finished_project)
+from fixtures_pipeline import (DVC, DVC_GITIGNORES, TINY_SEED, _env, _project, _queued, _repro_two_at_a_time, _run,
+                               _stages_run, _start_queue, _trainings_from_scratch, _wait_for_queue, finished_project)
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +105,44 @@ def test_second_repro_does_nothing(two_runs):
     assert "up to date" in output
 
 
+def _assert_only_the_dlgmm_ran(output: str) -> None:
+    """The stages of ``output`` (run, or restored from DVC's run cache): the DLGMM's trainings and report, and
+    nothing but the DLGMM's stages, ``resolve`` and ``report``."""
+    ran = _stages_run(output)
+    trainings = {layout.train_stage("authors", TINY_SEED, d, "dlgmm") for d in ("mnist", "omniglot")}
+    assert trainings | {"report"} <= ran, ran
+    assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
+
+
 def test_sweeping_k_reruns_only_the_dlgmm(two_runs):
+    """One setting, ``k=3``, swept the three ways on the machine that ran the baseline: a temporary experiment
+    (DVC's copy of the repository, without the untracked training states) trains the DLGMM and no other model;
+    a queued one and one in the workspace restore even the DLGMM from DVC's run cache. The workspace's metrics
+    then differ from the committed ones in the DLGMM's keys only."""
     work, _ = two_runs
     before = json.loads((work / "reports" / "metrics.json").read_text())
     _run(["git", "add", "-A"], work)
     _run(["git", "commit", "-qm", "baseline results", "--allow-empty"], work)
-    output = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "k=3"], work)
-    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert {layout.train_stage("authors", TINY_SEED, d, "dlgmm") for d in ("mnist", "omniglot")} | {"report"} <= ran
-    assert all("dlgmm" in stage or stage in ("resolve", "report") for stage in ran), ran
-    diff = json.loads(_run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], work))
+    tracked = _run(["git", "ls-files"], work).splitlines()
+    assert layout.train_state("authors", TINY_SEED, "mnist", "gauss_vae", work).is_file()
+    assert not any(name.endswith(".state.pt") or name.startswith(".dlgmm/") for name in tracked)
+
+    temporary = _run([*DVC, "exp", "run", "--temp", "-S", "k=3"], work)
+    _assert_only_the_dlgmm_ran(temporary)
+    assert _trainings_from_scratch(temporary) == ["mnist/dlgmm", "omniglot/dlgmm"], temporary
+
+    queued = _queued(_run([*DVC, "exp", "run", "--queue", "-S", "k=3"], work))
+    _start_queue([*DVC, "queue", "start", "-j", "1"], work)
+    (name, state), = _wait_for_queue(list(queued), work).items()
+    log = _run([*DVC, "queue", "logs", name], work)
+    assert state == "Success", f"{name}: {state}\n{log[-3000:]}"
+    _assert_only_the_dlgmm_ran(log)
+    assert _trainings_from_scratch(log) == [], log
+
+    output = _run([*DVC, "exp", "run", "-S", "k=3"], work)
+    _assert_only_the_dlgmm_ran(output)
+    assert _trainings_from_scratch(output) == [], output
+    diff = json.loads(_run([*DVC, "metrics", "diff", "--json"], work))
     changed = {(path, key) for path, entries in diff.items() for key, change in entries.items()
                if change.get("diff")}
     report = {key for path, key in changed if path == "reports/metrics.json"}

@@ -13,14 +13,12 @@ written here.
 """
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shlex
 import signal
 import subprocess
-import tempfile
-import time
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,14 +26,11 @@ import yaml
 
 from dlgmm_core import layout
 from dlgmm_core.claims import CLAIMS
-from fixtures_pipeline import DVC, ROOT, _env, _run, _stages_run, _trainings_from_scratch, fresh_clone
+from fixtures_pipeline import (DVC, ROOT, _env, _queued, _run, _stages_run, _start_queue, _trainings_from_scratch,
+                               _wait_for_queue, fresh_clone)
 
 #: The model a sweep of ``k`` changes: the only one whose resolved parameters hold ``k``.
 SWEPT = "dlgmm"
-
-#: Seconds a queued experiment may take on a busy machine before the test gives up on it.
-QUEUE_DEADLINE = 600
-
 
 def readme_sweep_commands() -> list[str]:
     """The commands of the fenced block of README's "Sweeps" section, in order, without their comments."""
@@ -97,43 +92,6 @@ def _of_swept_model(key: str) -> bool:
     (``.dlgmm.``), or a claim that compares it with another model (``claims.<claim>...``)."""
     on_swept = {claim.key for claim in CLAIMS if any(SWEPT in (case.better, case.than) for case in claim.cases)}
     return f".{SWEPT}." in key or (key.startswith("claims.") and key.split(".")[1] in on_swept)
-
-
-def _queued(output: str) -> dict[str, list[str]]:
-    """``{experiment: its -S overrides}`` of a ``dvc exp run --queue`` output."""
-    queued, overrides = {}, None
-    for line in output.splitlines():
-        if line.startswith("Queueing with overrides"):
-            quoted = line.split("overrides ", 1)[1].rstrip(".")  # '{'params.yaml': ['k=5']}'
-            overrides = sorted(ast.literal_eval(quoted[1:-1]).get("params.yaml", []))
-        elif line.startswith("Queued experiment '"):
-            queued[line.split("'")[1]] = overrides
-    return queued
-
-
-def _start_queue(args: list[str], work: Path) -> None:
-    """``dvc queue start``: the workers it spawns outlive it and inherit its output, so that goes to a file (a pipe
-    would stay open, and this call wait, until the last worker stops)."""
-    with tempfile.TemporaryFile("w+") as log:
-        result = subprocess.run(args, cwd=work, env=_env(work), stdout=log, stderr=subprocess.STDOUT, text=True)
-        log.seek(0)
-        assert result.returncode == 0, log.read()[-3000:]
-
-
-def _wait_for_queue(names: list[str], work: Path) -> dict[str, str]:
-    """``{experiment: final status}`` once none of ``names`` is queued or running; the queue's workers stopped."""
-    deadline = time.monotonic() + QUEUE_DEADLINE
-    try:
-        while True:
-            status = _run([*DVC, "queue", "status"], work)
-            states = {line.split()[1]: line.split()[-1] for line in status.splitlines()
-                      if len(line.split()) > 2 and line.split()[1] in names}
-            if set(states) == set(names) and not {"Queued", "Running"} & set(states.values()):
-                return states
-            assert time.monotonic() < deadline, status
-            time.sleep(2)
-    finally:
-        _run([*DVC, "queue", "stop"], work)
 
 
 def _experiment_file(work: Path, name: str, path: str) -> bytes:
@@ -213,16 +171,26 @@ def test_readme_sweep_runs_only_the_swept_stages_on_a_fresh_clone(tmp_path_facto
     _assert_nothing_committed_changed(clone, before, "the sweeps")
 
 
+#: What makes the interrupted sweeps' trainings last (minutes of tiny epochs, no early stop), so that the signal
+#: sent after a training's first epoch always lands while it trains, however loaded the machine.
+LONG_TRAINING = ["-S", "protocol.authors.train.max_epochs=100000", "-S", "protocol.authors.train.patience=100000"]
+
+#: Runs its arguments with SIGINT's default action, as from a terminal: a test run started in the background of a
+#: shell inherits SIGINT ignored, and so would every process of the sweep (Python keeps an ignored SIGINT).
+WITH_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                                     "os.execvp(sys.argv[1], sys.argv[1:])"]
+
+
 def _interrupted(args: list[str], work: Path, sig: int) -> str:
-    """Run ``args`` in a process group of its own and send ``sig`` to the group while a training stage runs."""
+    """Run ``args`` in a process group of its own and send ``sig`` to the group once a training has logged its
+    first epoch (``args`` keep it training, :data:`LONG_TRAINING`)."""
     env = {**_env(work), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(args, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen([*WITH_SIGINT, *args], cwd=work, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
     for line in process.stdout:
         lines.append(line)
-        if line.startswith(f"> python {layout.script('train')}"):
-            time.sleep(1.0)
+        if " epoch " in line and "ELBO" in line:
             assert process.poll() is None, "".join(lines)
             os.killpg(process.pid, sig)
             break
@@ -230,6 +198,8 @@ def _interrupted(args: list[str], work: Path, sig: int) -> str:
         pytest.fail(f"no training started:\n{''.join(lines)[-3000:]}")
     rest, _ = process.communicate(timeout=120)
     assert process.returncode != 0, "".join(lines) + rest
+    if sig == signal.SIGINT:
+        assert "error: interrupted" in rest, "".join(lines) + rest
     return "".join(lines) + rest
 
 
@@ -262,9 +232,9 @@ def test_a_failed_or_interrupted_sweep_changes_no_committed_file(tmp_path_factor
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert result.returncode != 0 and len(errors) == 1 and " k " in f" {errors[0]} ", output[-3000:]
     _assert_nothing_committed_changed(clone, before, "a sweep with k=0")
-    # Ctrl-C and a kill of the whole process group while the DLGMM trains.
+    # Ctrl-C and a kill of the whole process group while a training runs.
     for sig in (signal.SIGINT, signal.SIGKILL):
-        output = _interrupted(sweep, clone, sig)
+        output = _interrupted(sweep + LONG_TRAINING, clone, sig)
         _assert_nothing_committed_changed(clone, before, f"a sweep interrupted by {sig.name}:\n{output[-2000:]}")
 
     assert _run(["git", "rev-parse", "HEAD"], clone) == head
