@@ -25,10 +25,11 @@ def _subnormals_kept_between_tests():
     torch.set_flush_denormal(False)
 
 
-#: The test files that run the tiny DVC pipeline (``tests/fixtures_pipeline.py``), minutes each: they run first, one
-#: per worker, so that the short tests fill the other worker meanwhile and none of them is left to run alone at the
-#: end of ``make test``.
-PIPELINE_FILES = ("test_pipeline.py", "test_dvc_mechanics.py", "test_sweep.py")
+#: The test files that run the tiny DVC pipeline (``tests/fixtures_pipeline.py``), minutes each: they run first, so
+#: that none of them is left to run alone at the end of ``make test``. pytest-xdist gives a worker its next file when
+#: at most two of its tests are left: the two long files first, one per worker (both build a tiny pipeline), then
+#: each worker takes one of the two sweep files as it nears the end of its first, and the short tests fill the rest.
+PIPELINE_FILES = ("test_pipeline.py", "test_dvc_mechanics.py", "test_sweep.py", "test_sweep_failures.py")
 
 
 def pytest_configure(config):
