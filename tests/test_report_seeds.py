@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlgmm_core import layout
@@ -148,3 +149,18 @@ def test_the_appendix_shows_every_seeds_map_and_names_the_seeds_not_run(tmp_path
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", appendix)
     assert len(links) == len(registered_models()) + 1
     assert all((tmp_path / "reports" / link).is_file() for link in links)
+
+
+def test_the_elbo_axis_is_scaled_to_the_settled_epochs():
+    """The first epochs' ELBOs (hundreds of nats below the rest) do not set the axis: the last 95 % of a long
+    run's epochs do; a run of two epochs is scaled to both."""
+    from dlgmm_core.history import RunHistory
+
+    steps = np.arange(1, 101)
+    elbo = np.where(steps <= 3, -500.0, -100.0 - 10.0 / steps)
+    long = RunHistory({}, (steps, elbo), (steps, elbo))
+    low, high = training_curves_figure({1234: {"dlgmm": long}}, ("dlgmm",), "", "", None).axes[0].get_ylim()
+    assert -110.0 < low < -100.0 < high
+    short = RunHistory({}, (steps[:2], np.array([-500.0, -100.0])), (steps[:2], np.array([-500.0, -100.0])))
+    low, _ = training_curves_figure({1234: {"dlgmm": short}}, ("dlgmm",), "", "", None).axes[0].get_ylim()
+    assert low < -500.0

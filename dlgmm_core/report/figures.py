@@ -24,6 +24,13 @@ HEADLINE_LINE = {"linewidth": 1.4, "alpha": 1.0}
 OTHER_SEED_LINE = {"linewidth": 0.8, "alpha": 0.45}
 
 
+def settled_from(epochs: int) -> int:
+    """The first epoch index a training figure's ELBO axis is scaled to: past the first 5 % of the epochs (at
+    least the first epoch where there are more than two), whose ELBOs lie hundreds of nats below the rest and
+    would squeeze the part where models differ into a sliver; the early epochs stay drawn, below the axis."""
+    return 0 if epochs <= 2 else min(epochs - 1, max(1, epochs // 20))
+
+
 def training_curves_figure(logs: dict[int, dict[str, RunHistory]], models: tuple[str, ...], title: str,
                            headline_label: str, others_label: str | None) -> Any:
     """Train and valid ELBO per epoch of every model and seed in ``logs`` (``{seed: {model: history}}``), two
@@ -54,7 +61,7 @@ def training_curves_figure(logs: dict[int, dict[str, RunHistory]], models: tuple
                 steps, elbo = getattr(log, split)
                 ax.plot(steps, elbo, color=colours[model], marker="o" if len(steps) < 15 else None,
                         markersize=3 if seed == headline else 2, gid=f"seed-{seed}/{model}", **style)
-                values.append(elbo[1:] if len(elbo) > 2 else elbo)
+                values.append(elbo[settled_from(len(elbo)):])
         ax.set_title(f"{split} ELBO", fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
