@@ -31,6 +31,11 @@ def settled_from(epochs: int) -> int:
     return 0 if epochs <= 2 else min(epochs - 1, max(1, epochs // 20))
 
 
+def drawn_models(logs: dict[int, dict[str, RunHistory]], models: tuple[str, ...]) -> list[str]:
+    """The models of ``models`` (in that order) that at least one seed of ``logs`` has a history of."""
+    return [model for model in models if any(model in by_model for by_model in logs.values())]
+
+
 def training_curves_figure(logs: dict[int, dict[str, RunHistory]], models: tuple[str, ...], title: str,
                            headline_label: str, others_label: str | None) -> Any:
     """Train and valid ELBO per epoch of every model and seed in ``logs`` (``{seed: {model: history}}``), two
@@ -48,7 +53,7 @@ def training_curves_figure(logs: dict[int, dict[str, RunHistory]], models: tuple
     from matplotlib.ticker import MaxNLocator
 
     colours = {model: f"C{index}" for index, model in enumerate(models)}
-    models = [model for model in models if any(model in by_model for by_model in logs.values())]
+    models = drawn_models(logs, models)
     headline = next(iter(logs))
     fig = Figure(figsize=(11.0, 4.2))
     axes = fig.subplots(1, 2, sharey=True)

@@ -15,7 +15,7 @@ from ..io import atomic_dir, write_json, write_text
 from ..verdicts import CONFIDENCE
 from .analysis import Judged, flat_metrics, frequent_digits, judge_claims, share
 from .claims_section import claim_verdict, claims_section, orientation_text
-from .figures import AUTHORS_LOGS_FIGURE, plot_authors_logs, plot_training_curves
+from .figures import AUTHORS_LOGS_FIGURE, drawn_models, plot_authors_logs, plot_training_curves
 from .inputs import Inputs, ProtocolInputs, RunHistory, read_inputs
 from .paper import (DATASET_NAMES, ENCODERS, GAUSSIAN, MIXTURE, MODELS, PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT,
                     PROTOCOL_PURPOSES, differs_from_paper, name, registered_models, table_rows, trained_only)
@@ -303,7 +303,7 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, di
 def _training_caption(logs: dict[int, dict[str, RunHistory]], seeds: list[int], models: tuple[str, ...]) -> str:
     """Which seeds a training figure draws (``logs``: :meth:`Inputs.training_logs`), the models of a seed that
     lacks some, and the seeds of ``seeds`` not drawn."""
-    drawn = [model for model in models if any(model in by_model for by_model in logs.values())]
+    drawn = drawn_models(logs, models)
 
     def seed_text(seed: int) -> str:
         have = [model for model in drawn if model in logs[seed]]
