@@ -10,7 +10,7 @@ from ..verdicts import CONFIDENCE, Verdict
 from .analysis import Fidelity, Judged, paper_difference
 from .inputs import Inputs
 from .paper import DATASET_NAMES, name
-from .tables import MISSING, fixed, markdown_table, signed
+from .tables import MISSING, fixed, markdown_table, seed_list, signed
 from .templates import paragraphs, phrase
 
 
@@ -145,7 +145,7 @@ def claims_section(inputs: Inputs, judged: dict[str, dict[str, Judged]], compone
             rows += _paired_rows(claim, judged[claim.key], marker, total)
     table = markdown_table(["claim", "measure", "paper"] + [f"`{p}`" for p in protocols], rows)
     quoted = "\n".join(phrase("claims.quote", number=n, quote=q) for q, n in quotes.items())
-    return paragraphs(phrase("claims", seeds=", ".join(str(s) for s in inputs.seeds),
+    return paragraphs(phrase("claims", seeds=seed_list(inputs.seeds),
                              confidence=f"{100 * CONFIDENCE:g}", margin=f"{NO_GAIN_MARGIN_NATS:g}",
                              t_three=f"{stats.t.ppf(0.5 + CONFIDENCE / 2, 2):.2f}",
                              t_many=f"{stats.norm.ppf(0.5 + CONFIDENCE / 2):.2f}", table=table, quotes=quoted),

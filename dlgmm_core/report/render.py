@@ -20,7 +20,8 @@ from .inputs import Inputs, ProtocolInputs, RunHistory, read_inputs
 from .paper import (DATASET_NAMES, ENCODERS, GAUSSIAN, MIXTURE, MODELS, PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT,
                     PROTOCOL_PURPOSES, differs_from_paper, name, registered_models, table_rows, trained_only)
 from .sections import where_section
-from .tables import (MISSING, NOT_RUN, estimator_table, knn_table, markdown_table, nll_table, training_table)
+from .tables import (MISSING, NOT_RUN, estimator_table, knn_table, markdown_table, nll_table, seed_list,
+                     training_table)
 from .templates import fill, paragraphs, phrase
 
 #: Digits listed per component in the table of Figure 2a/2b, at most.
@@ -129,11 +130,6 @@ def _header(inputs: Inputs, params: Params) -> dict[str, str]:
                                        for p, run in inputs.protocols.items() if run.not_run))}
 
 
-def _seeds(seeds: list[int]) -> str:
-    """``seeds`` as the report lists them."""
-    return ", ".join(str(seed) for seed in seeds)
-
-
 def _paper_figure(model: str) -> str:
     """`` (Figure 2c)``: the paper's figure of ``model``'s t-SNE map, empty for a model the paper has none of."""
     figure = MODELS[model].figure if model in MODELS else ""
@@ -164,7 +160,7 @@ def _tsne_every_seed(inputs: Inputs) -> str:
                      for seed, path in made.items()]
             missing = [seed for seed in runs if seed not in made]
             if missing:
-                lines.append(phrase("appendix.not_run", seeds=_seeds(missing)))
+                lines.append(phrase("appendix.not_run", seeds=seed_list(missing)))
             parts.append(phrase("appendix.model", model=name(model), figure=_paper_figure(model),
                                 maps="\n".join(lines)))
     return paragraphs(*parts)
@@ -296,7 +292,7 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, di
                 clusters=_clusters(inputs, judged), components=components,
                 claims=claims_section(inputs, judged, components), prior_means=qualitative["prior_means"],
                 qualitative_links=links, qualitative_figures=shown, shapes=_shapes(inputs, judged),
-                samples=_samples(inputs), seeds=_seeds(inputs.seeds), tsne_every_seed=_tsne_every_seed(inputs))
+                samples=_samples(inputs), seeds=seed_list(inputs.seeds), tsne_every_seed=_tsne_every_seed(inputs))
     return re.sub(r"\n{3,}", "\n\n", text)  # an empty slot leaves no empty paragraph
 
 
@@ -315,7 +311,7 @@ def _training_caption(logs: dict[int, dict[str, RunHistory]], seeds: list[int], 
     return phrase("training.caption", headline=seed_text(headline),
                   others=phrase("training.caption.others", seeds=", ".join(seed_text(s) for s in others))
                   if others else "",
-                  not_run=phrase("training.caption.not_run", seeds=_seeds(missing)) if missing else "")
+                  not_run=phrase("training.caption.not_run", seeds=seed_list(missing)) if missing else "")
 
 
 def _training(inputs: Inputs, training_figures: dict[str, dict[str, Path]]) -> str:
@@ -349,7 +345,7 @@ def _training_figures(inputs: Inputs, params: Params, root: Path) -> tuple[dict[
                                budget=params.budget, count=len(logs), total=len(inputs.seeds))
                 plot_training_curves(logs, registered_models(dataset), title,
                                      phrase("training.legend.headline", seed=headline),
-                                     phrase("training.legend.others", seeds=_seeds(others)) if others else None,
+                                     phrase("training.legend.others", seeds=seed_list(others)) if others else None,
                                      tmp / path.relative_to(training_dir))
                 figures[protocol][dataset] = path.relative_to(reports)
         plotted = plot_authors_logs(inputs, tmp / AUTHORS_LOGS_FIGURE) is not None

@@ -42,6 +42,11 @@ def format_cell(ours: float | None, paper: float | None, se: float | None = None
     return text if paper is None else f"{text} ({ours - paper:+.{decimals}f})"
 
 
+def seed_list(seeds) -> str:
+    """``seeds`` as the report lists them: ``1234, 1235``."""
+    return ", ".join(str(seed) for seed in seeds)
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """A GitHub markdown table (first column left-aligned, the others right-aligned)."""
     lines = ["| " + " | ".join(header) + " |",
