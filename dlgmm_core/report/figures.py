@@ -28,7 +28,7 @@ def settled_from(epochs: int) -> int:
     """The first epoch index a training figure's ELBO axis is scaled to: past the first 5 % of the epochs (at
     least the first epoch where there are more than two), whose ELBOs lie hundreds of nats below the rest and
     would squeeze the part where models differ into a sliver; the early epochs stay drawn, below the axis."""
-    return 0 if epochs <= 2 else min(epochs - 1, max(1, epochs // 20))
+    return 0 if epochs <= 2 else max(1, epochs // 20)
 
 
 def drawn_models(logs: dict[int, dict[str, RunHistory]], models: tuple[str, ...]) -> list[str]:
