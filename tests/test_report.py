@@ -677,6 +677,30 @@ def test_results_table_from_the_flat_metrics(built):
     assert table["Omniglot SB-VAE"]["-log p(x) paper"] == "—"
 
 
+def test_claims_digest_reads_each_verdict_back_from_the_flat_metrics():
+    """README.md's verdicts: one row per claim of the paper (the published numbers left out), each protocol's
+    verdict in words with the seeds it rests on, ``not run yet`` where the metrics have none."""
+    from dlgmm_core.report import claims_digest
+
+    metrics = {"claims.mnist_nll_dlgmm.authors.verdict": -1, "claims.mnist_nll_dlgmm.authors.seeds": 3,
+               "claims.mnist_nll_dlgmm.corrected.verdict": 1, "claims.mnist_nll_dlgmm.corrected.seeds": 2,
+               "claims.knn_dlgmm_gauss_vae.authors.verdict": 0, "claims.knn_dlgmm_gauss_vae.authors.seeds": 1,
+               "claims.knn_dlgmm_gauss_vae.authors.k3.verdict": 1, "claims.knn_dlgmm_gauss_vae.authors.k3.seeds": 1,
+               "claims.division.corrected.verdict": 1, "claims.division.corrected.seeds": 3}
+    lines = claims_digest(metrics, ["authors", "corrected"], 3, 5).splitlines()
+    assert lines[0] == "| claim | measure | `authors` | `corrected` |"
+    rows = {tuple(cell.strip() for cell in line.strip("|").split("|")[:2]):
+            [cell.strip() for cell in line.strip("|").split("|")[2:]] for line in lines[2:]}
+    assert len(rows) == len(lines) - 2 == 9
+    assert rows[("DLGMM better than Gauss-VAE", "MNIST -log p(x) (nats)")] == [
+        "**contradicted**, 3 of 3 seeds", "**supported**, 2 of 3 seeds"]
+    assert rows[("DLGMM better than Gauss-VAE", "MNIST kNN error at every k = 3, 5, 10")] == [
+        "**inconclusive**, 1 of 3 seeds", "not run yet"]
+    assert rows[("DLDPMM better than Gauss-VAE", "MNIST -log p(x) (nats)")] == ["not run yet", "not run yet"]
+    division = next(cells for (label, _), cells in rows.items() if label.startswith("the 5-component DLGMM"))
+    assert division == ["not run yet", "**supported**, 3 of 3 seeds"]
+
+
 def test_the_readme_results_are_the_committed_report():
     """Once a paper-budget report is committed, README.md's "Results" table is the one its metrics give."""
     from dlgmm_core.params.read import read_params_tree

@@ -1,11 +1,13 @@
 """Print the tables of README.md and docs/ that come from committed results.
 
     python tools/results.py [--metrics reports/metrics.json]   # README.md's "Results" table
+    python tools/results.py --claims                          # README.md's verdict of each claim
     python tools/results.py --epochs                          # docs/protocols.md's validation ELBO per epoch
 
-The Results table's protocol columns follow params.yaml's `protocols` list; the epochs table reads the committed
-training logs (logs/<protocol>/mnist/<model>/) and the authors' logged runs (dlgmm_core/reference/).
-tests/test_docs.py keeps both documents equal to what this prints.
+The Results table's and the claims' protocol columns follow params.yaml's `protocols` list; both read the
+report's metrics. The epochs table reads the committed training logs (logs/<protocol>/mnist/<model>/) and the
+authors' logged runs (dlgmm_core/reference/). tests/test_docs.py and tests/test_report.py keep both documents equal
+to what this prints.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from dlgmm_core.params.read import read_params_tree  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.io import read_json  # noqa: E402
 from dlgmm_core.layout import report_metrics  # noqa: E402
-from dlgmm_core.report import markdown_table, results_table  # noqa: E402
+from dlgmm_core.report import claims_digest, markdown_table, results_table  # noqa: E402
 from dlgmm_core.report.analysis import valid_at  # noqa: E402
 from dlgmm_core.report.inputs import read_training_log  # noqa: E402
 from dlgmm_core.report.paper import name  # noqa: E402
@@ -49,13 +51,19 @@ def epochs_table(root: Path = Path(".")) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metrics", default=str(report_metrics()), help="the report's flat metrics")
+    parser.add_argument("--claims", action="store_true", help="README.md's claims' verdicts instead")
     parser.add_argument("--epochs", action="store_true", help="docs/protocols.md's table instead")
     args = parser.parse_args(argv)
     if args.epochs:
         print(epochs_table())
         return
     metrics = read_json(Path(args.metrics), "run `dvc repro report` (or `make repro`)")
-    print(results_table(metrics, list(read_params_tree()["protocols"])))
+    tree = read_params_tree()
+    if args.claims:
+        print(claims_digest(metrics, list(tree["protocols"]), len(tree["seeds"]),
+                            int(tree["model"]["qualitative"]["components"])))
+        return
+    print(results_table(metrics, list(tree["protocols"])))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@ judged from every seed (:func:`dlgmm_core.report.analysis.judge_claims`), and ea
 our seeds."""
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 from scipy import stats
 
 from ..claims import CLAIMS, DIVISION_MARGIN_PX, NO_GAIN_MARGIN_NATS, Claim, Judgement, PaperClaim
 from ..verdicts import CONFIDENCE, Verdict
-from .analysis import Fidelity, Judged, paper_difference
+from .analysis import VERDICT_NUMBERS, Fidelity, Judged, paper_difference
 from .inputs import Inputs
 from .paper import DATASET_NAMES, name
 from .tables import MISSING, fixed, markdown_table, seed_list, signed
@@ -152,3 +154,34 @@ def claims_section(inputs: Inputs, judged: dict[str, dict[str, Judged]], compone
                       phrase("claims.division.about", last=components, margin=f"{DIVISION_MARGIN_PX:g}",
                              confidence=f"{100 * CONFIDENCE:g}"),
                       fidelity)
+
+
+def claims_digest(metrics: Mapping[str, float], protocols: Sequence[str], total: int, components: int) -> str:
+    """README.md's digest of the section "Claims": each claim of the paper (the published numbers left out) with its
+    verdict under each of ``protocols`` and the number of the ``total`` seeds it rests on, read back from the
+    report's flat metrics (``claims.<claim>.<protocol>.verdict`` and ``.seeds``, :func:`.analysis.flat_metrics`);
+    ``not run yet`` where a protocol has no verdict."""
+    verdicts = {number: verdict for verdict, number in VERDICT_NUMBERS.items()}
+
+    def cell(key: str, protocol: str) -> str:
+        prefix = f"claims.{key}.{protocol}"
+        if f"{prefix}.verdict" not in metrics:
+            return verdict_word(None)
+        return phrase("claims.verdict", verdict=f"**{verdict_word(verdicts[int(metrics[prefix + '.verdict'])])}**",
+                      seeds=seeds_text(int(metrics[f"{prefix}.seeds"]), total))
+
+    rows = []
+    for claim in CLAIMS:
+        if claim.kind == "fidelity":
+            continue
+        if claim.kind == "division":
+            label = phrase("claims.division", last=components, marker="")
+            measure = phrase("claims.measure.division", last=components)
+        else:
+            first = claim.cases[0]
+            label = _label(first, "")
+            measure = (_measure(first) if len(claim.cases) == 1 else
+                       phrase("claims.measure.every_k", dataset=DATASET_NAMES[first.dataset],
+                              ks=", ".join(str(case.neighbors) for case in claim.cases)))
+        rows.append([label, measure] + [cell(claim.key, p) for p in protocols])
+    return markdown_table(["claim", "measure"] + [f"`{p}`" for p in protocols], rows)
