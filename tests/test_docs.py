@@ -188,3 +188,24 @@ def test_the_protocols_epoch_table_is_the_committed_logs():
     table = tool.epochs_table(ROOT)
     assert table in (ROOT / "docs" / "protocols.md").read_text(), \
         f"docs/protocols.md: update the epochs table (python tools/results.py --epochs):\n{table}"
+
+
+def test_the_epochs_table_marks_an_epoch_a_run_has_not_logged(tmp_path):
+    """A training under way (or stopped early) has no validation ELBO at the later epochs: "—", not a traceback."""
+    import shutil
+
+    from dlgmm_core.params.read import read_params_tree
+
+    spec = importlib.util.spec_from_file_location("results_tool", ROOT / "tools" / "results.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    seed = read_params_tree(ROOT / "params.yaml")["seeds"][0]
+    for protocol in ("authors", "corrected"):
+        shutil.copytree(ROOT / f"logs/{protocol}/seed-{seed}/mnist", tmp_path / f"logs/{protocol}/seed-{seed}/mnist")
+    log = tmp_path / f"logs/corrected/seed-{seed}/mnist/dlgmm/plots/metrics/valid/elbo.tsv"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:6]))  # the header and epochs 1 to 5
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip(" |").split(" | ")[1:]
+            for line in tool.epochs_table(tmp_path).splitlines()[2:]}
+    assert rows["DLGMM, `corrected`"][2:] == ["—", "—"]
+    assert "—" not in rows["DLGMM, `corrected`"][:2] + rows["DLGMM, `authors`"]

@@ -26,14 +26,20 @@ from dlgmm_core.report import claims_digest, markdown_table, results_table  # no
 from dlgmm_core.report.analysis import valid_at  # noqa: E402
 from dlgmm_core.report.inputs import read_training_log  # noqa: E402
 from dlgmm_core.report.paper import name  # noqa: E402
+from dlgmm_core.report.tables import MISSING  # noqa: E402
 
 #: The epochs of docs/protocols.md's table.
 EPOCHS = (1, 5, 10, 20)
 
 
+def _elbo(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.2f}"
+
+
 def epochs_table(root: Path = Path(".")) -> str:
     """Validation ELBO (nats) at :data:`EPOCHS` of the authors' logged MNIST runs and of ours under every protocol
-    of params.yaml (its first seed), from the committed logs."""
+    of params.yaml (its first seed), from the committed logs; ``—`` at an epoch a run has not logged (a training
+    under way, or one that stopped early)."""
     tree = read_params_tree(root / "params.yaml")
     protocols, seed = list(tree["protocols"]), tree["seeds"][0]
     rows = []
@@ -43,7 +49,7 @@ def epochs_table(root: Path = Path(".")) -> str:
         for protocol in protocols:
             ours = read_training_log(protocol, seed, "mnist", model, root, "run `dvc repro` (or `make repro`)")
             runs.append((f"`{protocol}`", *ours.valid))
-        rows += [[f"{name(model)}, {label}"] + [f"{valid_at(steps, values, e):.2f}" for e in EPOCHS]
+        rows += [[f"{name(model)}, {label}"] + [_elbo(valid_at(steps, values, e)) for e in EPOCHS]
                  for label, steps, values in runs]
     return markdown_table(["run"] + [f"epoch {e}" for e in EPOCHS], rows)
 
