@@ -73,15 +73,19 @@ def _paper(case: Claim) -> str:
     return MISSING if difference is None else signed(difference)
 
 
+def _every_k_measure(claim: PaperClaim) -> str:
+    """The measure of a claim made at several k: ``MNIST kNN error at every k = 3, 5, 10``."""
+    ks = ", ".join(str(case.neighbors) for case in claim.cases)
+    return phrase("claims.measure.every_k", dataset=DATASET_NAMES[claim.cases[0].dataset], ks=ks)
+
+
 def _paired_rows(claim: PaperClaim, judged: dict[str, Judged], marker: str, total: int) -> list[list[str]]:
     if len(claim.cases) == 1:
         case = claim.cases[0]
         return [[_label(case, marker), _measure(case), _paper(case)]
                 + [_case_cell(entry.judgements[0], total) for entry in judged.values()]]
     first = claim.cases[0]
-    ks = ", ".join(str(case.neighbors) for case in claim.cases)
-    rows = [[_label(first, marker), phrase("claims.measure.every_k", dataset=DATASET_NAMES[first.dataset], ks=ks),
-             MISSING] + [claim_verdict(entry, total) for entry in judged.values()]]
+    rows = [[_label(first, marker), _every_k_measure(claim), MISSING] + [claim_verdict(entry, total) for entry in judged.values()]]
     for index, case in enumerate(claim.cases):
         rows.append([phrase("claims.case", k=case.neighbors), _measure(case), _paper(case)]
                     + [_case_cell(entry.judgements[index], total) for entry in judged.values()])
@@ -180,8 +184,6 @@ def claims_digest(metrics: Mapping[str, float], protocols: Sequence[str], total:
         else:
             first = claim.cases[0]
             label = _label(first, "")
-            measure = (_measure(first) if len(claim.cases) == 1 else
-                       phrase("claims.measure.every_k", dataset=DATASET_NAMES[first.dataset],
-                              ks=", ".join(str(case.neighbors) for case in claim.cases)))
+            measure = _measure(first) if len(claim.cases) == 1 else _every_k_measure(claim)
         rows.append([label, measure] + [cell(claim.key, p) for p in protocols])
     return markdown_table(["claim", "measure"] + [f"`{p}`" for p in protocols], rows)
