@@ -22,7 +22,7 @@ from dlgmm_core.params.read import read_params_tree  # noqa: E402
 from dlgmm_core.errors import run_stage  # noqa: E402
 from dlgmm_core.io import read_json  # noqa: E402
 from dlgmm_core.layout import report_metrics  # noqa: E402
-from dlgmm_core.report import claims_digest, markdown_table, results_table  # noqa: E402
+from dlgmm_core.report import markdown_table, readme_claims_digest, results_table  # noqa: E402
 from dlgmm_core.report.analysis import valid_at  # noqa: E402
 from dlgmm_core.report.inputs import read_training_log  # noqa: E402
 from dlgmm_core.report.paper import name  # noqa: E402
@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = read_json(Path(args.metrics), "run `dvc repro report` (or `make repro`)")
     tree = read_params_tree()
     if args.claims:
-        print(claims_digest(metrics, list(tree["protocols"]), len(tree["seeds"]),
-                            int(tree["model"]["qualitative"]["components"])))
+        print(readme_claims_digest(metrics, tree))
         return
     print(results_table(metrics, list(tree["protocols"])))
 

@@ -18,7 +18,7 @@ Modules, in reading order: :mod:`.paper` (the paper's values and names), :mod:`.
 files).
 """
 from .analysis import differing_settings, flat_metrics
-from .claims_section import claims_digest
+from .claims_section import claims_digest, readme_claims_digest
 from .inputs import Inputs, ProtocolInputs, RunHistory, read_inputs
 from .paper import DATASET_NAMES, MODELS, NOT_REPRODUCED, PAPER, ReportModel, registered_models
 from .render import render_readme, write_report
@@ -26,4 +26,5 @@ from .tables import format_cell, markdown_table, results_table
 
 __all__ = ["DATASET_NAMES", "MODELS", "NOT_REPRODUCED", "PAPER", "Inputs", "ProtocolInputs", "ReportModel",
            "RunHistory", "claims_digest", "differing_settings", "flat_metrics", "format_cell", "markdown_table",
-           "read_inputs", "registered_models", "render_readme", "results_table", "write_report"]
+           "read_inputs", "readme_claims_digest", "registered_models", "render_readme", "results_table",
+           "write_report"]

@@ -29,12 +29,18 @@ def seeds_text(count: int, total: int) -> str:
     return phrase("claims.seeds", count=count, total=total)
 
 
+def _verdict_text(verdict: Verdict | None, count: int, total: int, bold: bool = False) -> str:
+    """``supported, 3 of 3 seeds`` (the verdict's word in bold with ``bold``), or ``not run yet`` for None."""
+    if verdict is None:
+        return verdict_word(None)
+    word = verdict_word(verdict)
+    return phrase("claims.verdict", verdict=f"**{word}**" if bold else word, seeds=seeds_text(count, total))
+
+
 def claim_verdict(judged: Judged, total: int) -> str:
     """A claim's verdict with the number of seeds it rests on (``supported, 3 of 3 seeds``), or ``not run yet``:
     what the report's other sections say where they point to the Claims section."""
-    if judged.verdict is None:
-        return verdict_word(None)
-    return phrase("claims.verdict", verdict=verdict_word(judged.verdict), seeds=seeds_text(len(judged.seeds), total))
+    return _verdict_text(judged.verdict, len(judged.seeds), total)
 
 
 def _range(values: tuple[float, ...] | list[float], form=signed) -> str:
@@ -171,8 +177,8 @@ def claims_digest(metrics: Mapping[str, float], protocols: Sequence[str], total:
         prefix = f"claims.{key}.{protocol}"
         if f"{prefix}.verdict" not in metrics:
             return verdict_word(None)
-        return phrase("claims.verdict", verdict=f"**{verdict_word(verdicts[int(metrics[prefix + '.verdict'])])}**",
-                      seeds=seeds_text(int(metrics[f"{prefix}.seeds"]), total))
+        return _verdict_text(verdicts[int(metrics[f"{prefix}.verdict"])], int(metrics[f"{prefix}.seeds"]), total,
+                             bold=True)
 
     rows = []
     for claim in CLAIMS:
@@ -187,3 +193,10 @@ def claims_digest(metrics: Mapping[str, float], protocols: Sequence[str], total:
             measure = _measure(first) if len(claim.cases) == 1 else _every_k_measure(claim)
         rows.append([label, measure] + [cell(claim.key, p) for p in protocols])
     return markdown_table(["claim", "measure"] + [f"`{p}`" for p in protocols], rows)
+
+
+def readme_claims_digest(metrics: Mapping[str, float], tree: Mapping) -> str:
+    """:func:`claims_digest` for params.yaml's ``tree`` (its protocols, the number of its seeds and the qualitative
+    model's components): the table README.md holds, printed by ``python tools/results.py --claims``."""
+    return claims_digest(metrics, list(tree["protocols"]), len(tree["seeds"]),
+                         int(tree["model"]["qualitative"]["components"]))
