@@ -91,7 +91,8 @@ def _paired_rows(claim: PaperClaim, judged: dict[str, Judged], marker: str, tota
         return [[_label(case, marker), _measure(case), _paper(case)]
                 + [_case_cell(entry.judgements[0], total) for entry in judged.values()]]
     first = claim.cases[0]
-    rows = [[_label(first, marker), _every_k_measure(claim), MISSING] + [claim_verdict(entry, total) for entry in judged.values()]]
+    rows = [[_label(first, marker), _every_k_measure(claim), MISSING]
+            + [claim_verdict(entry, total) for entry in judged.values()]]
     for index, case in enumerate(claim.cases):
         rows.append([phrase("claims.case", k=case.neighbors), _measure(case), _paper(case)]
                     + [_case_cell(entry.judgements[index], total) for entry in judged.values()])
