@@ -170,6 +170,11 @@ def test_a_stage_cost_is_its_logged_time_else_a_default(tmp_path):
     assert schedule.stage_cost([Path("metrics.json")], (tmp_path / "nothing", tmp_path)) == 12.5  # a further root
     assert schedule.stage_cost([Path("logs/authors/seed-1234/mnist/new_model/metrics.json")]) == \
         schedule.DEFAULT_SECONDS["training"]
+    log.write_text(json.dumps({"epochs": 4, "timing": {"mean_epoch_seconds": 1002.5}}))  # paused an hour once
+    (tmp_path / "plots" / "metrics").mkdir(parents=True)
+    (tmp_path / "plots" / "metrics" / "epoch_seconds.tsv").write_text("step\tepoch_seconds\n1\t3.0\n2\t4000.0\n"
+                                                                     "3\t2.0\n4\t5.0\n")
+    assert schedule.stage_cost([log]) == 16.0  # the median epoch (4 s) four times, not the paused mean
 
 
 def test_jobs_below_one_is_refused(capsys):

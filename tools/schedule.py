@@ -30,6 +30,7 @@ import argparse
 import heapq
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -47,12 +48,23 @@ DEFAULT_SECONDS = {"training": 3600.0, "other": 60.0}
 _POLL = 0.5
 
 
+def _median_epoch_seconds(log_dir: Path) -> float | None:
+    """The median of the per-epoch times a training log folder holds (dvclive's ``epoch_seconds.tsv``), None if none."""
+    try:
+        rows = (log_dir / "plots" / "metrics" / "epoch_seconds.tsv").read_text().splitlines()[1:]
+        return statistics.median(float(row.split("\t")[1]) for row in rows) if rows else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def logged_seconds(path: Path) -> float | None:
     """The seconds the stage that wrote output ``path`` took last time, None where it logs none.
 
-    A training log (``logs/<protocol>/seed-<seed>/<dataset>/<model>/metrics.json``, or the folder holding it): its mean epoch
-    time times its epochs (``timing.mean_epoch_seconds``, ``epochs``, or ``step`` while it is under way); a JSON
-    result with a top-level ``seconds`` (the marginal-likelihood stage's): that.
+    A training log (``logs/<protocol>/seed-<seed>/<dataset>/<model>/metrics.json``, or the folder holding it): its
+    typical epoch time times its epochs (``epochs``, or ``step`` while it is under way). The typical epoch time is the
+    median of the per-epoch times beside it (``plots/metrics/epoch_seconds.tsv``), which a training paused for hours
+    between two epochs does not inflate, else ``timing.mean_epoch_seconds``. A JSON result with a top-level
+    ``seconds`` (the marginal-likelihood stage's): that.
     """
     path = path / "metrics.json" if path.is_dir() else path
     if path.suffix != ".json" or not path.is_file():
@@ -65,7 +77,8 @@ def logged_seconds(path: Path) -> float | None:
         return None
     timing = data.get("timing") if isinstance(data.get("timing"), dict) else {}
     epochs = data.get("epochs", data.get("step"))
-    values = [timing.get("mean_epoch_seconds"), epochs] if timing else [data.get("seconds"), 1]
+    values = [_median_epoch_seconds(path.parent) or timing.get("mean_epoch_seconds"), epochs] if timing else \
+        [data.get("seconds"), 1]
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return float(values[0]) * float(values[1])
     return None
