@@ -113,6 +113,17 @@ def _expect_error(path, needle, **kwargs):
     return message
 
 
+def _saved_payload(path, model):
+    """Save ``model`` as a checkpoint at ``path`` and return the file's payload, to be edited and saved again."""
+    save_checkpoint(path, model)
+    return torch.load(path, weights_only=True)
+
+
+def _expect_error_once_saved(path, payload, needle):
+    torch.save(payload, path)
+    return _expect_error(path, needle)
+
+
 def test_missing_file(tmp_path):
     _expect_error(tmp_path / "nothing.pt", "not found")
 
@@ -147,32 +158,25 @@ def test_other_torch_files(tmp_path):
     torch.save({"format": "dlgmm-checkpoint", "array": np.zeros(3)}, unsafe)  # needs weights_only=False
     _expect_error(unsafe, "corrupt")
     future = tmp_path / "future.pt"
-    save_checkpoint(future, _model("gauss_vae"))
-    payload = torch.load(future, weights_only=True)
+    payload = _saved_payload(future, _model("gauss_vae"))
     payload["version"] = 99
-    torch.save(payload, future)
-    _expect_error(future, "version 99")
+    _expect_error_once_saved(future, payload, "version 99")
 
 
 def test_state_dict_of_another_config(tmp_path):
     path = tmp_path / "mixed.pt"
-    save_checkpoint(path, _model("dlgmm"))
-    payload = torch.load(path, weights_only=True)
+    payload = _saved_payload(path, _model("dlgmm"))
     payload["state_dict"] = _model("dlgmm", hidden=16).state_dict()
-    torch.save(payload, path)
-    _expect_error(path, "shape mismatch")
+    _expect_error_once_saved(path, payload, "shape mismatch")
     payload["state_dict"] = _model("dlgmm", components=1, prior_means=[0.0]).state_dict()  # no stick heads
-    torch.save(payload, path)
-    _expect_error(path, "missing log_a_head")
+    _expect_error_once_saved(path, payload, "missing log_a_head")
     payload["config"] = {**payload["config"], "hidden": -3}
-    torch.save(payload, path)
-    _expect_error(path, "hidden")
+    _expect_error_once_saved(path, payload, "hidden")
 
 
 def test_encoder_activation_is_stored_and_checked(tmp_path):
     path = tmp_path / "linear.pt"
-    save_checkpoint(path, _model("dlgmm"))
-    payload = torch.load(path, weights_only=True)
+    payload = _saved_payload(path, _model("dlgmm"))
     assert payload["config"]["encoder_activation"] == "linear"
     loaded = load_checkpoint(path)
     assert [type(m) for m in loaded.encoder] == [torch.nn.Linear]
@@ -181,8 +185,7 @@ def test_encoder_activation_is_stored_and_checked(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.config.encoder_activation == "relu" and isinstance(loaded.encoder[-1], torch.nn.ReLU)
     payload["config"]["encoder_activation"] = "sigmoid"
-    torch.save(payload, path)
-    _expect_error(path, "encoder_activation must be one of relu, linear")
+    _expect_error_once_saved(path, payload, "encoder_activation must be one of relu, linear")
 
 
 def test_map_location_and_device(tmp_path):
