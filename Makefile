@@ -22,6 +22,10 @@ JOBS ?= 2
 # `make repro` only: a protocol whose stages run before the headline's (e.g. FIRST=corrected when the
 # headline's results are already committed); empty: params.yaml's order.
 FIRST ?=
+# `make repro` only: 1 continues the committed run on a machine without its DVC cache (a fresh clone, or another
+# machine): the data is prepared, then a stage whose only change is a cached output missing here (the checkpoint of
+# a finished training) is skipped instead of rerun (DVC's --allow-missing). Empty: such stages rerun.
+ALLOW_MISSING ?=
 # Where `make quick` runs its own copy of the pipeline.
 QUICK_DIR := build/quick
 
@@ -68,7 +72,9 @@ quick: $(STAMP)
 repro: $(STAMP)
 	$(seed_omniglot)
 	$(PY) tools/params.py set budget=paper
-	$(PY) tools/schedule.py --jobs $(JOBS) --dvc $(DVC) $(if $(FIRST),--first $(FIRST))
+	$(if $(ALLOW_MISSING),$(DVC) repro prepare)
+	$(PY) tools/schedule.py --jobs $(JOBS) --dvc $(DVC) $(if $(FIRST),--first $(FIRST)) \
+		$(if $(ALLOW_MISSING),--allow-missing)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py

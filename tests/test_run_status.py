@@ -69,3 +69,21 @@ def test_a_fresh_clone_of_a_complete_run_is_done_until_a_committed_result_change
     edited = str(nll.relative_to(clone))
     assert any(line.strip().startswith("marginal_likelihood@") and f"{edited} modified" in line
                for line in result.stdout.splitlines()), result.stdout
+
+
+def test_make_repro_allow_missing_continues_a_committed_run_without_retraining_it(tmp_path_factory):
+    """`make repro ALLOW_MISSING=1`'s two commands on a fresh clone of a complete run: the data is prepared with
+    dvc.lock's hashes, every other stage is skipped (its only change is a checkpoint missing here), nothing committed
+    changes."""
+    clone = fresh_clone(tmp_path_factory, "continue")
+    dvc = str(Path(sys.executable).parent / "dvc")
+    for args in ([dvc, "repro", "prepare"],
+                 [sys.executable, str(ROOT / "tools" / "schedule.py"), "--jobs", "2", "--dvc", dvc, "--allow-missing"]):
+        result = subprocess.run(args, cwd=clone, env=_env(clone), capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "stages up to date" in result.stdout, result.stdout
+    ran = [log.stem for log in (clone / ".dlgmm" / "logs").glob("*.log") if "Running stage" in log.read_text()]
+    assert ran == [] and not list((clone / "models").rglob("*.pt")), ran
+    changed = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
+    assert changed == "", changed
+    assert _tool(clone).returncode == 0

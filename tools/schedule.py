@@ -224,8 +224,8 @@ def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print,
     return failed
 
 
-def _dvc_command(dvc: str) -> list[str]:
-    return [dvc, "--wait-for-lock", "repro", "--single-item"]
+def _dvc_command(dvc: str, allow_missing: bool = False) -> list[str]:
+    return [dvc, "--wait-for-lock", "repro", "--single-item", *(["--allow-missing"] if allow_missing else [])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", metavar="PROTOCOL",
                         help="run this protocol's stages before the headline's (e.g. when the headline's results are "
                              "already committed and another protocol's are missing); the report is unchanged")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="skip a stage whose only change is a cached output missing here (DVC's flag): continue "
+                             "a committed run on a machine without its DVC cache instead of retraining what it "
+                             "trained (prepare the data first: `dvc repro prepare`)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         print(f"schedule: --jobs must be at least 1 (got {args.jobs})", file=sys.stderr)
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             print("schedule: --first orders the stages run side by side; with --jobs 1 the order is dvc repro's",
                   file=sys.stderr)
             return 2
-        return subprocess.call([args.dvc, "repro", *args.targets])
+        return subprocess.call([args.dvc, "repro", *(["--allow-missing"] if args.allow_missing else []), *args.targets])
     try:
         upstream, outputs = stage_graph(args.targets)
         protocols = first_protocol(read_protocols(), args.first)
@@ -262,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def start(name: str) -> subprocess.Popen:
         log = open(layout.stage_log(name), "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([*_dvc_command(args.dvc), name], stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen([*_dvc_command(args.dvc, args.allow_missing), name], stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
         log.close()
         processes.append(proc)
         return proc
