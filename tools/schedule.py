@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlgmm_core import layout  # noqa: E402
 from dlgmm_core.errors import DlgmmError  # noqa: E402
+from dlgmm_core.history import _read_tsv  # noqa: E402
 
 #: The cost (seconds) of a stage whose outputs log no time: one that writes a training log (under logs/), another.
 DEFAULT_SECONDS = {"training": 3600.0, "other": 60.0}
@@ -49,12 +50,13 @@ _POLL = 0.5
 
 
 def _median_epoch_seconds(log_dir: Path) -> float | None:
-    """The median of the per-epoch times a training log folder holds (dvclive's ``epoch_seconds.tsv``), None if none."""
+    """The median of the per-epoch times a training log folder holds (dvclive's ``epoch_seconds.tsv``, read by the
+    history's own reader), None if none."""
     try:
-        rows = (log_dir / "plots" / "metrics" / "epoch_seconds.tsv").read_text().splitlines()[1:]
-        return statistics.median(float(row.split("\t")[1]) for row in rows) if rows else None
-    except (OSError, ValueError, IndexError):
+        _, seconds = _read_tsv(log_dir / "plots" / "metrics" / "epoch_seconds.tsv", hint="")
+    except DlgmmError:
         return None
+    return statistics.median(seconds.tolist())
 
 
 def logged_seconds(path: Path) -> float | None:
@@ -224,8 +226,8 @@ def run_graph(upstream: dict[str, set[str]], start, *, jobs: int, report=print,
     return failed
 
 
-def _dvc_command(dvc: str, allow_missing: bool = False) -> list[str]:
-    return [dvc, "--wait-for-lock", "repro", "--single-item", *(["--allow-missing"] if allow_missing else [])]
+def _dvc_command(dvc: str, *flags: str) -> list[str]:
+    return [dvc, "--wait-for-lock", "repro", "--single-item", *flags]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                              "a committed run on a machine without its DVC cache instead of retraining what it "
                              "trained (prepare the data first: `dvc repro prepare`)")
     args = parser.parse_args(argv)
+    flags = ["--allow-missing"] if args.allow_missing else []
     if args.jobs < 1:
         print(f"schedule: --jobs must be at least 1 (got {args.jobs})", file=sys.stderr)
         return 2
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             print("schedule: --first orders the stages run side by side; with --jobs 1 the order is dvc repro's",
                   file=sys.stderr)
             return 2
-        return subprocess.call([args.dvc, "repro", *(["--allow-missing"] if args.allow_missing else []), *args.targets])
+        return subprocess.call([args.dvc, "repro", *flags, *args.targets])
     try:
         upstream, outputs = stage_graph(args.targets)
         protocols = first_protocol(read_protocols(), args.first)
@@ -266,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def start(name: str) -> subprocess.Popen:
         log = open(layout.stage_log(name), "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([*_dvc_command(args.dvc, args.allow_missing), name], stdout=log,
-                                stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen([*_dvc_command(args.dvc, *flags), name], stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         processes.append(proc)
         return proc
