@@ -1,5 +1,6 @@
 """The report shows the spread over seeds where a reader compares models: every seed's training curves in each
-training figure, and every seed's t-SNE map in the appendix; seeds not run yet are named, never drawn or linked."""
+training figure, and every seed's t-SNE map and extreme prior components in the appendix; seeds not run yet are
+named, never drawn or linked."""
 from __future__ import annotations
 
 import json
@@ -129,11 +130,13 @@ def test_the_appendix_shows_every_seeds_map_and_names_the_seeds_not_run(tmp_path
     write_inputs(tmp_path, PROTOCOL, only={("mnist", "dlgmm")}, seed=1235)  # one model's stages of seed 1235
     readme, _ = _report(tmp_path, monkeypatch)
 
-    heading = next(line for line in readme.splitlines() if line.startswith("## Appendix"))
-    assert readme.rstrip("\n").split("\n## ")[-1].startswith(heading[3:])  # the report's last section
+    heading = "## Appendix: t-SNE maps of every seed"
+    # the report's last two sections: the t-SNE maps, then Figure 2a/2b, of every seed
+    assert [part.split("\n")[0] for part in readme.rstrip("\n").split("\n## ")[-2:]] == \
+           [heading[3:], "Appendix: Figure 2a/2b of every seed"]
     tsne = _section(readme, "## Figure 2c/2d: t-SNE of MNIST test-set latent samples")
     assert f"[appendix](#{_slug(heading)})" in tsne
-    appendix = readme.split(heading + "\n")[1]
+    appendix = _section(readme, heading)
     assert "`seeds` (1234, 1235, 1236)" in appendix
 
     blocks = dict(re.findall(r"#### ([\w-]+)[^\n]*\n\n((?:- [^\n]*\n?)+)", appendix))
@@ -149,6 +152,41 @@ def test_the_appendix_shows_every_seeds_map_and_names_the_seeds_not_run(tmp_path
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", appendix)
     assert len(links) == len(registered_models()) + 1
     assert all((tmp_path / "reports" / link).is_file() for link in links)
+
+
+def test_the_appendix_shows_every_seeds_extreme_components_with_the_orientation_it_took(tmp_path, monkeypatch):
+    write_inputs(tmp_path, PROTOCOL, seed=1234)
+    write_inputs(tmp_path, PROTOCOL, seed=1235)
+    write_inputs(tmp_path, PROTOCOL, only={("mnist", "dlgmm")}, seed=1236)  # no qualitative model yet
+    # seed 1235 took the other orientation: its component 1 draws the wider digits
+    path = tmp_path / "reports/figures/qualitative" / PROTOCOL / "seed-1235/components.json"
+    data = json.loads(path.read_text())
+    data["components"][-1]["width"] = 9.0
+    path.write_text(json.dumps(data))
+    readme, _ = _report(tmp_path, monkeypatch)
+
+    heading = "## Appendix: Figure 2a/2b of every seed"
+    components = _section(readme, "## Figure 2a/2b: samples from single prior components of the qualitative DLGMM")
+    assert "The grids and numbers below are seed 1234's (params.yaml's first seed); every seed's two extremes are " \
+           f"in the [appendix](#{_slug(heading)})." in components
+    appendix = _section(readme, heading)
+    assert "`seeds` (1234, 1235, 1236)" in appendix
+
+    def line(seed: int, gap: str) -> str:
+        folder = f"figures/qualitative/{PROTOCOL}/seed-{seed}"
+        return (f"- seed {seed}, width gap {gap}: ![component 1, {PROTOCOL}, seed {seed}]({folder}/component_1.png) "
+                f"![component 5, {PROTOCOL}, seed {seed}]({folder}/component_5.png)")
+
+    # each seed's gap with its interval (1.96 x hypot(0.3, 0.3) = 0.83 px), as the division claim judges it
+    expected = [line(1234, "+4.2 px (95 % interval +3.4 to +5.1 px), as the paper's (component 5 wider)"),
+                line(1235, "-2.0 px (95 % interval -2.8 to -1.2 px), reversed (component 1 wider)"),
+                "- seeds not run yet: 1236"]
+    assert appendix.split(f"### `{PROTOCOL}`\n\n")[1].strip().splitlines() == expected
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", appendix)
+    assert len(links) == 4 and all((tmp_path / "reports" / link).is_file() for link in links)
+    # the claim the appendix illustrates rests on the same two seeds, one in each orientation
+    assert "seed 1234 +4.2 px (+3.4 to +5.1), as the paper's (component 5 wider); seed 1235 -2.0 px (-2.8 to " \
+           "-1.2), reversed (component 1 wider); 2 of 3 seeds" in _section(readme, "## Claims")
 
 
 def test_the_elbo_axis_is_scaled_to_the_settled_epochs():

@@ -21,7 +21,7 @@ from .paper import (DATASET_NAMES, ENCODERS, GAUSSIAN, MIXTURE, MODELS, PAPER_TH
                     PROTOCOL_PURPOSES, differs_from_paper, name, registered_models, table_rows, trained_only)
 from .sections import where_section
 from .tables import (MISSING, NOT_RUN, estimator_table, knn_table, markdown_table, nll_table, seed_list,
-                     training_table)
+                     signed, training_table)
 from .templates import fill, paragraphs, phrase
 
 #: Digits listed per component in the table of Figure 2a/2b, at most.
@@ -166,6 +166,32 @@ def _tsne_every_seed(inputs: Inputs) -> str:
     return paragraphs(*parts)
 
 
+def _qualitative_every_seed(inputs: Inputs, judged: dict[str, dict[str, Judged]], components: int) -> str:
+    """The appendix: the two extreme components' samples of every seed whose qualitative model has them, per
+    protocol, each with the seed's width gap and orientation from the division claim; one line names the seeds
+    whose ``samples_qualitative`` stage has not run yet."""
+    parts = []
+    for protocol, runs in inputs.runs.items():
+        divisions = {row.seed: row for row in judged["division"][protocol].divisions}
+        lines, missing = [], []
+        for seed, run in runs.items():
+            first, last = run.qualitative[0], run.qualitative[-1]
+            if first is None or last is None:
+                missing.append(seed)
+                continue
+            row = divisions.get(seed)
+            gap = "" if row is None else phrase("appendix.components.gap", gap=signed(row.gap, 1),
+                                                confidence=f"{100 * CONFIDENCE:g}", low=signed(row.low, 1),
+                                                high=signed(row.high, 1),
+                                                orientation=orientation_text(row.orientation, components))
+            lines.append(phrase("appendix.components", seed=seed, gap=gap, protocol=protocol,
+                                first=first.as_posix(), last_component=components, last=last.as_posix()))
+        if missing:
+            lines.append(phrase("appendix.not_run", seeds=seed_list(missing)))
+        parts += [phrase("appendix.protocol", protocol=protocol), "\n".join(lines)]
+    return paragraphs(*parts)
+
+
 def _clusters(inputs: Inputs, judged: dict[str, dict[str, Judged]]) -> str:
     """Figure 2c/2d in numbers: each map's leave-one-out kNN class error, and where the paper's reading is judged."""
     measured = {protocol: run.clusters for protocol, run in inputs.protocols.items() if run.clusters}
@@ -292,7 +318,9 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, di
                 clusters=_clusters(inputs, judged), components=components,
                 claims=claims_section(inputs, judged, components), prior_means=qualitative["prior_means"],
                 qualitative_links=links, qualitative_figures=shown, shapes=_shapes(inputs, judged),
-                samples=_samples(inputs), seeds=seed_list(inputs.seeds), tsne_every_seed=_tsne_every_seed(inputs))
+                samples=_samples(inputs), seeds=seed_list(inputs.seeds), first_seed=inputs.seeds[0],
+                tsne_every_seed=_tsne_every_seed(inputs),
+                qualitative_every_seed=_qualitative_every_seed(inputs, judged, components))
     return re.sub(r"\n{3,}", "\n\n", text)  # an empty slot leaves no empty paragraph
 
 
