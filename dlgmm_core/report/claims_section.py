@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 from scipy import stats
 
-from ..claims import CLAIMS, DIVISION_MARGIN_PX, NO_GAIN_MARGIN_NATS, Claim, Judgement, PaperClaim
+from ..claims import CLAIMS, DIVISION_MARGIN_PX, NO_GAIN_MARGIN_NATS, Claim, Division, Judgement, PaperClaim
 from ..verdicts import CONFIDENCE, Verdict
 from .analysis import VERDICT_NUMBERS, Fidelity, Judged, paper_difference
 from .inputs import Inputs
@@ -106,11 +106,17 @@ def orientation_text(orientation: int, last: int) -> str:
     return phrase("claims.orientation.reversed") if orientation < 0 else phrase("claims.orientation.none")
 
 
+def division_slots(row: Division, last: int) -> dict[str, str]:
+    """One seed's division (:class:`dlgmm_core.claims.Division`) as the slots every phrase of it fills: the gap and
+    its interval's ends (px, signed, one decimal) and the orientation in words (``last``: the last component)."""
+    return {"gap": signed(row.gap, 1), "low": signed(row.low, 1), "high": signed(row.high, 1),
+            "orientation": orientation_text(row.orientation, last)}
+
+
 def _division_cell(judged: Judged, total: int, last: int) -> str:
     if judged.verdict is None:
         return verdict_word(None)
-    seeds = "; ".join(phrase("claims.division.seed", seed=row.seed, gap=signed(row.gap, 1), low=signed(row.low, 1),
-                             high=signed(row.high, 1), orientation=orientation_text(row.orientation, last))
+    seeds = "; ".join(phrase("claims.division.seed", seed=row.seed, **division_slots(row, last))
                       for row in judged.divisions)
     return phrase("claims.division.cell", verdict=verdict_word(judged.verdict), seeds=seeds,
                   count=seeds_text(len(judged.seeds), total))

@@ -14,14 +14,14 @@ from ..params.stage import DATASETS, Params
 from ..io import atomic_dir, write_json, write_text
 from ..verdicts import CONFIDENCE
 from .analysis import Judged, flat_metrics, frequent_digits, judge_claims, share
-from .claims_section import claim_verdict, claims_section, orientation_text
+from .claims_section import claim_verdict, claims_section, division_slots
 from .figures import AUTHORS_LOGS_FIGURE, drawn_models, plot_authors_logs, plot_training_curves
 from .inputs import Inputs, ProtocolInputs, RunHistory, read_inputs
 from .paper import (DATASET_NAMES, ENCODERS, GAUSSIAN, MIXTURE, MODELS, PAPER_THIN_DIGIT, PAPER_WIDE_DIGIT,
                     PROTOCOL_PURPOSES, differs_from_paper, name, registered_models, table_rows, trained_only)
 from .sections import where_section
 from .tables import (MISSING, NOT_RUN, estimator_table, knn_table, markdown_table, nll_table, seed_list,
-                     signed, training_table)
+                     training_table)
 from .templates import fill, paragraphs, phrase
 
 #: Digits listed per component in the table of Figure 2a/2b, at most.
@@ -180,10 +180,8 @@ def _qualitative_every_seed(inputs: Inputs, judged: dict[str, dict[str, Judged]]
                 missing.append(seed)
                 continue
             row = divisions.get(seed)
-            gap = "" if row is None else phrase("appendix.components.gap", gap=signed(row.gap, 1),
-                                                confidence=f"{100 * CONFIDENCE:g}", low=signed(row.low, 1),
-                                                high=signed(row.high, 1),
-                                                orientation=orientation_text(row.orientation, components))
+            gap = "" if row is None else phrase("appendix.components.gap", confidence=f"{100 * CONFIDENCE:g}",
+                                                **division_slots(row, components))
             lines.append(phrase("appendix.components", seed=seed, gap=gap, protocol=protocol,
                                 first=first.as_posix(), last_component=components, last=last.as_posix()))
         if missing:
@@ -238,10 +236,9 @@ def _widths_sentence(protocol: str, components: list[dict], judged: Judged, seed
     first, last = components[0], components[-1]
     row = next(r for r in judged.divisions if r.seed == seed)
     return phrase("shapes.widths", protocol=protocol, last=int(last["component"]), first_width=f"{first['width']:.1f}",
-                  last_width=f"{last['width']:.1f}", gap=f"{row.gap:+.1f}", confidence=f"{100 * CONFIDENCE:g}",
-                  low=f"{row.low:+.1f}", high=f"{row.high:+.1f}",
-                  orientation=orientation_text(row.orientation, int(last["component"])),
-                  first_ink=f"{first['ink']:.0f}", last_ink=f"{last['ink']:.0f}", verdict=claim_verdict(judged, total))
+                  last_width=f"{last['width']:.1f}", confidence=f"{100 * CONFIDENCE:g}",
+                  **division_slots(row, int(last["component"])), first_ink=f"{first['ink']:.0f}",
+                  last_ink=f"{last['ink']:.0f}", verdict=claim_verdict(judged, total))
 
 
 def _examples_sentence(protocol: str, components: list[dict]) -> str:
