@@ -116,8 +116,8 @@ def test_seeds_not_run_or_still_training_are_absent(tmp_path, monkeypatch):
     training = _section(readme, "## Training")
     assert "(figures/training/authors/mnist.png)\n\nSeeds drawn: 1234 thick. Not run yet (or still training): " \
            "1235, 1236." in training
-    assert "(figures/training/authors/omniglot.png)\n\nSeeds drawn: 1234 thick; 1235 (DLDPMM only) thin and " \
-           "light, in each model's colour. Not run yet (or still training): 1236." in training
+    assert "(figures/training/authors/omniglot.png)\n\nSeeds drawn: 1234 thick; 1235 thin and light, in each " \
+           "model's colour. Seed 1235: DLDPMM only. Not run yet (or still training): 1236." in training
 
 
 def _slug(heading: str) -> str:

@@ -322,20 +322,18 @@ def render_readme(inputs: Inputs, params: Params, training_figures: dict[str, di
 
 
 def _training_caption(logs: dict[int, dict[str, RunHistory]], seeds: list[int], models: tuple[str, ...]) -> str:
-    """Which seeds a training figure draws (``logs``: :meth:`Inputs.training_logs`), the models of a seed that
-    lacks some, and the seeds of ``seeds`` not drawn."""
+    """Which seeds a training figure draws (``logs``: :meth:`Inputs.training_logs`), the models of each seed that
+    lacks some (a sentence of its own, so that it cannot be read as said of every seed), and the seeds of ``seeds``
+    not drawn."""
     drawn = drawn_models(logs, models)
-
-    def seed_text(seed: int) -> str:
-        have = [model for model in drawn if model in logs[seed]]
-        return str(seed) + ("" if have == drawn else
-                            phrase("training.caption.models", models=", ".join(name(m) for m in have)))
-
+    partial = "".join(phrase("training.caption.models", seed=seed,
+                             models=", ".join(name(model) for model in drawn if model in logs[seed]))
+                      for seed in logs if any(model not in logs[seed] for model in drawn))
     headline, *others = logs
     missing = [seed for seed in seeds if seed not in logs]
-    return phrase("training.caption", headline=seed_text(headline),
-                  others=phrase("training.caption.others", seeds=", ".join(seed_text(s) for s in others))
-                  if others else "",
+    return phrase("training.caption", headline=headline,
+                  others=phrase("training.caption.others", seeds=", ".join(map(str, others))) if others else "",
+                  partial=partial,
                   not_run=phrase("training.caption.not_run", seeds=seed_list(missing)) if missing else "")
 
 
