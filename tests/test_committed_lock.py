@@ -60,4 +60,3 @@ def test_every_git_tracked_output_holds_the_hash_dvc_lock_records():
     assert sorted(checked["report"]) == ["reports/README.md", "reports/figures/training", "reports/metrics.json"]
     trainings = [stage for stage in lock if stage.startswith("train")]
     assert trainings and all(any(p.startswith("logs/") for p in checked[stage]) for stage in trainings)
-
